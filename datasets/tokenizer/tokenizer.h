@@ -1,0 +1,66 @@
+// Tokenizers. The seam is the abstract Tokenizer (the chat template and data code
+// depend only on it); SentencePieceTokenizer is the real one. sentencepiece itself lives
+// behind a dlopen()ed C interface (spm_capi.h) because its bundled protobuf clashes with
+// libtorch's (design.md pitfall 3).
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ethos {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::vector<int> encode(std::string_view text) const = 0;
+  virtual std::string decode(const std::vector<int>& ids) const = 0;
+  // -1 when `piece` is not in the vocabulary (never silently maps to <unk>).
+  virtual int piece_to_id(std::string_view piece) const = 0;
+  virtual std::string id_to_piece(int id) const = 0;
+  virtual int vocab_size() const = 0;
+  virtual int bos_id() const = 0;  // -1 if the model has none
+  virtual int eos_id() const = 0;
+  virtual int unk_id() const = 0;
+  // Content hash of the tokenizer definition (for checkpoint/caching checks).
+  virtual std::string content_hash() const = 0;
+};
+
+struct TokenizerTrainOptions {
+  std::vector<std::string> input_files;  // plain text, one sentence/document per line
+  std::string model_path;                // where the .model goes (a .vocab is written beside it)
+  std::string model_type = "bpe";        // "bpe" or "unigram"
+  int vocab_size = 1000;
+  bool byte_fallback = true;
+  double character_coverage = 1.0;
+  std::vector<std::string> user_defined_symbols;  // e.g. chat role and rationale markers
+  int num_threads = 1;
+  int max_sentence_length = 16384;
+};
+
+class SentencePieceTokenizer : public Tokenizer {
+ public:
+  // Throws ethos::Error naming the path when the file is missing or not a sentencepiece model.
+  static std::unique_ptr<SentencePieceTokenizer> load(const std::string& model_path);
+  // Trains a model and writes it to options.model_path (deterministic for a given input).
+  static void train(const TokenizerTrainOptions& options);
+
+  ~SentencePieceTokenizer() override;
+  std::vector<int> encode(std::string_view text) const override;
+  std::string decode(const std::vector<int>& ids) const override;
+  int piece_to_id(std::string_view piece) const override;
+  std::string id_to_piece(int id) const override;
+  int vocab_size() const override;
+  int bos_id() const override;
+  int eos_id() const override;
+  int unk_id() const override;
+  std::string content_hash() const override { return hash_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  SentencePieceTokenizer() = default;
+  void* handle_ = nullptr;  // opaque spm_capi handle
+  std::string path_, hash_;
+};
+
+}  // namespace ethos

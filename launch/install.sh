@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what ethos needs from Debian's archive, only what is missing, then configures and
+# builds. Used by both README commands and by CI. Idempotent: a second run installs nothing.
+#   launch/install.sh [build-dir]      (default: build)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build}"
+
+packages=(
+  build-essential cmake pkg-config
+  libtorch-dev libgloo-dev libopenblas0-openmp   # tensors + c10d headers + fast BLAS (design.md pitfalls 1, gloo)
+  libsentencepiece-dev sentencepiece
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev catch2
+  gnuplot-nox
+  python3-torch                                  # reference numbers only (parity goldens, benchmarks)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[install] installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "[install] all Debian packages present"
+fi
+
+jobs="$(nproc)"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+echo "[install] building in $build with $jobs jobs"
+cmake --build "$build" -j "$jobs"

@@ -1,0 +1,99 @@
+// Recipes: typed config filled from YAML.
+//  - `include: base.yaml` (path relative to the including file) is deep-merged under the file;
+//  - command-line overrides `a.b=value` (YAML scalar syntax; list items by index: stages.1.train.lr=1e-4);
+//  - unknown keys are errors with their key path, file:line and the nearest valid name;
+//  - a wrongly typed value is an error with key path, file:line and the expected type;
+//  - every problem is collected and reported at once (one ethos::Error, one problem per line);
+//  - the resolved config (all defaults written out, stages expanded) is written to the run dir.
+// Stages: `data` and `train` at the top level are defaults; each entry of `stages` may override
+// any of their keys (deep merge). Without `stages` the recipe has one stage named "main".
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trainer/model/llama.h"
+
+namespace ethos {
+
+struct TokenizerSection {
+  std::string path;                      // tokenizer.model to load (relative paths: to the CWD)
+  std::vector<std::string> train_files;  // if `path` does not exist and these are set: train it first
+  std::string model_type = "bpe";        // bpe | unigram
+  int64_t vocab_size = 1000;
+  bool byte_fallback = true;
+};
+
+struct ModelSection {
+  std::string from;  // HF model dir to start from ("" = fresh init from `arch`)
+  ModelConfig arch;  // HF config.json field names (vocab_size defaults to the tokenizer's when 0)
+};
+
+struct DataSourceSpec {
+  std::string path;             // JSONL file
+  std::string kind;             // document | demonstration | explained | preference
+  double weight = 1.0;          // mixture weight
+};
+
+struct DataSection {
+  std::vector<DataSourceSpec> sources;
+  int64_t seq_len = 256;
+  double action_weight = 1.0;
+  double rationale_weight = 1.0;  // 0 drops rationale spans (== demonstration-only training)
+  double document_weight = 1.0;
+};
+
+struct TrainSection {
+  std::string objective = "sft";  // sft (preference objectives come with the DPO issue)
+  int64_t steps = 100;
+  int64_t batch_size = 8;         // rows per micro-batch (per rank)
+  int64_t grad_accum = 1;         // micro-batches per optimizer step
+  double lr = 1e-3;
+  std::string schedule = "cosine";  // cosine | linear | constant
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.1;      // final lr = lr * min_lr_ratio
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double grad_clip = 1.0;         // global-norm clip; 0 = off
+  bool decay_norms_biases_embeddings = false;  // default: excluded from weight decay
+  std::string precision = "fp32"; // fp32 | bf16 (bf16 autocast where the build supports it)
+  int64_t log_every = 1;
+  int64_t checkpoint_every = 50;  // steps; the final step is always checkpointed
+  int64_t keep_last = 3;          // checkpoints kept (0 = all)
+};
+
+struct StageSection {
+  std::string name = "main";
+  std::string init;  // "" : previous stage's final weights (stage 0: model.from or fresh init);
+                     // otherwise a checkpoint or HF model dir
+  DataSection data;
+  TrainSection train;
+};
+
+struct Recipe {
+  std::string name = "run";
+  int64_t seed = 0;
+  std::string out_dir;        // default: runs/<name>/seed<seed>
+  std::string resume = "auto";  // auto | never | <checkpoint dir>
+  bool allow_changed = false;   // resume even when config/data/tokenizer hashes differ
+  int64_t threads = 0;          // intra-op threads; 0 = the cores available to this process
+  TokenizerSection tokenizer;
+  ModelSection model;
+  std::vector<StageSection> stages;  // resolved: always >= 1
+  std::string source_path;           // the recipe file (not written out)
+
+  std::string run_dir() const;  // out_dir, or its default
+};
+
+// Loads `path` (following include:), applies overrides ("a.b=value"), checks types, unknown
+// keys and values (validate()), and returns the typed recipe. Throws Error listing every problem.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+// Every semantic problem at once (e.g. "stages[1].train.lr: must be > 0 (got -1)").
+std::vector<std::string> validate(const Recipe& r);
+// The resolved config as YAML, every default written out; stable (same recipe -> same text).
+std::string to_yaml(const Recipe& r);
+// Hash of the resolved config minus keys that may change across a resume
+// (resume, allow_changed, threads, out_dir).
+std::string config_hash(const Recipe& r);
+
+}  // namespace ethos

@@ -1,0 +1,9 @@
+// The shared precompiled header (design.md pitfall 6). Heavy, stable headers only.
+#pragma once
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+#include <string>
+#include <vector>
+#include <map>
+#include <memory>

@@ -1,0 +1,54 @@
+// safetensors reader/writer (https://huggingface.co/docs/safetensors format):
+//   8 bytes little-endian u64 N | N bytes JSON header | data
+//   header: {"__metadata__": {str: str}, "name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...}
+//   offsets are relative to the start of the data section.
+// Everything is bounds-checked: a header that lies about sizes, offsets, dtypes or shapes
+// is an ethos::Error naming the file and the tensor, never a crash or an out-of-bounds read.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ethos {
+
+struct SafetensorsEntry {
+  std::string name;
+  torch::ScalarType dtype;
+  std::vector<int64_t> shape;
+  size_t begin = 0, end = 0;  // byte range within the data section
+};
+
+class SafetensorsFile {
+ public:
+  // Reads and validates the whole file. Throws Error("<path>: <what>") on any problem.
+  static SafetensorsFile read(const std::string& path);
+  // Same, from bytes already in memory (`label` names them in errors).
+  static SafetensorsFile parse(std::string bytes, const std::string& label);
+
+  const std::vector<SafetensorsEntry>& entries() const { return entries_; }  // in file order
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  bool contains(const std::string& name) const;
+  // A CPU tensor owning a copy of the data. Throws Error naming the tensor if absent.
+  torch::Tensor get(const std::string& name) const;
+
+ private:
+  std::string label_;
+  std::string bytes_;
+  size_t data_start_ = 0;
+  std::vector<SafetensorsEntry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Serialises tensors (any device; copied to CPU, made contiguous) in the given order,
+// header keys sorted as Hugging Face writes them, data 8-byte aligned header padded with spaces.
+std::string serialize_safetensors(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata = {});
+// serialize + atomic write (tmp file, fsync, rename).
+void write_safetensors(const std::string& path, const NamedTensors& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace ethos
