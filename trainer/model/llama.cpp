@@ -1,1 +1,405 @@
-// (being written)
+// Llama-family decoder (Llama, Mistral, Qwen2 layouts) and its Hugging Face config.json mapping.
+// The math follows Hugging Face's LlamaForCausalLM so that its checkpoints load and give the
+// same logits: RMSNorm in float32, rotary embeddings in the "rotate_half" layout (first half /
+// second half of each head, not interleaved), grouped-query attention with kv heads repeated
+// as repeat_kv does, SwiGLU MLP.
+// Shapes: B = batch, T = new tokens, S = keys (cached + new), C = hidden, H = heads,
+//         K = kv heads, D = head dim, I = intermediate, V = vocabulary.
+#include "trainer/model/llama.h"
+
+#include <limits>
+
+#include "datasets/util.h"
+#include "trainer/compat.h"
+
+namespace ethos {
+namespace {
+
+using json = nlohmann::json;
+using torch::Tensor;
+
+// ---- config.json ------------------------------------------------------------------------
+
+std::string field_error(const std::string& where, const std::string& key, const char* expected, const json& v) {
+  return where + ": field '" + key + "' must be " + expected + ", found " + std::string(v.type_name()) + " " +
+         v.dump() + ". Fix the value in config.json.";
+}
+
+// Optional fields: absent or null keeps the default.
+void read_int(const json& j, const std::string& key, int64_t& out, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  if (!j[key].is_number_integer()) throw Error(field_error(where, key, "an integer", j[key]));
+  out = j[key].get<int64_t>();
+}
+
+void read_double(const json& j, const std::string& key, double& out, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  if (!j[key].is_number()) throw Error(field_error(where, key, "a number", j[key]));
+  out = j[key].get<double>();
+}
+
+void read_bool(const json& j, const std::string& key, bool& out, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  if (!j[key].is_boolean()) throw Error(field_error(where, key, "true or false", j[key]));
+  out = j[key].get<bool>();
+}
+
+void read_required_int(const json& j, const std::string& key, int64_t& out, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null())
+    throw Error(where + ": required field '" + key + "' is missing. A Hugging Face config.json for a Llama-family "
+                "model must set it.");
+  read_int(j, key, out, where);
+}
+
+// bos/eos ids: an integer, or a list of integers (Llama 3 lists several eos ids; the first is used).
+void read_token_id(const json& j, const std::string& key, int64_t& out, const std::string& where) {
+  if (j.contains(key) && j[key].is_array()) {
+    if (j[key].empty() || !j[key][0].is_number_integer())
+      throw Error(field_error(where, key, "an integer or a non-empty list of integers", j[key]));
+    out = j[key][0].get<int64_t>();
+    return;
+  }
+  read_int(j, key, out, where);
+}
+
+// ---- building blocks --------------------------------------------------------------------
+
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// HF rotate_half: [x1, x2] -> [-x2, x1] with x1, x2 the two halves of the last dim.
+Tensor rotate_half(const Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// x: [B,N,T,D]; cos, sin: [B,1,T,D]
+Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin) { return x * cos + rotate_half(x) * sin; }
+
+// [B,K,S,D] -> [B,K*n_rep,S,D], each kv head repeated n_rep times in place (HF repeat_kv).
+Tensor repeat_kv(const Tensor& x, int64_t n_rep) {
+  if (n_rep == 1) return x;
+  return x.repeat_interleave(n_rep, /*dim=*/1);
+}
+
+// Additive mask [B,1,T,S] from a boolean "may attend" [B,T,S]: 0 where allowed, -inf elsewhere.
+Tensor additive_mask(const Tensor& allowed, torch::ScalarType dtype) {
+  auto mask = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(allowed.device()));
+  return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity()).unsqueeze(1);
+}
+
+struct AttentionImpl : torch::nn::Module {
+  explicit AttentionImpl(const ModelConfig& c)
+      : heads(c.num_attention_heads), kv_heads(c.kv_heads()), head_dim(c.dim_per_head()) {
+    q_proj = register_module("q_proj", linear(c.hidden_size, heads * head_dim, c.qkv_bias));
+    k_proj = register_module("k_proj", linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
+    v_proj = register_module("v_proj", linear(c.hidden_size, kv_heads * head_dim, c.qkv_bias));
+    o_proj = register_module("o_proj", linear(heads * head_dim, c.hidden_size, c.o_bias));
+  }
+
+  // x: [B,T,C]; cos/sin [B,1,T,D]; mask [B,1,T,S]. With a cache, k/v [B,K,t,D] (post-RoPE,
+  // before repetition) are appended to *k_cache / *v_cache.
+  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask, Tensor* k_cache,
+                 Tensor* v_cache) {
+    const int64_t B = x.size(0), T = x.size(1);
+    auto q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // [B,H,T,D]
+    auto k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
+    auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
+    q = apply_rope(q, cos, sin);
+    k = apply_rope(k, cos, sin);
+    if (k_cache) {
+      if (k_cache->defined()) {
+        k = torch::cat({*k_cache, k}, 2);  // [B,K,S,D]
+        v = torch::cat({*v_cache, v}, 2);
+      }
+      *k_cache = k;
+      *v_cache = v;
+    }
+    const int64_t n_rep = heads / kv_heads;
+    auto out = compat::attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask);  // [B,H,T,D]
+    return o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim}));              // [B,T,C]
+  }
+
+  int64_t heads, kv_heads, head_dim;
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct MlpImpl : torch::nn::Module {
+  explicit MlpImpl(const ModelConfig& c) {
+    gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, false));
+    up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, false));
+    down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, false));
+  }
+  // [B,T,C] -> [B,T,I] -> [B,T,C]
+  Tensor forward(const Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+}  // namespace
+
+// ---- ModelConfig ------------------------------------------------------------------------
+
+std::vector<std::string> ModelConfig::problems() const {
+  std::vector<std::string> p;
+  auto positive = [&](const char* name, int64_t v) {
+    if (v <= 0) p.push_back(std::string(name) + " (" + std::to_string(v) + ") must be > 0");
+  };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("intermediate_size", intermediate_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  positive("max_position_embeddings", max_position_embeddings);
+  if (num_key_value_heads < 0) p.push_back("num_key_value_heads (" + std::to_string(num_key_value_heads) + ") must be >= 0 (0 = num_attention_heads)");
+  if (head_dim < 0) p.push_back("head_dim (" + std::to_string(head_dim) + ") must be >= 0 (0 = hidden_size / num_attention_heads)");
+  if (num_attention_heads > 0 && num_key_value_heads > 0 && num_attention_heads % num_key_value_heads != 0)
+    p.push_back("num_attention_heads (" + std::to_string(num_attention_heads) + ") must be a multiple of num_key_value_heads (" +
+                std::to_string(num_key_value_heads) + ")");
+  if (head_dim == 0 && num_attention_heads > 0 && hidden_size % num_attention_heads != 0)
+    p.push_back("hidden_size (" + std::to_string(hidden_size) + ") must be a multiple of num_attention_heads (" +
+                std::to_string(num_attention_heads) + "), or set head_dim");
+  if (num_attention_heads > 0 && dim_per_head() % 2 != 0)
+    p.push_back("head dim (" + std::to_string(dim_per_head()) + ") must be even for rotary embeddings");
+  if (!(rope_theta > 0)) p.push_back("rope_theta (" + std::to_string(rope_theta) + ") must be > 0");
+  if (!(rms_norm_eps > 0)) p.push_back("rms_norm_eps (" + std::to_string(rms_norm_eps) + ") must be > 0");
+  if (!(initializer_range >= 0)) p.push_back("initializer_range (" + std::to_string(initializer_range) + ") must be >= 0");
+  if (o_bias && !qkv_bias)
+    p.push_back("o_bias requires qkv_bias (Llama's attention_bias puts a bias on q, k, v and o together)");
+  return p;
+}
+
+void ModelConfig::validate() const {
+  const auto p = problems();
+  if (p.empty()) return;
+  std::string msg = "invalid model config:";
+  for (const auto& s : p) msg += "\n  - " + s;
+  throw Error(msg);
+}
+
+ModelConfig ModelConfig::from_hf_json(const json& j, const std::string& where) {
+  if (!j.is_object()) throw Error(where + ": expected a JSON object (Hugging Face config.json), found " + j.type_name());
+  if (!j.contains("model_type") || !j["model_type"].is_string())
+    throw Error(where + ": field 'model_type' must be a string: one of \"llama\", \"mistral\", \"qwen2\"");
+  const std::string type = j["model_type"].get<std::string>();
+  if (type != "llama" && type != "mistral" && type != "qwen2")
+    throw Error(where + ": model_type \"" + type + "\" is not supported; ethos loads \"llama\", \"mistral\" and \"qwen2\" models");
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
+    throw Error(where + ": rope_scaling " + j["rope_scaling"].dump() + " is not supported yet; use a model without "
+                "rope_scaling (set it to null only if the checkpoint was trained without it)");
+  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+    throw Error(where + ": hidden_act " + j["hidden_act"].dump() + " is not supported; Llama-family models use \"silu\"");
+
+  ModelConfig c;
+  c.rms_norm_eps = 1e-6;  // Hugging Face's default for all three model types
+  read_required_int(j, "vocab_size", c.vocab_size, where);
+  read_required_int(j, "hidden_size", c.hidden_size, where);
+  read_required_int(j, "intermediate_size", c.intermediate_size, where);
+  read_required_int(j, "num_hidden_layers", c.num_hidden_layers, where);
+  read_required_int(j, "num_attention_heads", c.num_attention_heads, where);
+  read_int(j, "num_key_value_heads", c.num_key_value_heads, where);
+  read_int(j, "head_dim", c.head_dim, where);
+  read_int(j, "max_position_embeddings", c.max_position_embeddings, where);
+  read_double(j, "rope_theta", c.rope_theta, where);
+  read_double(j, "rms_norm_eps", c.rms_norm_eps, where);
+  read_bool(j, "tie_word_embeddings", c.tie_word_embeddings, where);
+  read_token_id(j, "bos_token_id", c.bos_token_id, where);
+  read_token_id(j, "eos_token_id", c.eos_token_id, where);
+  read_double(j, "initializer_range", c.initializer_range, where);
+  if (type == "qwen2") {
+    c.qkv_bias = true;
+    c.o_bias = false;
+  } else {
+    bool attention_bias = false;
+    read_bool(j, "attention_bias", attention_bias, where);
+    c.qkv_bias = c.o_bias = attention_bias;
+  }
+  const auto p = c.problems();
+  if (!p.empty()) {
+    std::string msg = where + ": invalid model config:";
+    for (const auto& s : p) msg += "\n  - " + s;
+    throw Error(msg);
+  }
+  return c;
+}
+
+json ModelConfig::to_hf_json() const {
+  const bool qwen2 = qkv_bias && !o_bias;
+  json j{
+      {"architectures", {qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+      {"model_type", qwen2 ? "qwen2" : "llama"},
+      {"vocab_size", vocab_size},
+      {"hidden_size", hidden_size},
+      {"intermediate_size", intermediate_size},
+      {"num_hidden_layers", num_hidden_layers},
+      {"num_attention_heads", num_attention_heads},
+      {"num_key_value_heads", kv_heads()},
+      {"head_dim", dim_per_head()},
+      {"max_position_embeddings", max_position_embeddings},
+      {"rope_theta", rope_theta},
+      {"rope_scaling", nullptr},
+      {"rms_norm_eps", rms_norm_eps},
+      {"tie_word_embeddings", tie_word_embeddings},
+      {"hidden_act", "silu"},
+      {"attention_dropout", 0.0},
+      {"initializer_range", initializer_range},
+      {"bos_token_id", bos_token_id},
+      {"eos_token_id", eos_token_id},
+      {"torch_dtype", "float32"},
+      {"use_cache", true},
+  };
+  if (qwen2) {
+    j["use_sliding_window"] = false;
+  } else {
+    j["attention_bias"] = qkv_bias;
+    j["mlp_bias"] = false;
+    j["pretraining_tp"] = 1;
+  }
+  return j;
+}
+
+int64_t ModelConfig::num_parameters() const {
+  const int64_t C = hidden_size, D = dim_per_head(), H = num_attention_heads, K = kv_heads();
+  const int64_t attention = C * H * D + 2 * C * K * D + H * D * C + (qkv_bias ? H * D + 2 * K * D : 0) + (o_bias ? C : 0);
+  const int64_t mlp = 3 * C * intermediate_size;
+  const int64_t layer = attention + mlp + 2 * C;
+  return vocab_size * C * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + C;
+}
+
+// ---- modules ----------------------------------------------------------------------------
+
+// RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, computed in float32 and cast back (as HF does).
+struct LlamaImpl::Norm : torch::nn::Module {
+  Norm(int64_t dim, double eps_) : eps(eps_) { weight = register_parameter("weight", torch::ones({dim})); }
+  Tensor forward(const Tensor& x) {  // [..., C]
+    const auto xf = x.to(torch::kFloat32);
+    const auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    return weight * normed.to(x.scalar_type());
+  }
+  double eps;
+  Tensor weight;
+};
+
+struct LlamaImpl::Layer : torch::nn::Module {
+  explicit Layer(const ModelConfig& c) {
+    self_attn = register_module("self_attn", Attention(c));
+    mlp = register_module("mlp", Mlp(c));
+    input_layernorm = register_module("input_layernorm", std::make_shared<Norm>(c.hidden_size, c.rms_norm_eps));
+    post_attention_layernorm =
+        register_module("post_attention_layernorm", std::make_shared<Norm>(c.hidden_size, c.rms_norm_eps));
+  }
+  // x: [B,T,C] -> [B,T,C]
+  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask, Tensor* k_cache,
+                 Tensor* v_cache) {
+    const auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, k_cache, v_cache);
+    return h + mlp->forward(post_attention_layernorm->forward(h));
+  }
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+  std::shared_ptr<Norm> input_layernorm, post_attention_layernorm;
+};
+
+LlamaImpl::LlamaImpl(const ModelConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  model_ = register_module("model", std::make_shared<torch::nn::Module>("LlamaModel"));
+  embed_tokens_ = model_->register_module("embed_tokens", torch::nn::Embedding(cfg_.vocab_size, cfg_.hidden_size));
+  layers_ = model_->register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg_.num_hidden_layers; ++i) layers_->push_back(std::make_shared<Layer>(cfg_));
+  norm_ = model_->register_module("norm", std::make_shared<Norm>(cfg_.hidden_size, cfg_.rms_norm_eps));
+  if (!cfg_.tie_word_embeddings) lm_head_ = register_module("lm_head", linear(cfg_.hidden_size, cfg_.vocab_size, false));
+  // inv_freq[i] = 1 / theta^(2i/D), i = 0..D/2-1, in float32 like HF.
+  const int64_t D = cfg_.dim_per_head();
+  inv_freq_ = 1.0 / torch::pow(cfg_.rope_theta, torch::arange(0, D, 2, torch::kInt64).to(torch::kFloat32) / D);
+}
+
+void LlamaImpl::check_tokens(const Tensor& tokens, const char* where) const {
+  if (tokens.dim() != 2 || tokens.scalar_type() != torch::kInt64)
+    throw Error(std::string(where) + ": tokens must be an int64 tensor [B,T], got " + std::to_string(tokens.dim()) +
+                "-d " + std::string(c10::toString(tokens.scalar_type())));
+  if (tokens.numel() == 0) throw Error(std::string(where) + ": no tokens to process (empty [B,T] tensor)");
+  const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+  if (lo < 0 || hi >= cfg_.vocab_size)
+    throw Error(std::string(where) + ": token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary [0, " +
+                std::to_string(cfg_.vocab_size) + "); the tokenizer does not match the model's vocab_size");
+}
+
+Tensor LlamaImpl::run(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KVCache* cache) {
+  auto h = embed_tokens_->forward(tokens);  // [B,T,C]
+  // Rotary angles per token: [B,T,D/2] -> duplicated halves [B,1,T,D]
+  const auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(h.device());
+  const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);
+  const auto cos = angles.cos().to(h.scalar_type()), sin = angles.sin().to(h.scalar_type());
+  for (size_t i = 0; i < layers_->size(); ++i) {
+    Tensor* k = cache ? &cache->k[i] : nullptr;
+    Tensor* v = cache ? &cache->v[i] : nullptr;
+    h = layers_[i]->as<Layer>()->forward(h, cos, sin, mask, k, v);
+  }
+  h = norm_->forward(h);
+  const auto logits = cfg_.tie_word_embeddings ? torch::nn::functional::linear(h, embed_tokens_->weight)
+                                               : lm_head_->forward(h);  // [B,T,V]
+  return logits.to(torch::kFloat32);
+}
+
+Tensor LlamaImpl::forward(const Tensor& tokens, const Tensor& positions, const Tensor& doc_ids) {
+  check_tokens(tokens, "Llama::forward");
+  if (positions.sizes() != tokens.sizes() || doc_ids.sizes() != tokens.sizes())
+    throw Error("Llama::forward: tokens, positions and doc_ids must have the same shape [B,T]");
+  const int64_t T = tokens.size(1);
+  // may attend: same document and not in the future; the diagonal always (so a padding token
+  // never has an all-blocked row, which would give NaN).
+  const auto same_doc = doc_ids.unsqueeze(2) == doc_ids.unsqueeze(1);  // [B,T,T]
+  const auto causal = torch::ones({T, T}, tokens.options().dtype(torch::kBool)).tril();
+  const auto diagonal = torch::eye(T, tokens.options().dtype(torch::kBool));
+  const auto mask = additive_mask((same_doc & causal) | diagonal, embed_tokens_->weight.scalar_type());
+  return run(tokens, positions, mask, nullptr);
+}
+
+Tensor LlamaImpl::forward(const Tensor& tokens) {
+  check_tokens(tokens, "Llama::forward");
+  const int64_t T = tokens.size(1);
+  const auto positions = torch::arange(T, tokens.options()).unsqueeze(0).expand_as(tokens);
+  return forward(tokens, positions, torch::zeros_like(tokens));
+}
+
+Tensor LlamaImpl::forward_cached(const Tensor& tokens, KVCache& cache) {
+  check_tokens(tokens, "Llama::forward_cached");
+  const auto L = static_cast<size_t>(cfg_.num_hidden_layers);
+  if (cache.k.size() != L || cache.v.size() != L) {
+    if (cache.length() != 0) throw Error("Llama::forward_cached: the KV cache belongs to a model with another layer count");
+    cache.k.assign(L, Tensor());
+    cache.v.assign(L, Tensor());
+  }
+  const int64_t past = cache.length(), B = tokens.size(0), T = tokens.size(1);
+  if (past > 0 && cache.k[0].size(0) != B)
+    throw Error("Llama::forward_cached: batch size " + std::to_string(B) + " differs from the cache's " +
+                std::to_string(cache.k[0].size(0)));
+  const auto positions = torch::arange(past, past + T, tokens.options()).unsqueeze(0).expand({B, T});  // [B,T]
+  // new token i (at position past+i) sees keys 0..past+i
+  const auto key_pos = torch::arange(past + T, tokens.options());                        // [S]
+  const auto allowed = (key_pos.unsqueeze(0) <= positions[0].unsqueeze(1)).expand({B, T, past + T});
+  const auto mask = additive_mask(allowed, embed_tokens_->weight.scalar_type());  // [B,1,T,S]
+  return run(tokens, positions, mask, &cache);
+}
+
+std::vector<std::pair<std::string, Tensor>> LlamaImpl::hf_parameters() {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& item : named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+void LlamaImpl::init_weights() {
+  torch::NoGradGuard no_grad;
+  auto ends_with = [](const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  for (auto& [name, p] : hf_parameters()) {
+    if (ends_with(name, "norm.weight")) p.fill_(1.0);
+    else if (ends_with(name, ".bias")) p.zero_();
+    else p.normal_(0.0, cfg_.initializer_range);
+  }
+}
+
+}  // namespace ethos

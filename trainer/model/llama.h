@@ -71,14 +71,21 @@ struct LlamaImpl : torch::nn::Module {
   const ModelConfig& config() const { return cfg_; }
 
  private:
+  struct Norm;   // RMSNorm with parameter "weight" (defined in llama.cpp)
+  struct Layer;  // one decoder block: self_attn, mlp, input/post_attention layernorms
+
+  // Embedding -> layers -> norm -> logits. mask: additive [B,1,T,T_total]; cache may be null.
+  torch::Tensor run(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& mask,
+                    KVCache* cache);
+  void check_tokens(const torch::Tensor& tokens, const char* where) const;
+
   ModelConfig cfg_;
-  // (submodules are registered under HF names by llama.cpp)
-  struct Layer;
-  torch::nn::Embedding embed_tokens_{nullptr};
-  torch::nn::ModuleList layers_{nullptr};
-  torch::Tensor norm_weight_;
-  torch::nn::Linear lm_head_{nullptr};
-  torch::Tensor inv_freq_;  // not a registered buffer (design.md pitfall 5)
+  std::shared_ptr<torch::nn::Module> model_;     // registered as "model"
+  torch::nn::Embedding embed_tokens_{nullptr};   // model.embed_tokens
+  torch::nn::ModuleList layers_{nullptr};        // model.layers
+  std::shared_ptr<Norm> norm_;                   // model.norm
+  torch::nn::Linear lm_head_{nullptr};           // lm_head (null when tied)
+  torch::Tensor inv_freq_;  // [D/2] float32; not a registered buffer (design.md pitfall 5)
 };
 TORCH_MODULE(Llama);
 
