@@ -46,6 +46,8 @@ class SentencePieceTokenizer : public Tokenizer {
   static void train(const TokenizerTrainOptions& options);
 
   ~SentencePieceTokenizer() override;
+  SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;  // owns the loaded model
+  SentencePieceTokenizer& operator=(const SentencePieceTokenizer&) = delete;
   std::vector<int> encode(std::string_view text) const override;
   std::string decode(const std::vector<int>& ids) const override;
   int piece_to_id(std::string_view piece) const override;
