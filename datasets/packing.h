@@ -5,8 +5,9 @@
 // targets t1..t(L-1), weights w1..w(L-1). Examples never straddle rows (next-fit: an
 // example that does not fit the remaining slots starts the next row; the gap is padding
 // with weight 0 and its own doc id). Documents longer than seq_len+1 are cut into chunks
-// of seq_len+1 tokens that are separate examples; other examples longer than that are
-// truncated (counted in `truncated`). doc_ids number examples within a row (0,1,2,...;
+// of seq_len+1 tokens that are separate examples; a conversation longer than that is an
+// error in tokenize_records (truncation would cut its answer); PackedStream truncates any
+// over-long example it is handed directly (counted in `truncated`). doc_ids number examples within a row (0,1,2,...;
 // padding gets -1) and positions restart at 0 for every example.
 #pragma once
 #include <cstdint>
@@ -60,11 +61,24 @@ class PackedStream {
   int seq_len() const { return seq_len_; }
 
  private:
-  // Implementation state (owned by packing.cpp's author; keep it restorable from DataCursor).
+  // Everything that decides the stream is in (sources_, seq_len_, seed_, cur_); the rest is
+  // derived from it and rebuilt on restore().
+  struct Draw {
+    size_t source, example;
+  };
+  Draw draw();                                           // the next example of the mixture
+  size_t previous_example(size_t source) const;          // the example before a source's position
+  const std::vector<uint32_t>& order(size_t source, uint64_t epoch);  // cached shuffled order
+  void fill_row(PackedBatch& b, int row);
+
   std::vector<DataSource> sources_;
   int seq_len_;
   uint64_t seed_;
   DataCursor cur_;
+  std::vector<double> cumulative_;  // normalised cumulative mixture weights (empty sources: no share)
+  std::vector<std::vector<uint32_t>> order_;  // per source: the shuffled order of order_epoch_
+  std::vector<uint64_t> order_epoch_;
+  size_t pending_example_ = 0;  // with cur_.pending >= 0: the example drawn but not yet placed
   uint64_t truncated_ = 0;
 };
 
