@@ -18,6 +18,23 @@ struct RunResult {
 RunResult run(const std::string& command);
 // True when /usr/bin/python3 can import torch (reference scripts are run only then).
 bool python_torch_available();
+void sleep_ms(int ms);
+// Starts argv[0] with extra environment entries ("K=V"), stdout+stderr to log_path. Returns the pid.
+int spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& log_path);
+// Waits for pid; returns its exit status, or 128+signal.
+int wait_exit(int pid);
+// Polls every 5 ms until pred() or timeout_s passes; returns pred()'s last value.
+template <class F>
+bool wait_until(F pred, double timeout_s);
 void write_text(const std::string& path, const std::string& text);
+
+template <class F>
+bool wait_until(F pred, double timeout_s) {
+  for (double waited = 0; waited < timeout_s; waited += 0.005) {
+    if (pred()) return true;
+    sleep_ms(5);
+  }
+  return pred();
+}
 
 }  // namespace ethos::test

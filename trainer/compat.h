@@ -6,6 +6,12 @@
 #include <torch/version.h>
 
 #define ETHOS_TORCH_2 (TORCH_VERSION_MAJOR >= 2)
+// 2.4 renamed the CUDA autocast switches to device-generic ones.
+#define ETHOS_TORCH_2_4 (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+
+#if ETHOS_TORCH_2
+#include <ATen/autocast_mode.h>
+#endif
 
 namespace ethos::compat {
 
@@ -38,8 +44,13 @@ class AutocastBf16 {
   explicit AutocastBf16(bool on) : on_(on) {
 #if ETHOS_TORCH_2
     if (on_) {
+#if ETHOS_TORCH_2_4
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
       at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
       at::autocast::set_enabled(true);
+#endif
       at::autocast::increment_nesting();
     }
 #endif
@@ -48,7 +59,11 @@ class AutocastBf16 {
 #if ETHOS_TORCH_2
     if (on_) {
       if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if ETHOS_TORCH_2_4
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
       at::autocast::set_enabled(false);
+#endif
     }
 #endif
   }

@@ -57,10 +57,16 @@ template <class V> void fields(V& v, StageSection& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(init); ETHOS_FIELD(data); ETHOS_FIELD(train);
 }
 // Top level. `data`, `train` (stage defaults) and `include` are consumed before the typed parse.
+template <class V> void fields(V& v, EvalFileSpec& o) {
+  ETHOS_FIELD(path); ETHOS_FIELD(kind);
+}
+template <class V> void fields(V& v, EvalSection& o) {
+  ETHOS_FIELD(heldout);
+}
 template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
-  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(tokenizer); ETHOS_FIELD(model);
-  ETHOS_FIELD(stages);
+  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(tokenizer);
+  ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval);
 }
 #undef ETHOS_FIELD
 
@@ -489,6 +495,12 @@ std::vector<std::string> validate(const Recipe& r) {
   c.need(!r.name.empty(), "name", "must not be empty (it names the run directory)");
   c.need(!r.resume.empty(), "resume", "must be auto, never or a checkpoint directory");
   c.non_negative("threads", r.threads);
+  c.one_of("device", r.device, {"cpu", "cuda", "auto"});
+  for (size_t i = 0; i < r.eval.heldout.size(); ++i) {
+    const std::string at = "eval.heldout[" + std::to_string(i) + "]";
+    c.need(!r.eval.heldout[i].path.empty(), at + ".path", "must name a JSONL file");
+    c.one_of(at + ".kind", r.eval.heldout[i].kind, {"document", "demonstration", "explained"});
+  }
   c.need(!r.tokenizer.path.empty(), "tokenizer.path", "must name a tokenizer.model file");
   c.one_of("tokenizer.model_type", r.tokenizer.model_type, {"bpe", "unigram"});
   c.positive("tokenizer.vocab_size", r.tokenizer.vocab_size);

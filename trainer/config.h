@@ -70,6 +70,15 @@ struct StageSection {
   TrainSection train;
 };
 
+// Evaluation run after every checkpoint (in-process, rank 0). The eval harness adds suites.
+struct EvalFileSpec {
+  std::string path;                   // JSONL file
+  std::string kind = "demonstration"; // record kind, as in data sources
+};
+struct EvalSection {
+  std::vector<EvalFileSpec> heldout;  // held-out loss (capability) on these files
+};
+
 struct Recipe {
   std::string name = "run";
   int64_t seed = 0;
@@ -77,9 +86,11 @@ struct Recipe {
   std::string resume = "auto";  // auto | never | <checkpoint dir>
   bool allow_changed = false;   // resume even when config/data/tokenizer hashes differ
   int64_t threads = 0;          // intra-op threads; 0 = the cores available to this process
+  std::string device = "cpu";   // cpu | cuda (one GPU: cuda:LOCAL_RANK once data-parallel) | auto
   TokenizerSection tokenizer;
   ModelSection model;
   std::vector<StageSection> stages;  // resolved: always >= 1
+  EvalSection eval;
   std::string source_path;           // the recipe file (not written out)
 
   std::string run_dir() const;  // out_dir, or its default

@@ -1,1 +1,163 @@
-int main() { return 0; }
+// ethos: one binary, subcommands. Exit codes: 0 success, 1 a user-facing error (bad input,
+// bad config, refused resume), 2 an internal error, 64 bad command-line usage.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "datasets/chat_template.h"
+#include "datasets/util.h"
+#include "eval/heldout.h"
+#include "trainer/config.h"
+#include "trainer/model/generate.h"
+#include "trainer/model/weights.h"
+#include "trainer/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace ethos;
+
+namespace {
+
+int cmd_train(const std::string& recipe_path, const std::vector<std::string>& overrides) {
+  Recipe r = load_recipe(recipe_path, overrides);
+  std::unique_ptr<EvalHook> hook;
+  if (!r.eval.heldout.empty()) {
+    std::vector<HeldoutFile> files;
+    for (const auto& f : r.eval.heldout) files.push_back({f.path, f.kind});
+    hook = std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len));
+  }
+  TrainResult res = train(r, hook.get());
+  std::cout << "run: " << res.run_dir << "\nfinal checkpoint: " << res.final_checkpoint << std::endl;
+  return 0;
+}
+
+int cmd_tokenizer_train(TokenizerTrainOptions opt, bool no_chat_tokens) {
+  if (!no_chat_tokens) {
+    auto specials = ChatTemplate::special_tokens();
+    opt.user_defined_symbols.insert(opt.user_defined_symbols.begin(), specials.begin(), specials.end());
+  }
+  SentencePieceTokenizer::train(opt);
+  auto tok = SentencePieceTokenizer::load(opt.model_path);
+  std::cout << "tokenizer: " << opt.model_path << " (" << tok->vocab_size() << " pieces)" << std::endl;
+  return 0;
+}
+
+struct GenerateArgs {
+  std::string checkpoint, prompt, system, tokenizer;
+  bool raw = false;
+  int max_new_tokens = 64, samples = 1;
+  double temperature = 0, top_p = 1;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+int cmd_generate(const GenerateArgs& a) {
+  configure_threads(a.threads);
+  const std::string tok_path = a.tokenizer.empty() ? (fs::path(a.checkpoint) / "tokenizer.model").string() : a.tokenizer;
+  auto tok = SentencePieceTokenizer::load(tok_path);
+  Llama model = load_model(a.checkpoint);
+  if (tok->vocab_size() > model->config().vocab_size)
+    throw Error("tokenizer/model vocabulary mismatch: " + tok_path + " has " + std::to_string(tok->vocab_size()) +
+                " pieces, the model " + std::to_string(model->config().vocab_size));
+  std::vector<int> prompt;
+  SampleOptions opt;
+  opt.max_new_tokens = a.max_new_tokens;
+  opt.temperature = a.temperature;
+  opt.top_p = a.top_p;
+  if (a.raw) {  // plain continuation of text
+    if (tok->bos_id() >= 0) prompt.push_back(tok->bos_id());
+    auto ids = tok->encode(a.prompt);
+    prompt.insert(prompt.end(), ids.begin(), ids.end());
+    if (tok->eos_id() >= 0) opt.stop_ids.push_back(tok->eos_id());
+  } else {  // a chat turn through the training template
+    ChatTemplate tmpl(*tok);
+    std::vector<Message> context;
+    if (!a.system.empty()) context.push_back({"system", a.system});
+    context.push_back({"user", a.prompt});
+    prompt = tmpl.render_prompt(context);
+    opt.stop_ids.push_back(tmpl.end_id());
+  }
+  for (int s = 0; s < a.samples; ++s) {
+    opt.seed = a.seed + static_cast<uint64_t>(s);
+    auto out = generate(model, {prompt}, opt)[0];
+    if (!out.empty() && std::find(opt.stop_ids.begin(), opt.stop_ids.end(), out.back()) != opt.stop_ids.end())
+      out.pop_back();
+    std::cout << tok->decode(out) << std::endl;
+  }
+  return 0;
+}
+
+int cmd_version() {
+  std::cout << "ethos " << "0.1.0" << "\nlibtorch " << TORCH_VERSION << "\nintra-op threads available "
+            << configure_threads(0) << "\n"
+            << at::get_parallel_info();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ethos: principle-based alignment training (SFT, recipes, checkpoints)"};
+  app.require_subcommand(1);
+
+  std::string recipe;
+  std::vector<std::string> overrides;
+  auto* train = app.add_subcommand("train", "Train (or resume) a recipe: ethos train RECIPE [key.path=value ...]");
+  train->add_option("recipe", recipe, "recipe YAML")->required();
+  train->add_option("overrides", overrides, "overrides such as seed=3 train.steps=200 stages.1.train.lr=1e-4");
+
+  auto* tokenizer = app.add_subcommand("tokenizer", "Tokenizer tools");
+  tokenizer->require_subcommand(1);
+  TokenizerTrainOptions topt;
+  bool no_chat_tokens = false, no_byte_fallback = false;
+  auto* ttrain = tokenizer->add_subcommand("train", "Train a sentencepiece tokenizer from text files");
+  ttrain->add_option("--input", topt.input_files, "text files, one sentence or document per line")->required();
+  ttrain->add_option("--out", topt.model_path, "output .model path")->required();
+  ttrain->add_option("--vocab-size", topt.vocab_size, "vocabulary size")->capture_default_str();
+  ttrain->add_option("--model-type", topt.model_type, "bpe or unigram")->capture_default_str();
+  ttrain->add_option("--special", topt.user_defined_symbols, "extra user-defined symbols");
+  ttrain->add_flag("--no-chat-tokens", no_chat_tokens, "do not add the chat template's role and rationale markers");
+  ttrain->add_flag("--no-byte-fallback", no_byte_fallback, "disable byte fallback");
+  ttrain->add_option("--threads", topt.num_threads, "trainer threads")->capture_default_str();
+
+  GenerateArgs g;
+  auto* gen = app.add_subcommand("generate", "Sample from a checkpoint (KV cache; greedy, temperature, top-p)");
+  gen->add_option("--checkpoint", g.checkpoint, "checkpoint or Hugging Face model directory")->required();
+  gen->add_option("--prompt", g.prompt, "the user's message (or raw text with --raw)")->required();
+  gen->add_option("--system", g.system, "an optional system message");
+  gen->add_option("--tokenizer", g.tokenizer, "tokenizer.model (default: the checkpoint's)");
+  gen->add_flag("--raw", g.raw, "continue the prompt as plain text instead of a chat turn");
+  gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")->capture_default_str();
+  gen->add_option("--temperature", g.temperature, "0 = greedy")->capture_default_str();
+  gen->add_option("--top-p", g.top_p, "nucleus sampling mass")->capture_default_str();
+  gen->add_option("--samples", g.samples, "number of samples")->capture_default_str();
+  gen->add_option("--seed", g.seed, "sampling seed")->capture_default_str();
+  gen->add_option("--threads", g.threads, "intra-op threads (0 = all available)")->capture_default_str();
+
+  app.add_subcommand("version", "Print versions and the threading setup");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 64;
+  }
+  try {
+    if (train->parsed()) return cmd_train(recipe, overrides);
+    if (ttrain->parsed()) {
+      topt.byte_fallback = !no_byte_fallback;
+      return cmd_tokenizer_train(topt, no_chat_tokens);
+    }
+    if (gen->parsed()) return cmd_generate(g);
+    return cmd_version();
+  } catch (const ethos::Error& e) {
+    std::cerr << "\nerror: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "\ninternal error (libtorch): " << e.what_without_backtrace() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "\nerror: " << e.what() << std::endl;
+    return 1;
+  }
+}

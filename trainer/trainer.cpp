@@ -1,1 +1,396 @@
-// (being written)
+#include "trainer/trainer.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "datasets/packing.h"
+#include "datasets/util.h"
+#include "trainer/batch.h"
+#include "trainer/checkpoint.h"
+#include "trainer/compat.h"
+#include "trainer/model/weights.h"
+#include "trainer/optim.h"
+
+namespace fs = std::filesystem;
+
+namespace ethos {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// ---- data ------------------------------------------------------------------------------
+
+std::vector<DataSource> load_sources(const DataSection& d, const ChatTemplate& tmpl) {
+  TemplateOptions opt;
+  opt.action_weight = static_cast<float>(d.action_weight);
+  opt.rationale_weight = static_cast<float>(d.rationale_weight);
+  opt.document_weight = static_cast<float>(d.document_weight);
+  std::vector<DataSource> sources;
+  for (const auto& spec : d.sources) {
+    auto records = read_records(spec.path, record_kind_from_string(spec.kind));
+    sources.push_back({spec.path, spec.weight, tokenize_records(records, tmpl, opt, static_cast<int>(d.seq_len))});
+  }
+  return sources;
+}
+
+// Content hash of every data file the recipe trains on, in stage order.
+std::string data_hash(const Recipe& r) {
+  Hasher h;
+  for (const auto& s : r.stages)
+    for (const auto& src : s.data.sources) h.update(src.path).update(hash_file(src.path));
+  return h.hex();
+}
+
+// ---- logging ---------------------------------------------------------------------------
+
+// train.jsonl, one event per line. On resume, events after the resumed step are dropped, so
+// the log of a resumed run equals the log of an uninterrupted one.
+class MetricsLog {
+ public:
+  MetricsLog(const std::string& path, std::optional<int64_t> resume_step) : path_(path) {
+    if (resume_step && fs::exists(path)) {
+      std::istringstream in(read_file(path));
+      std::string line, kept;
+      while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (!j.is_discarded() && j.value("step", int64_t{0}) <= *resume_step) kept += line + "\n";
+      }
+      write_file_atomic(path, kept);
+    } else if (!resume_step) {
+      write_file_atomic(path, "");
+    }
+    out_.open(path, std::ios::app);
+    if (!out_) throw Error("cannot append to " + path);
+  }
+  void write(const nlohmann::json& event) { out_ << event.dump() << "\n" << std::flush; }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+std::string format_duration(double s) {
+  char buf[32];
+  const long t = static_cast<long>(s + 0.5);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
+// ---- model -----------------------------------------------------------------------------
+
+torch::Device resolve_device(const std::string& name) {
+  const bool cuda = torch::cuda::is_available();
+  if (name == "cuda" && !cuda)
+    throw Error("device: cuda, but this build/machine has no CUDA device (LibTorch " + std::string(TORCH_VERSION) +
+                "). Set device: cpu, or build against a CUDA LibTorch (Torch_DIR).");
+  return (name == "cuda" || (name == "auto" && cuda)) ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+}
+
+Llama fresh_model(const Recipe& r, int vocab) {
+  ModelConfig cfg = r.model.arch;
+  if (cfg.vocab_size == 0) cfg.vocab_size = vocab;
+  cfg.validate();
+  torch::manual_seed(static_cast<uint64_t>(r.seed));
+  Llama m(cfg);
+  m->init_weights();
+  return m;
+}
+
+void check_vocab(const Llama& m, const Tokenizer& tok, const std::string& tok_path) {
+  if (tok.vocab_size() > m->config().vocab_size)
+    throw Error("tokenizer/model vocabulary mismatch: " + tok_path + " has " + std::to_string(tok.vocab_size()) +
+                " pieces but the model's vocab_size is " + std::to_string(m->config().vocab_size) +
+                ". Use the tokenizer the model was trained with, or set model.arch.vocab_size: 0 to take the "
+                "tokenizer's size for a fresh model.");
+}
+
+void check_hashes(const TrainerState& s, const std::string& dir, const std::string& cfg, const std::string& data,
+                  const std::string& tok, bool allow) {
+  std::vector<std::string> changed;
+  if (s.config_hash != cfg) changed.push_back("config (the resolved recipe)");
+  if (s.data_hash != data) changed.push_back("data (the content of a data file)");
+  if (s.tokenizer_hash != tok) changed.push_back("tokenizer (tokenizer.model)");
+  if (changed.empty()) return;
+  std::string what;
+  for (const auto& c : changed) what += (what.empty() ? "" : ", ") + c;
+  if (allow) {
+    std::cerr << "[ethos] warning: resuming from " << dir << " although these changed: " << what
+              << " (allow_changed=true)" << std::endl;
+    return;
+  }
+  throw Error("refusing to resume from " + dir + ": " + what +
+              " changed since the checkpoint was written. Start a fresh run (another out_dir, or resume=never), "
+              "or pass allow_changed=true to resume anyway.");
+}
+
+// ---- one stage -------------------------------------------------------------------------
+
+struct RunContext {
+  const Recipe& recipe;
+  std::string run_dir, resolved_yaml, tokenizer_path;
+  const Tokenizer& tok;
+  const ChatTemplate& tmpl;
+  std::string config_hash, data_hash;
+  MetricsLog& log;
+  EvalHook* hook;
+  int threads;
+  torch::Device device;
+};
+
+// Trains one stage from `state` (stage_step > 0: resuming from `resume_dir`). Returns the
+// last loss; state.global_step / stage_step advance as steps are taken.
+double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, TrainerState& state,
+                   const std::string& resume_dir) {
+  const TrainSection& T = stage.train;
+  const bool bf16 = T.precision == "bf16";
+  if (bf16 && !compat::autocast_supported(ctx.device))
+    throw Error("stage '" + stage.name + "': train.precision=bf16 needs CUDA and LibTorch 2.x (this run: " +
+                ctx.device.str() + ", LibTorch " + std::string(TORCH_VERSION) + "). Set train.precision: fp32.");
+  PackedStream stream(load_sources(stage.data, ctx.tmpl), static_cast<int>(stage.data.seq_len),
+                      static_cast<uint64_t>(ctx.recipe.seed) * 1000003ULL + static_cast<uint64_t>(state.stage_index));
+  auto params = model->hf_parameters();
+  AdamW opt(params, default_decay_mask(params, T.decay_norms_biases_embeddings),
+            {T.lr, T.beta1, T.beta2, T.eps, T.weight_decay});
+  if (state.stage_step > 0) {  // resume: optimizer moments, data cursor, RNG
+    load_optimizer(opt, resume_dir, state.stage_step);
+    stream.restore(DataCursor::from_json(state.data_cursor));
+    set_torch_rng_state(state.torch_rng);
+  }
+  const ScheduleOptions sched{T.schedule, T.warmup_steps, T.steps, T.min_lr_ratio};
+  model->train();
+  double loss = 0;
+  auto t_log = Clock::now();
+  int64_t tokens_since_log = 0;
+  const auto t_stage = Clock::now();
+  const int64_t first_step = state.stage_step;
+
+  for (int64_t step = state.stage_step; step < T.steps; ++step) {
+    const double lr = T.lr * lr_multiplier(sched, step);
+    // 1. batch: grad_accum micro-batches; the loss is normalised by their total target weight
+    std::vector<PackedBatch> micro;
+    double norm = 0;
+    for (int64_t i = 0; i < T.grad_accum; ++i) {
+      micro.push_back(stream.next_batch(static_cast<int>(T.batch_size)));
+      norm += micro.back().weight_sum();
+    }
+    if (norm <= 0) throw Error("stage '" + stage.name + "' step " + std::to_string(step + 1) +
+                               ": the batch has no supervised tokens; check data.*_weight and the data files.");
+    // 2. forward -> loss -> backward, per micro-batch
+    double loss_sum = 0;
+    for (auto& mb : micro) {
+      BatchTensors x = to_tensors(mb, ctx.device);
+      torch::Tensor nll;
+      {
+        compat::AutocastBf16 autocast(bf16);
+        auto logits = model->forward(x.inputs, x.positions, x.doc_ids);  // [B,T,V]
+        nll = weighted_nll_sum(logits, x.targets, x.weights);            // fp32 log-softmax
+      }
+      (nll / norm).backward();
+      loss_sum += nll.item<double>();
+      tokens_since_log += x.real_tokens;
+    }
+    loss = loss_sum / norm;
+    if (!std::isfinite(loss))
+      throw Error("stage '" + stage.name + "' step " + std::to_string(step + 1) + ": loss is " + std::to_string(loss) +
+                  ". Stopped before updating the weights; the last good checkpoint in " + ctx.run_dir +
+                  "/checkpoints is intact. Lower train.lr or raise train.warmup_steps, then run again.");
+    // 3. gradient sync across ranks: single process here (data-parallel training adds it)
+    // 4. clip, 5. step
+    const double grad_norm = clip_grad_norm(opt.params(), T.grad_clip);
+    opt.step(lr);
+    opt.zero_grad();
+    ++state.stage_step;
+    ++state.global_step;
+    debug_sleep("ETHOS_DEBUG_STEP_SLEEP_MS");
+    // 6. log (rank 0)
+    if (state.stage_step % T.log_every == 0 || state.stage_step == T.steps) {
+      const double dt = seconds_since(t_log);
+      const double tps = tokens_since_log / std::max(dt, 1e-9);
+      const double eta = seconds_since(t_stage) / double(state.stage_step - first_step) * double(T.steps - state.stage_step);
+      ctx.log.write({{"event", "train"}, {"step", state.global_step}, {"stage", stage.name}, {"stage_step", state.stage_step},
+                     {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", tokens_since_log},
+                     {"tokens_per_s", tps}, {"seconds", dt}});
+      char line[256];
+      std::snprintf(line, sizeof line, "[%s] step %lld/%lld  loss %.4f  lr %.2e  tok/s %.0f  ETA %s",
+                    stage.name.c_str(), static_cast<long long>(state.stage_step), static_cast<long long>(T.steps), loss,
+                    lr, tps, format_duration(eta).c_str());
+      const bool tty = ::isatty(STDERR_FILENO);
+      std::cerr << (tty ? "\r" : "") << line << (tty ? "\033[K" : "\n") << std::flush;
+      t_log = Clock::now();
+      tokens_since_log = 0;
+    }
+    // 7. checkpoint, then the eval hook
+    if (state.stage_step % T.checkpoint_every == 0 || state.stage_step == T.steps) {
+      if (::isatty(STDERR_FILENO)) std::cerr << "\n";
+      const auto t_ckpt = Clock::now();
+      state.data_cursor = stream.cursor().to_json();
+      state.torch_rng = torch_rng_state();
+      const std::string dir = save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml,
+                                              T.keep_last);
+      ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
+      std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
+      if (ctx.hook) {
+        const auto t_eval = Clock::now();
+        const std::string rng = torch_rng_state();  // eval must not shift the training RNG stream
+        model->eval();
+        ctx.hook->after_checkpoint({dir, ctx.run_dir, stage.name, state.global_step, ctx.recipe.seed, ctx.recipe.name},
+                                   model, ctx.tok);
+        model->train();
+        set_torch_rng_state(rng);
+        ctx.log.write({{"event", "eval_hook"}, {"step", state.global_step}, {"seconds", seconds_since(t_eval)}});
+      }
+      t_log = Clock::now();
+    }
+  }
+  return loss;
+}
+
+}  // namespace
+
+int configure_threads(int64_t requested) {
+  int n = static_cast<int>(requested);
+  if (n <= 0) {
+    cpu_set_t set;
+    n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : static_cast<int>(std::thread::hardware_concurrency());
+    n = std::max(n, 1);
+  }
+  torch::set_num_threads(n);  // libtorch's default here is ONE thread (design.md pitfall 2)
+  return n;
+}
+
+std::string prepare_tokenizer(const TokenizerSection& t, int threads) {
+  if (file_exists(t.path)) return t.path;
+  if (t.train_files.empty())
+    throw Error("tokenizer.path '" + t.path + "' does not exist. Point it at a sentencepiece tokenizer.model, or set "
+                "tokenizer.train_files to train one there.");
+  // Corpus: text files as they are; JSONL files contribute every string value they contain.
+  std::string corpus;
+  for (const auto& f : t.train_files) {
+    const std::string content = read_file(f);
+    if (f.size() < 6 || f.substr(f.size() - 6) != ".jsonl") {
+      corpus += content + "\n";
+      continue;
+    }
+    std::function<void(const nlohmann::json&)> collect = [&](const nlohmann::json& j) {
+      if (j.is_string()) corpus += j.get<std::string>() + "\n";
+      else if (j.is_structured()) for (const auto& v : j) collect(v);
+    };
+    std::istringstream in(content);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (trim(line).empty()) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded()) throw Error(f + ":" + std::to_string(n) + ": not valid JSON (tokenizer.train_files)");
+      collect(j);
+    }
+  }
+  fs::path out(t.path);
+  if (out.has_parent_path()) fs::create_directories(out.parent_path());
+  const std::string corpus_path = t.path + ".corpus.txt";
+  write_file_atomic(corpus_path, corpus);
+  TokenizerTrainOptions opt;
+  opt.input_files = {corpus_path};
+  opt.model_path = t.path;
+  opt.model_type = t.model_type;
+  opt.vocab_size = static_cast<int>(t.vocab_size);
+  opt.byte_fallback = t.byte_fallback;
+  opt.user_defined_symbols = ChatTemplate::special_tokens();
+  opt.num_threads = threads;
+  std::cerr << "[ethos] training tokenizer " << t.path << " (" << t.model_type << ", vocab " << t.vocab_size << ")"
+            << std::endl;
+  SentencePieceTokenizer::train(opt);
+  fs::remove(corpus_path);
+  return t.path;
+}
+
+TrainResult train(const Recipe& r, EvalHook* hook) {
+  const int threads = configure_threads(r.threads);
+  const std::string run_dir = r.run_dir();
+  fs::create_directories(run_dir);
+  const std::string resolved = to_yaml(r);
+  write_file_atomic(run_dir + "/config.yaml", resolved);
+  const std::string tok_path = prepare_tokenizer(r.tokenizer, threads);
+  auto tok = SentencePieceTokenizer::load(tok_path);
+  ChatTemplate tmpl(*tok);
+  const std::string cfg_hash = config_hash(r), dat_hash = data_hash(r);
+
+  // Where to start: the newest valid checkpoint (resume: auto), a given one, or nothing.
+  std::optional<TrainerState> resume;
+  std::string resume_dir;
+  if (r.resume == "auto") {
+    if (auto d = find_latest_checkpoint(run_dir)) resume_dir = *d;
+  } else if (r.resume != "never") {
+    auto problems = checkpoint_problems(r.resume);
+    if (!problems.empty()) throw Error("cannot resume from " + r.resume + ": " + problems.front());
+    resume_dir = r.resume;
+  }
+  if (!resume_dir.empty()) {
+    resume = read_trainer_state(resume_dir);
+    check_hashes(*resume, resume_dir, cfg_hash, dat_hash, tok->content_hash(), r.allow_changed);
+    if (resume->stage_index >= static_cast<int64_t>(r.stages.size()))
+      throw Error(resume_dir + " is from stage " + std::to_string(resume->stage_index) + " but the recipe has " +
+                  std::to_string(r.stages.size()) + " stages");
+    std::cerr << "[ethos] resuming from " << resume_dir << " (step " << resume->global_step << ")" << std::endl;
+  }
+  MetricsLog log(run_dir + "/train.jsonl", resume ? std::optional<int64_t>(resume->global_step) : std::nullopt);
+  const torch::Device device = resolve_device(r.device);
+  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, cfg_hash, dat_hash, log, hook, threads, device};
+  std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads | vocab "
+            << tok->vocab_size() << std::endl;
+
+  TrainResult result;
+  result.run_dir = run_dir;
+  Llama model{nullptr};
+  TrainerState state;
+  state.config_hash = cfg_hash;
+  state.data_hash = dat_hash;
+  state.tokenizer_hash = tok->content_hash();
+  for (size_t si = 0; si < r.stages.size(); ++si) {
+    const StageSection& stage = r.stages[si];
+    const bool resume_here = resume && resume->stage_index == static_cast<int64_t>(si);
+    if (resume && static_cast<int64_t>(si) < resume->stage_index) {  // finished before the checkpoint
+      state.global_step += stage.train.steps;
+      continue;
+    }
+    // The stage's starting weights.
+    if (resume_here) model = load_model(resume_dir);
+    else if (!stage.init.empty()) model = load_model(stage.init);
+    else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(r.model.from);
+    check_vocab(model, *tok, tok_path);
+    model->to(device);
+    state.stage_index = static_cast<int64_t>(si);
+    state.stage_name = stage.name;
+    state.stage_steps = stage.train.steps;
+    state.stage_step = 0;
+    if (resume_here) {
+      state.global_step = resume->global_step;
+      state.stage_step = resume->stage_step;
+      state.data_cursor = resume->data_cursor;
+      state.torch_rng = resume->torch_rng;
+      result.final_checkpoint = resume_dir;
+    }
+    if (state.stage_step < stage.train.steps) {
+      result.final_loss = train_stage(ctx, stage, model, state, resume_dir);
+      result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
+    }
+  }
+  result.global_step = state.global_step;
+  std::cerr << "[ethos] done: " << result.final_checkpoint << std::endl;
+  return result;
+}
+
+}  // namespace ethos

@@ -1,0 +1,32 @@
+// Held-out loss after every checkpoint: the capability measure (science.md "Measuring").
+// Appends one event per checkpoint to <run>/eval.jsonl:
+//   {"event":"eval","step","stage","recipe","seed","checkpoint","suite":"heldout","split":"id",
+//    "metric":"loss","value","n"}   (n = supervised target tokens scored)
+#pragma once
+#include <string>
+#include <vector>
+
+#include "datasets/records.h"
+#include "trainer/eval_hook.h"
+
+namespace ethos {
+
+struct HeldoutFile {
+  std::string path;
+  std::string kind;  // record kind, as in data sources
+};
+
+class HeldoutLossHook : public EvalHook {
+ public:
+  HeldoutLossHook(std::vector<HeldoutFile> files, int seq_len, int batch_rows = 8);
+  void after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) override;
+  // Token-weighted mean loss of `model` on the files (same template and weights as training).
+  double loss(Llama& model, const Tokenizer& tok, int64_t* tokens = nullptr) const;
+
+ private:
+  std::vector<HeldoutFile> files_;
+  std::vector<std::vector<Record>> records_;  // read once, at construction
+  int seq_len_, batch_rows_;
+};
+
+}  // namespace ethos

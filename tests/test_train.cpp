@@ -1,0 +1,221 @@
+// End-to-end training tests through the real `ethos` binary and the trainer API:
+// overfitting, exact resume after SIGKILL, atomic checkpoints, stages, rationale weight 0.
+#include <torch/torch.h>
+
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "datasets/util.h"
+#include "tests/helpers.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config.h"
+#include "trainer/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace ethos;
+using namespace ethos::test;
+
+namespace {
+
+std::string tiny_data(const std::string& file) { return source_dir() + "/datasets/data/tiny/" + file; }
+
+// One tokenizer for every test here, trained from the bundled data on first use.
+const std::string& shared_tokenizer() {
+  static const std::string path = [] {
+    const std::string dir = fresh_dir("train_tokenizer");
+    TokenizerSection t;
+    t.path = dir + "/tokenizer.model";
+    t.train_files = {tiny_data("tiny_documents.jsonl"), tiny_data("tiny_demonstrations.jsonl"),
+                     tiny_data("tiny_explained.jsonl")};
+    t.vocab_size = 1024;
+    return prepare_tokenizer(t, 1);
+  }();
+  return path;
+}
+
+// A small recipe writing its run into dir/run; `extra` YAML is appended (later keys win via overrides).
+std::string write_recipe(const std::string& dir, const std::string& data_yaml, const std::string& train_yaml) {
+  std::ostringstream y;
+  y << "name: t\nseed: 0\nthreads: 1\nout_dir: " << dir << "/run\n"
+    << "tokenizer: {path: " << shared_tokenizer() << "}\n"
+    << "model:\n  arch: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,"
+    << " num_key_value_heads: 2}\n"
+    << "data:\n" << data_yaml << "train:\n" << train_yaml;
+  const std::string path = dir + "/recipe.yaml";
+  write_text(path, y.str());
+  return path;
+}
+
+const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
+                              ", kind: demonstration}]\n";
+const std::string kTrain40 = "  {steps: 40, batch_size: 4, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 20, keep_last: 0}\n";
+
+std::vector<std::pair<int64_t, double>> logged_losses(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::istringstream in(read_file(run_dir + "/train.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["event"] == "train") out.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+  }
+  return out;
+}
+
+std::string weights_of(const std::string& run_dir, int64_t step) {
+  return read_file(run_dir + "/checkpoints/" + checkpoint_name(step) + "/model.safetensors");
+}
+
+std::string latest(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/checkpoints/latest");
+  std::string s;
+  in >> s;
+  return s;
+}
+
+}  // namespace
+
+CATCH_TEST_CASE("overfit: a tiny model drives the loss below 0.05 on 8 short sequences within 300 steps") {
+  const std::string dir = fresh_dir("train_overfit");
+  std::string lines;
+  for (int i = 0; i < 8; ++i)
+    lines += "{\"prompt\": \"case " + std::to_string(i) + ": what do you do?\", \"response\": \"I report it to the lead, item " +
+             std::to_string(i) + ".\"}\n";
+  write_text(dir + "/eight.jsonl", lines);
+  const std::string recipe = write_recipe(
+      dir, "  seq_len: 32\n  sources: [{path: " + dir + "/eight.jsonl, kind: demonstration}]\n",
+      "  {steps: 300, batch_size: 8, lr: 1.0e-2, warmup_steps: 10, checkpoint_every: 300, keep_last: 1}\n");
+  Recipe r = load_recipe(recipe, {"model.arch.hidden_size=64", "model.arch.intermediate_size=128"});
+  TrainResult res = train(r);
+  const auto losses = logged_losses(res.run_dir);
+  CATCH_REQUIRE(losses.size() == 300);
+  CATCH_CHECK(losses.front().second > 3.0);    // starts near ln(vocab)
+  CATCH_CHECK(losses.back().second < 0.05);    // and memorises the 8 sequences
+}
+
+CATCH_TEST_CASE("exact resume: 40 steps straight == 20 steps, SIGKILL, resume, 20 more (bitwise)") {
+  const std::string a = fresh_dir("train_resume_straight"), b = fresh_dir("train_resume_killed");
+  const std::string ra = write_recipe(a, kDemoData, kTrain40), rb = write_recipe(b, kDemoData, kTrain40);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
+
+  // Slow each step down so the kill lands after checkpoint 20 and before step 40.
+  int pid = spawn({ethos_bin(), "train", rb}, {"ETHOS_DEBUG_STEP_SLEEP_MS=40"}, b + "/first.log");
+  CATCH_REQUIRE(pid > 0);
+  CATCH_REQUIRE(wait_until([&] { return latest(b + "/run") == "step_000020"; }, 120));
+  sleep_ms(150);  // a few more steps get logged, then die mid-run
+  ::kill(pid, SIGKILL);
+  CATCH_REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  CATCH_REQUIRE_FALSE(fs::exists(b + "/run/checkpoints/step_000040"));
+  CATCH_REQUIRE(logged_losses(b + "/run").size() > 20);  // steps after the checkpoint were logged, then lost
+
+  auto resumed = run(ethos_bin() + " train " + rb);
+  CATCH_REQUIRE(resumed.status == 0);
+  CATCH_CHECK_THAT(resumed.output, Catch::Matchers::Contains("resuming from"));
+  CATCH_CHECK(weights_of(a + "/run", 40) == weights_of(b + "/run", 40));
+  CATCH_CHECK(weights_of(a + "/run", 20) == weights_of(b + "/run", 20));
+  CATCH_CHECK(read_file(a + "/run/checkpoints/step_000040/optimizer.safetensors") ==
+              read_file(b + "/run/checkpoints/step_000040/optimizer.safetensors"));
+  CATCH_CHECK(logged_losses(a + "/run") == logged_losses(b + "/run"));  // 40 entries, identical values
+
+  // Running the finished recipe again is a no-op that changes nothing.
+  CATCH_REQUIRE(run(ethos_bin() + " train " + rb).status == 0);
+  CATCH_CHECK(logged_losses(b + "/run").size() == 40);
+}
+
+CATCH_TEST_CASE("atomic checkpoint: SIGKILL during a save leaves the previous one loadable and resume works") {
+  const std::string a = fresh_dir("train_atomic_straight"), b = fresh_dir("train_atomic_killed");
+  const std::string ra = write_recipe(a, kDemoData, kTrain40), rb = write_recipe(b, kDemoData, kTrain40);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
+
+  int pid = spawn({ethos_bin(), "train", rb}, {"ETHOS_DEBUG_SAVE_SLEEP_MS=3000"}, b + "/first.log");
+  // Kill while step 40's checkpoint sits complete-but-unpublished in its temporary directory.
+  CATCH_REQUIRE(wait_until([&] { return fs::exists(b + "/run/checkpoints/.tmp-step_000040/trainer_state.json"); }, 180));
+  ::kill(pid, SIGKILL);
+  CATCH_REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  CATCH_CHECK(latest(b + "/run") == "step_000020");
+  CATCH_CHECK(checkpoint_problems(b + "/run/checkpoints/step_000020").empty());
+  CATCH_CHECK_FALSE(fs::exists(b + "/run/checkpoints/step_000040"));
+
+  CATCH_REQUIRE(run(ethos_bin() + " train " + rb).status == 0);
+  CATCH_CHECK(weights_of(a + "/run", 40) == weights_of(b + "/run", 40));
+  CATCH_CHECK_FALSE(fs::exists(b + "/run/checkpoints/.tmp-step_000040"));
+}
+
+CATCH_TEST_CASE("resume: a truncated newest checkpoint is skipped; an explicit one is refused") {
+  const std::string a = fresh_dir("train_truncated");
+  const std::string ra = write_recipe(a, kDemoData, kTrain40);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10").status == 0);
+  const std::string ck = a + "/run/checkpoints/step_000020/model.safetensors";
+  fs::resize_file(ck, fs::file_size(ck) / 2);
+  CATCH_CHECK_FALSE(checkpoint_problems(a + "/run/checkpoints/step_000020").empty());
+  CATCH_CHECK(find_latest_checkpoint(a + "/run").value() == a + "/run/checkpoints/step_000010");
+
+  auto explicit_resume = run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10 resume=" + a +
+                             "/run/checkpoints/step_000020");
+  CATCH_CHECK(explicit_resume.status == 1);
+  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("truncated"));
+  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("model.safetensors"));
+}
+
+CATCH_TEST_CASE("resume refuses a changed config or data, naming which, unless allow_changed") {
+  const std::string a = fresh_dir("train_hash");
+  const std::string ra = write_recipe(a, kDemoData, kTrain40);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10").status == 0);
+  auto changed = run(ethos_bin() + " train " + ra + " train.steps=30 train.checkpoint_every=10 train.lr=1.0e-3");
+  CATCH_CHECK(changed.status == 1);
+  CATCH_CHECK_THAT(changed.output, Catch::Matchers::Contains("config"));
+  CATCH_CHECK_THAT(changed.output, Catch::Matchers::Contains("allow_changed=true"));
+  auto allowed = run(ethos_bin() + " train " + ra +
+                     " train.steps=30 train.checkpoint_every=10 train.lr=1.0e-3 allow_changed=true");
+  CATCH_CHECK(allowed.status == 0);
+  CATCH_CHECK(fs::exists(a + "/run/checkpoints/step_000030"));
+}
+
+CATCH_TEST_CASE("rationale weight 0 trains exactly like the demonstrations of the same items") {
+  const std::string a = fresh_dir("train_rationale0_demo"), b = fresh_dir("train_rationale0_explained");
+  const std::string train6 = "  {steps: 6, batch_size: 4, lr: 3.0e-3, checkpoint_every: 6}\n";
+  const std::string ra = write_recipe(a, kDemoData, train6);
+  const std::string rb = write_recipe(
+      b, "  seq_len: 256\n  rationale_weight: 0.0\n  sources: [{path: " + tiny_data("tiny_explained.jsonl") + ", kind: explained}]\n",
+      train6);
+  TrainResult ta = train(load_recipe(ra)), tb = train(load_recipe(rb));
+  CATCH_CHECK(ta.final_loss == tb.final_loss);
+  CATCH_CHECK(weights_of(ta.run_dir, 6) == weights_of(tb.run_dir, 6));
+  // ...and a positive rationale weight does not (the rationale is in the sequence).
+  TrainResult tc = train(load_recipe(rb, {"data.rationale_weight=0.5", "out_dir=" + b + "/run_half"}));
+  CATCH_CHECK(weights_of(tc.run_dir, 6) != weights_of(ta.run_dir, 6));
+}
+
+CATCH_TEST_CASE("stages: pre-train on documents, then SFT from the first stage's final weights") {
+  const std::string a = fresh_dir("train_stages");
+  std::string recipe = write_recipe(a, kDemoData, "  {steps: 8, batch_size: 4, lr: 3.0e-3, checkpoint_every: 4}\n");
+  std::string text = read_file(recipe);
+  text += "stages:\n"
+          "  - {name: pretrain, data: {sources: [{path: " + tiny_data("tiny_documents.jsonl") + ", kind: document}]}, train: {steps: 6}}\n"
+          "  - {name: sft, train: {lr: 1.0e-3}}\n";
+  write_text(recipe, text);
+  TrainResult res = train(load_recipe(recipe));
+  CATCH_CHECK(res.global_step == 14);
+  CATCH_CHECK(res.final_checkpoint == a + "/run/checkpoints/step_000014");
+  std::vector<std::string> stages;
+  std::istringstream in(read_file(a + "/run/train.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["event"] == "train") stages.push_back(j["stage"]);
+  }
+  CATCH_REQUIRE(stages.size() == 14);
+  CATCH_CHECK(stages[5] == "pretrain");
+  CATCH_CHECK(stages[6] == "sft");
+  // stage 1's final checkpoint exists (step 6) and stage 2 started from it: its state says so
+  TrainerState s6 = read_trainer_state(a + "/run/checkpoints/step_000006");
+  CATCH_CHECK(s6.stage_name == "pretrain");
+  CATCH_CHECK(s6.stage_step == 6);
+  TrainerState s14 = read_trainer_state(res.final_checkpoint);
+  CATCH_CHECK(s14.stage_name == "sft");
+  CATCH_CHECK(s14.stage_step == 8);
+}
