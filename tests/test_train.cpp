@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "tests/helpers.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
+#include "trainer/safetensors.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;
@@ -218,4 +220,46 @@ CATCH_TEST_CASE("stages: pre-train on documents, then SFT from the first stage's
   TrainerState s14 = read_trainer_state(res.final_checkpoint);
   CATCH_CHECK(s14.stage_name == "sft");
   CATCH_CHECK(s14.stage_step == 8);
+}
+
+CATCH_TEST_CASE("gradient accumulation: 2 micro-batches of 4 rows == 1 batch of 8 rows (loss normalised over both)") {
+  const std::string a = fresh_dir("train_accum_1x8"), b = fresh_dir("train_accum_2x4");
+  const std::string ra = write_recipe(a, kDemoData, "  {steps: 5, batch_size: 8, grad_accum: 1, checkpoint_every: 5}\n");
+  const std::string rb = write_recipe(b, kDemoData, "  {steps: 5, batch_size: 4, grad_accum: 2, checkpoint_every: 5}\n");
+  TrainResult ta = train(load_recipe(ra)), tb = train(load_recipe(rb));
+  const auto la = logged_losses(ta.run_dir), lb = logged_losses(tb.run_dir);
+  CATCH_REQUIRE(la.size() == 5);
+  CATCH_REQUIRE(lb.size() == 5);
+  for (size_t i = 0; i < la.size(); ++i) CATCH_CHECK(std::abs(la[i].second - lb[i].second) < 1e-5);
+  // Same rows, same normaliser: weights agree up to float summation order.
+  auto wa = SafetensorsFile::read(ta.final_checkpoint + "/model.safetensors");
+  auto wb = SafetensorsFile::read(tb.final_checkpoint + "/model.safetensors");
+  double max_diff = 0;
+  for (const auto& e : wa.entries())
+    max_diff = std::max(max_diff, (wa.get(e.name) - wb.get(e.name)).abs().max().item<double>());
+  CATCH_CHECK(max_diff < 1e-5);
+}
+
+CATCH_TEST_CASE("keep_last prunes old checkpoints; latest names the newest") {
+  const std::string a = fresh_dir("train_keep_last");
+  const std::string ra = write_recipe(a, kDemoData, "  {steps: 8, batch_size: 2, checkpoint_every: 2, keep_last: 2}\n");
+  train(load_recipe(ra));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(a + "/run/checkpoints")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  CATCH_CHECK(names == std::vector<std::string>{"latest", "step_000006", "step_000008"});
+  CATCH_CHECK(latest(a + "/run") == "step_000008");
+}
+
+CATCH_TEST_CASE("a non-finite loss stops the run with a clear error; the last good checkpoint stays intact") {
+  const std::string a = fresh_dir("train_nan");
+  // An absurd learning rate without clipping blows the weights up after the first update.
+  const std::string ra = write_recipe(a, kDemoData, "  {steps: 6, batch_size: 2, lr: 1.0e+30, grad_clip: 0.0, checkpoint_every: 1}\n");
+  auto r = run(ethos_bin() + " train " + ra);
+  CATCH_CHECK(r.status == 1);
+  CATCH_CHECK_THAT(r.output, Catch::Matchers::Contains("Stopped before updating the weights"));
+  const std::string last = latest(a + "/run");
+  CATCH_REQUIRE_FALSE(last.empty());
+  CATCH_CHECK(checkpoint_problems(a + "/run/checkpoints/" + last).empty());
+  CATCH_CHECK(read_trainer_state(a + "/run/checkpoints/" + last).global_step < 6);
 }
