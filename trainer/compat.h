@@ -15,16 +15,37 @@
 
 namespace ethos::compat {
 
-// Attention over q,k,v [B,H,T,D] with an additive float mask [B,1,T,T] (0 = attend,
-// -inf = blocked). 2.x: fused scaled_dot_product_attention; 1.13: softmax(QK^T/sqrt(D)+M)V.
+// Causal/document attention with grouped-query heads.
+//   q [B,H,T,D]: the last T of S positions; k, v [B,K,S,D] with H a multiple of K (query
+//   head h reads kv head h/(H/K), as Hugging Face's repeat_kv); mask [B,1,T,S] additive
+//   (0 = attend, -inf = blocked) and causal. Returns [B,H,T,D].
+// 2.x: fused scaled_dot_product_attention on repeated k/v.
+// 1.13 (matmuls): (a) the R = H/K query heads of a kv head form one [R*t, D] block, so k
+// and v are never copied; (b) 1/sqrt(D) scales q, T/D times smaller than the scores;
+// (c) queries go in blocks of 64 that only score the keys they can see (causal), which
+// skips about half of the [T,S] scores and their softmax when T is large.
 inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), K = k.size(1), S = k.size(2);
+  const int64_t R = H / K;
 #if ETHOS_TORCH_2
-  return at::scaled_dot_product_attention(q, k, v, mask);
+  (void)B, (void)T, (void)D, (void)S;
+  const auto kr = R == 1 ? k : k.repeat_interleave(R, /*dim=*/1);
+  const auto vr = R == 1 ? v : v.repeat_interleave(R, /*dim=*/1);
+  return at::scaled_dot_product_attention(q, kr, vr, mask);
 #else
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-  scores = scores + mask;
-  return torch::matmul(torch::softmax(scores, -1), v);
+  constexpr int64_t kBlock = 64;
+  const auto q5 = (q * (1.0 / std::sqrt(static_cast<double>(D)))).reshape({B, K, R, T, D});
+  std::vector<torch::Tensor> out;
+  for (int64_t t0 = 0; t0 < T; t0 += kBlock) {
+    const int64_t t = std::min(kBlock, T - t0), keys = S - T + t0 + t;  // keys visible to this block
+    const auto qb = q5.narrow(3, t0, t).reshape({B, K, R * t, D});
+    auto scores = torch::matmul(qb, k.narrow(2, 0, keys).transpose(-2, -1)).view({B, K, R, t, keys});
+    scores.add_(mask.narrow(2, t0, t).narrow(3, 0, keys).unsqueeze(2));  // [B,1,1,t,keys]
+    const auto probs = torch::softmax(scores, -1).view({B, K, R * t, keys});
+    out.push_back(torch::matmul(probs, v.narrow(2, 0, keys)).view({B, K, R, t, D}));
+  }
+  return (out.size() == 1 ? out[0] : torch::cat(out, 3)).view({B, H, T, D});
 #endif
 }
 

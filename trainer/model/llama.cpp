@@ -77,12 +77,6 @@ Tensor rotate_half(const Tensor& x) {
 // x: [B,N,T,D]; cos, sin: [B,1,T,D]
 Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin) { return x * cos + rotate_half(x) * sin; }
 
-// [B,K,S,D] -> [B,K*n_rep,S,D], each kv head repeated n_rep times in place (HF repeat_kv).
-Tensor repeat_kv(const Tensor& x, int64_t n_rep) {
-  if (n_rep == 1) return x;
-  return x.repeat_interleave(n_rep, /*dim=*/1);
-}
-
 // Additive mask [B,1,T,S] from a boolean "may attend" [B,T,S]: 0 where allowed, -inf elsewhere.
 Tensor additive_mask(const Tensor& allowed, torch::ScalarType dtype) {
   auto mask = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(allowed.device()));
@@ -116,8 +110,7 @@ struct AttentionImpl : torch::nn::Module {
       *k_cache = k;
       *v_cache = v;
     }
-    const int64_t n_rep = heads / kv_heads;
-    auto out = compat::attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask);  // [B,H,T,D]
+    auto out = compat::attention(q, k, v, mask);  // [B,H,T,D]; kv heads shared by groups of H/K
     return o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim}));              // [B,T,C]
   }
 
