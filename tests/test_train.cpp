@@ -41,13 +41,14 @@ const std::string& shared_tokenizer() {
 }
 
 // A small recipe writing its run into dir/run; `extra` YAML is appended (later keys win via overrides).
-std::string write_recipe(const std::string& dir, const std::string& data_yaml, const std::string& train_yaml) {
+std::string write_recipe(const std::string& dir, const std::string& data_yaml, const std::string& train_yaml,
+                         const std::string& extra_yaml = "") {
   std::ostringstream y;
   y << "name: t\nseed: 0\nthreads: 1\nout_dir: " << dir << "/run\n"
     << "tokenizer: {path: " << shared_tokenizer() << "}\n"
     << "model:\n  arch: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,"
     << " num_key_value_heads: 2}\n"
-    << "data:\n" << data_yaml << "train:\n" << train_yaml;
+    << "data:\n" << data_yaml << "train:\n" << train_yaml << extra_yaml;
   const std::string path = dir + "/recipe.yaml";
   write_text(path, y.str());
   return path;
@@ -64,6 +65,18 @@ std::vector<std::pair<int64_t, double>> logged_losses(const std::string& run_dir
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line);
     if (j["event"] == "train") out.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+  }
+  return out;
+}
+
+// eval.jsonl's (step, value) pairs.
+std::vector<std::pair<int64_t, double>> eval_values(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::istringstream in(read_file(run_dir + "/eval.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    out.emplace_back(j["step"].get<int64_t>(), j["value"].get<double>());
   }
   return out;
 }
@@ -99,9 +112,10 @@ CATCH_TEST_CASE("overfit: a tiny model drives the loss below 0.05 on 8 short seq
   CATCH_CHECK(losses.back().second < 0.05);    // and memorises the 8 sequences
 }
 
-CATCH_TEST_CASE("exact resume: 40 steps straight == 20 steps, SIGKILL, resume, 20 more (bitwise)") {
+CATCH_TEST_CASE("exact resume with eval on: 40 steps straight == 20 steps, SIGKILL, resume, 20 more (bitwise)") {
   const std::string a = fresh_dir("train_resume_straight"), b = fresh_dir("train_resume_killed");
-  const std::string ra = write_recipe(a, kDemoData, kTrain40), rb = write_recipe(b, kDemoData, kTrain40);
+  const std::string eval = "eval: {heldout: [{path: " + tiny_data("tiny_heldout.jsonl") + ", kind: demonstration}]}\n";
+  const std::string ra = write_recipe(a, kDemoData, kTrain40, eval), rb = write_recipe(b, kDemoData, kTrain40, eval);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
 
   // Slow each step down so the kill lands after checkpoint 20 and before step 40.
@@ -122,6 +136,8 @@ CATCH_TEST_CASE("exact resume: 40 steps straight == 20 steps, SIGKILL, resume, 2
   CATCH_CHECK(read_file(a + "/run/checkpoints/step_000040/optimizer.safetensors") ==
               read_file(b + "/run/checkpoints/step_000040/optimizer.safetensors"));
   CATCH_CHECK(logged_losses(a + "/run") == logged_losses(b + "/run"));  // 40 entries, identical values
+  CATCH_CHECK(eval_values(a + "/run").size() == 2);                     // held-out loss at steps 20 and 40
+  CATCH_CHECK(eval_values(a + "/run") == eval_values(b + "/run"));
 
   // Running the finished recipe again is a no-op that changes nothing.
   CATCH_REQUIRE(run(ethos_bin() + " train " + rb).status == 0);
@@ -171,6 +187,9 @@ CATCH_TEST_CASE("resume refuses a changed config or data, naming which, unless a
   CATCH_CHECK(changed.status == 1);
   CATCH_CHECK_THAT(changed.output, Catch::Matchers::Contains("config"));
   CATCH_CHECK_THAT(changed.output, Catch::Matchers::Contains("allow_changed=true"));
+  auto fresh = run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10 resume=never");
+  CATCH_CHECK(fresh.status == 1);  // a fresh run never writes into an old run's checkpoints
+  CATCH_CHECK_THAT(fresh.output, Catch::Matchers::Contains("already holds checkpoints"));
   auto allowed = run(ethos_bin() + " train " + ra +
                      " train.steps=30 train.checkpoint_every=10 train.lr=1.0e-3 allow_changed=true");
   CATCH_CHECK(allowed.status == 0);
@@ -262,4 +281,20 @@ CATCH_TEST_CASE("a non-finite loss stops the run with a clear error; the last go
   CATCH_REQUIRE_FALSE(last.empty());
   CATCH_CHECK(checkpoint_problems(a + "/run/checkpoints/" + last).empty());
   CATCH_CHECK(read_trainer_state(a + "/run/checkpoints/" + last).global_step < 6);
+}
+
+CATCH_TEST_CASE("a checkpoint whose eval was cut short by a crash is evaluated again on resume") {
+  const std::string a = fresh_dir("train_reeval");
+  const std::string eval = "eval: {heldout: [{path: " + tiny_data("tiny_heldout.jsonl") + ", kind: demonstration}]}\n";
+  const std::string ra = write_recipe(a, kDemoData, "  {steps: 4, batch_size: 2, checkpoint_every: 2}\n", eval);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
+  const auto full = eval_values(a + "/run");
+  CATCH_REQUIRE(full.size() == 2);
+  // Simulate death during step 4's eval: its eval_hook event is gone, a partial result remains.
+  std::string train_log = read_file(a + "/run/train.jsonl");
+  train_log = train_log.substr(0, train_log.rfind("{\"event\":\"eval_hook\""));
+  write_text(a + "/run/train.jsonl", train_log);
+  write_text(a + "/run/eval.jsonl", read_file(a + "/run/eval.jsonl") + "{\"step\": 4, \"value\": 99.0}\n");
+  CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
+  CATCH_CHECK(eval_values(a + "/run") == full);  // the partial line replaced by the real result
 }

@@ -56,29 +56,33 @@ std::string data_hash(const Recipe& r) {
 
 // ---- logging ---------------------------------------------------------------------------
 
-// train.jsonl, one event per line. On resume, events after the resumed step are dropped, so
-// the log of a resumed run equals the log of an uninterrupted one.
+// An event log (train.jsonl, eval.jsonl) made to agree with the point a run starts from:
+// emptied for a fresh run; on resume, events after the resumed step (written by the run
+// that died) are dropped, so a resumed run's logs equal an uninterrupted run's.
+void rewind_events(const std::string& path, std::optional<int64_t> resume_step) {
+  if (!resume_step) {
+    write_file_atomic(path, "");
+    return;
+  }
+  if (!fs::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.value("step", int64_t{0}) <= *resume_step) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+// train.jsonl, one event per line, flushed as written.
 class MetricsLog {
  public:
-  MetricsLog(const std::string& path, std::optional<int64_t> resume_step) : path_(path) {
-    if (resume_step && fs::exists(path)) {
-      std::istringstream in(read_file(path));
-      std::string line, kept;
-      while (std::getline(in, line)) {
-        auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-        if (!j.is_discarded() && j.value("step", int64_t{0}) <= *resume_step) kept += line + "\n";
-      }
-      write_file_atomic(path, kept);
-    } else if (!resume_step) {
-      write_file_atomic(path, "");
-    }
-    out_.open(path, std::ios::app);
+  explicit MetricsLog(const std::string& path) : out_(path, std::ios::app) {
     if (!out_) throw Error("cannot append to " + path);
   }
   void write(const nlohmann::json& event) { out_ << event.dump() << "\n" << std::flush; }
 
  private:
-  std::string path_;
   std::ofstream out_;
 };
 
@@ -150,6 +154,31 @@ struct RunContext {
   int threads;
   torch::Device device;
 };
+
+// The eval hook after a checkpoint; its completion is logged as an "eval_hook" event, so a
+// resume can tell whether the checkpoint it starts from was evaluated.
+void run_eval_hook(RunContext& ctx, Llama& model, const std::string& stage, int64_t step, const std::string& dir) {
+  if (!ctx.hook) return;
+  const auto t_eval = Clock::now();
+  const std::string rng = torch_rng_state();  // eval must not shift the training RNG stream
+  model->eval();
+  ctx.hook->after_checkpoint({dir, ctx.run_dir, stage, step, ctx.recipe.seed, ctx.recipe.name}, model, ctx.tok);
+  model->train();
+  set_torch_rng_state(rng);
+  ctx.log.write({{"event", "eval_hook"}, {"step", step}, {"seconds", seconds_since(t_eval)}});
+}
+
+// Whether an event log holds {"event": event, "step": step}.
+bool has_event(const std::string& path, const std::string& event, int64_t step) {
+  if (!fs::exists(path)) return false;
+  std::istringstream in(read_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.value("event", "") == event && j.value("step", int64_t{-1}) == step) return true;
+  }
+  return false;
+}
 
 // Trains one stage from `state` (stage_step > 0: resuming from `resume_dir`). Returns the
 // last loss; state.global_step / stage_step advance as steps are taken.
@@ -243,16 +272,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
                                               T.keep_last);
       ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
       std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
-      if (ctx.hook) {
-        const auto t_eval = Clock::now();
-        const std::string rng = torch_rng_state();  // eval must not shift the training RNG stream
-        model->eval();
-        ctx.hook->after_checkpoint({dir, ctx.run_dir, stage.name, state.global_step, ctx.recipe.seed, ctx.recipe.name},
-                                   model, ctx.tok);
-        model->train();
-        set_torch_rng_state(rng);
-        ctx.log.write({{"event", "eval_hook"}, {"step", state.global_step}, {"seconds", seconds_since(t_eval)}});
-      }
+      run_eval_hook(ctx, model, stage.name, state.global_step, dir);
       t_log = Clock::now();
     }
   }
@@ -322,7 +342,6 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   const std::string run_dir = r.run_dir();
   fs::create_directories(run_dir);
   const std::string resolved = to_yaml(r);
-  write_file_atomic(run_dir + "/config.yaml", resolved);
   const std::string tok_path = prepare_tokenizer(r.tokenizer, threads);
   auto tok = SentencePieceTokenizer::load(tok_path);
   ChatTemplate tmpl(*tok);
@@ -346,7 +365,22 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
                   std::to_string(r.stages.size()) + " stages");
     std::cerr << "[ethos] resuming from " << resume_dir << " (step " << resume->global_step << ")" << std::endl;
   }
-  MetricsLog log(run_dir + "/train.jsonl", resume ? std::optional<int64_t>(resume->global_step) : std::nullopt);
+  const fs::path ckpt_root = fs::path(run_dir) / "checkpoints";
+  if (!resume && fs::exists(ckpt_root)) {  // never mix a fresh run into an old one's checkpoints
+    for (const auto& e : fs::directory_iterator(ckpt_root))
+      if (e.path().filename().string().rfind("step_", 0) == 0)
+        throw Error(run_dir + " already holds checkpoints of another run (" + e.path().filename().string() +
+                    ") and none will be resumed (resume=" + r.resume + "). Use resume=auto to continue it, or "
+                    "another out_dir / seed, or delete the directory to start over.");
+  }
+  write_file_atomic(run_dir + "/config.yaml", resolved);
+  const auto resume_step = resume ? std::optional<int64_t>(resume->global_step) : std::nullopt;
+  rewind_events(run_dir + "/train.jsonl", resume_step);
+  // A run that died between writing the checkpoint and finishing its eval: drop that
+  // checkpoint's partial eval results and evaluate it again below.
+  const bool reeval = resume && hook && !has_event(run_dir + "/train.jsonl", "eval_hook", resume->global_step);
+  rewind_events(run_dir + "/eval.jsonl", reeval ? std::optional<int64_t>(*resume_step - 1) : resume_step);
+  MetricsLog log(run_dir + "/train.jsonl");
   const torch::Device device = resolve_device(r.device);
   RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, cfg_hash, dat_hash, log, hook, threads, device};
   std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads | vocab "
@@ -372,6 +406,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
     else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(r.model.from);
     check_vocab(model, *tok, tok_path);
     model->to(device);
+    if (resume_here && reeval) run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir);
     state.stage_index = static_cast<int64_t>(si);
     state.stage_name = stage.name;
     state.stage_steps = stage.train.steps;
