@@ -122,7 +122,14 @@ CATCH_TEST_CASE("exact resume with eval on: 40 steps straight == 20 steps, SIGKI
   int pid = spawn({ethos_bin(), "train", rb}, {"ETHOS_DEBUG_STEP_SLEEP_MS=40"}, b + "/first.log");
   CATCH_REQUIRE(pid > 0);
   CATCH_REQUIRE(wait_until([&] { return latest(b + "/run") == "step_000020"; }, 120));
-  sleep_ms(150);  // a few more steps get logged, then die mid-run
+  // A few steps past the checkpoint get logged, then die mid-run.
+  auto train_events = [&] {
+    const std::string log = read_file(b + "/run/train.jsonl");
+    size_t n = 0;
+    for (size_t at = log.find("\"event\":\"train\""); at != std::string::npos; at = log.find("\"event\":\"train\"", at + 1)) ++n;
+    return n;
+  };
+  CATCH_REQUIRE(wait_until([&] { return train_events() >= 23; }, 120));
   ::kill(pid, SIGKILL);
   CATCH_REQUIRE(wait_exit(pid) == 128 + SIGKILL);
   CATCH_REQUIRE_FALSE(fs::exists(b + "/run/checkpoints/step_000040"));

@@ -180,6 +180,26 @@ bool has_event(const std::string& path, const std::string& event, int64_t step) 
   return false;
 }
 
+struct StepStats {
+  double loss, lr, grad_norm;
+  int64_t tokens;  // real tokens since the last log line
+  double seconds, eta_seconds;
+};
+
+// One train.jsonl event and one live progress line (redrawn in place on a terminal).
+void log_step(RunContext& ctx, const TrainerState& state, const StepStats& s) {
+  const double tps = s.tokens / std::max(s.seconds, 1e-9);
+  ctx.log.write({{"event", "train"}, {"step", state.global_step}, {"stage", state.stage_name},
+                 {"stage_step", state.stage_step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
+                 {"tokens", s.tokens}, {"tokens_per_s", tps}, {"seconds", s.seconds}});
+  char line[256];
+  std::snprintf(line, sizeof line, "[%s] step %lld/%lld  loss %.4f  lr %.2e  tok/s %.0f  ETA %s", state.stage_name.c_str(),
+                static_cast<long long>(state.stage_step), static_cast<long long>(state.stage_steps), s.loss, s.lr, tps,
+                format_duration(s.eta_seconds).c_str());
+  const bool tty = ::isatty(STDERR_FILENO);
+  std::cerr << (tty ? "\r" : "") << line << (tty ? "\033[K" : "\n") << std::flush;
+}
+
 // Trains one stage from `state` (stage_step > 0: resuming from `resume_dir`). Returns the
 // last loss; state.global_step / stage_step advance as steps are taken.
 double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, TrainerState& state,
@@ -248,17 +268,8 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
     // 6. log (rank 0)
     if (state.stage_step % T.log_every == 0 || state.stage_step == T.steps) {
       const double dt = seconds_since(t_log);
-      const double tps = tokens_since_log / std::max(dt, 1e-9);
       const double eta = seconds_since(t_stage) / double(state.stage_step - first_step) * double(T.steps - state.stage_step);
-      ctx.log.write({{"event", "train"}, {"step", state.global_step}, {"stage", stage.name}, {"stage_step", state.stage_step},
-                     {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", tokens_since_log},
-                     {"tokens_per_s", tps}, {"seconds", dt}});
-      char line[256];
-      std::snprintf(line, sizeof line, "[%s] step %lld/%lld  loss %.4f  lr %.2e  tok/s %.0f  ETA %s",
-                    stage.name.c_str(), static_cast<long long>(state.stage_step), static_cast<long long>(T.steps), loss,
-                    lr, tps, format_duration(eta).c_str());
-      const bool tty = ::isatty(STDERR_FILENO);
-      std::cerr << (tty ? "\r" : "") << line << (tty ? "\033[K" : "\n") << std::flush;
+      log_step(ctx, state, {loss, lr, grad_norm, tokens_since_log, dt, eta});
       t_log = Clock::now();
       tokens_since_log = 0;
     }
