@@ -57,9 +57,7 @@ int cmd_generate(const GenerateArgs& a) {
   const std::string tok_path = a.tokenizer.empty() ? (fs::path(a.checkpoint) / "tokenizer.model").string() : a.tokenizer;
   auto tok = SentencePieceTokenizer::load(tok_path);
   Llama model = load_model(a.checkpoint);
-  if (tok->vocab_size() > model->config().vocab_size)
-    throw Error("tokenizer/model vocabulary mismatch: " + tok_path + " has " + std::to_string(tok->vocab_size()) +
-                " pieces, the model " + std::to_string(model->config().vocab_size));
+  check_vocab(model, *tok, tok_path);
   std::vector<int> prompt;
   SampleOptions opt;
   opt.max_new_tokens = a.max_new_tokens;

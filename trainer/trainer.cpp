@@ -114,13 +114,6 @@ Llama fresh_model(const Recipe& r, int vocab) {
   return m;
 }
 
-void check_vocab(const Llama& m, const Tokenizer& tok, const std::string& tok_path) {
-  if (tok.vocab_size() > m->config().vocab_size)
-    throw Error("tokenizer/model vocabulary mismatch: " + tok_path + " has " + std::to_string(tok.vocab_size()) +
-                " pieces but the model's vocab_size is " + std::to_string(m->config().vocab_size) +
-                ". Use the tokenizer the model was trained with, or set model.arch.vocab_size: 0 to take the "
-                "tokenizer's size for a fresh model.");
-}
 
 void check_hashes(const TrainerState& s, const std::string& dir, const std::string& cfg, const std::string& data,
                   const std::string& tok, bool allow) {
@@ -291,6 +284,14 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
 }
 
 }  // namespace
+
+void check_vocab(const Llama& m, const Tokenizer& tok, const std::string& tok_path) {
+  if (tok.vocab_size() > m->config().vocab_size)
+    throw Error("tokenizer/model vocabulary mismatch: " + tok_path + " has " + std::to_string(tok.vocab_size()) +
+                " pieces but the model's vocab_size is " + std::to_string(m->config().vocab_size) +
+                ". Use the tokenizer the model was trained with, or set model.arch.vocab_size: 0 to take the "
+                "tokenizer's size for a fresh model.");
+}
 
 int configure_threads(int64_t requested) {
   int n = static_cast<int>(requested);

@@ -24,6 +24,10 @@ TrainResult train(const Recipe& recipe, EvalHook* hook = nullptr);
 // does not (JSONL files contribute every string they contain). Returns the path.
 std::string prepare_tokenizer(const TokenizerSection& t, int threads);
 
+// Throws Error when the tokenizer has more pieces than the model's vocabulary (a tokenizer
+// that is not the model's), naming both sizes and the fix.
+void check_vocab(const Llama& model, const Tokenizer& tok, const std::string& tok_path);
+
 // Sets the intra-op thread count (0 = the cores this process may use) and returns it.
 int configure_threads(int64_t requested);
 
