@@ -141,10 +141,8 @@ struct RunContext {
   std::string run_dir, resolved_yaml, tokenizer_path;
   const Tokenizer& tok;
   const ChatTemplate& tmpl;
-  std::string config_hash, data_hash;
   MetricsLog& log;
   EvalHook* hook;
-  int threads;
   torch::Device device;
 };
 
@@ -394,7 +392,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   rewind_events(run_dir + "/eval.jsonl", reeval ? std::optional<int64_t>(*resume_step - 1) : resume_step);
   MetricsLog log(run_dir + "/train.jsonl");
   const torch::Device device = resolve_device(r.device);
-  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, cfg_hash, dat_hash, log, hook, threads, device};
+  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, log, hook, device};
   std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads | vocab "
             << tok->vocab_size() << std::endl;
 
