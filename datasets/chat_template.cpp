@@ -94,15 +94,24 @@ std::vector<int> ChatTemplate::render_prompt(const std::vector<Message>& context
   return ids;
 }
 
-ChatTemplate::Pair ChatTemplate::render_pair(const Record& r) const {
+ChatTemplate::Pair ChatTemplate::render_pair(const Record& r, const TemplateOptions& opt) const {
   if (r.kind != RecordKind::preference)
     throw Error(r.where + ": render_pair needs a preference record, got a " + to_string(r.kind) + " record");
-  auto completion = [&](const std::string& text) {
-    std::vector<int> ids = tok_.encode(text);
-    ids.push_back(end_);
-    return ids;
-  };
-  return {render_prompt(r.messages), completion(r.chosen), completion(r.rejected)};
+  Pair p;
+  p.prompt = render_prompt(r.messages);
+  auto append = [](std::vector<int>& to, const std::vector<int>& ids) { to.insert(to.end(), ids.begin(), ids.end()); };
+  if (!r.rationale.empty() && opt.rationale_weight != 0.0f) {
+    p.chosen.push_back(rationale_);
+    append(p.chosen, tok_.encode(r.rationale));
+    p.chosen.push_back(rationale_end_);
+    p.chosen_weights.assign(p.chosen.size(), opt.rationale_weight);
+  }
+  append(p.chosen, tok_.encode(r.chosen));
+  p.chosen.push_back(end_);
+  p.chosen_weights.resize(p.chosen.size(), opt.action_weight);
+  p.rejected = tok_.encode(r.rejected);
+  p.rejected.push_back(end_);
+  return p;
 }
 
 }  // namespace ethos

@@ -47,10 +47,14 @@ class ChatTemplate {
   // The prompt a model continues at generation/eval time: context + "<|assistant|>".
   std::vector<int> render_prompt(const std::vector<Message>& context) const;
   // For preference pairs: prompt tokens and the two completions (each ending in <|end|>).
+  // A record with a rationale renders chosen as  <|rationale|> why <|/rationale|> action <|end|>
+  // (dropped when opt.rationale_weight is 0, as for explained records). chosen_weights[k] is the
+  // NLL weight of chosen[k] (RPO's NLL term): rationale span rationale_weight, the rest action_weight.
   struct Pair {
     std::vector<int> prompt, chosen, rejected;
+    std::vector<float> chosen_weights;
   };
-  Pair render_pair(const Record& r) const;
+  Pair render_pair(const Record& r, const TemplateOptions& opt = {}) const;
 
   int end_id() const { return end_; }
   const Tokenizer& tokenizer() const { return tok_; }

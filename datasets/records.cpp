@@ -60,7 +60,7 @@ std::vector<std::string> allowed_fields(RecordKind k) {
     case RecordKind::document: f = {"text"}; break;
     case RecordKind::demonstration: f = {"messages", "prompt", "response"}; break;
     case RecordKind::explained: f = {"messages", "prompt", "response", "rationale"}; break;
-    case RecordKind::preference: f = {"messages", "prompt", "chosen", "rejected"}; break;
+    case RecordKind::preference: f = {"messages", "prompt", "chosen", "rejected", "rationale"}; break;
   }
   for (const char* opt : {"id", "tags", "system", "kind", "meta"}) f.push_back(opt);
   return f;
@@ -242,6 +242,7 @@ Record parse_record(const std::string& line, RecordKind kind, const std::string&
     r.rejected = c.text("rejected");
     if (r.chosen == r.rejected)
       c.fail("fields \"chosen\" and \"rejected\" are identical; a preference pair needs two different answers");
+    if (c.has("rationale")) r.rationale = c.text("rationale");  // optional: the reason for the chosen answer
   }
   return r;
 }

@@ -3,7 +3,9 @@
 //   document      {"text": str}
 //   demonstration {"messages": [{"role","content"}...]} | {"prompt": str, "response": str}
 //   explained     demonstration fields + {"rationale": str}   (rationale precedes the action)
-//   preference    {"prompt": str | "messages": [...], "chosen": str, "rejected": str}
+//   preference    {"prompt": str | "messages": [...], "chosen": str, "rejected": str,
+//                  optional "rationale": str (the reason for the chosen answer, rendered as a
+//                  rationale span before it, like an explained record's)}
 // Optional on every kind: "id" (str), "tags" (object of str -> str|number), "system" (str,
 // prepended as a system message). A "kind" field, if present, must match the file's kind.
 #pragma once
@@ -29,7 +31,8 @@ struct Record {
   std::string text;                  // document
   std::vector<Message> messages;     // demonstration/explained: the last message is the assistant target
                                      // preference: the prompt conversation (no assistant answer)
-  std::string rationale;             // explained: reason for the last assistant message
+  std::string rationale;             // explained: reason for the last assistant message;
+                                     // preference (optional): reason for the chosen answer
   std::string chosen, rejected;      // preference
   nlohmann::json tags = nlohmann::json::object();
 };

@@ -286,7 +286,7 @@ CATCH_TEST_CASE("validate reports every semantic problem with its key path") {
     s.data.sources[0].kind = "story";
     s.data.sources[0].weight = 0;
     s.data.seq_len = 1;
-    s.train.objective = "dpo";
+    s.train.objective = "dpp";
     s.train.warmup_steps = 20;
     s.train.min_lr_ratio = 1.5;
     s.train.beta2 = 1.0;
@@ -301,7 +301,7 @@ CATCH_TEST_CASE("validate reports every semantic problem with its key path") {
     CATCH_CHECK_THAT(all, Contains("stages[1].data.sources[0].kind: \"story\" is not one of: document, demonstration, explained, preference"));
     CATCH_CHECK_THAT(all, Contains("stages[1].data.sources[0].weight: must be > 0 (got 0.0)"));
     CATCH_CHECK_THAT(all, Contains("stages[1].data.seq_len: must be >= 2 (got 1)"));
-    CATCH_CHECK_THAT(all, Contains("stages[1].train.objective: \"dpo\" is not one of: sft (DPO-family objectives"));
+    CATCH_CHECK_THAT(all, Contains("stages[1].train.objective: \"dpp\" is not one of: sft, dpo, ipo, robust, conservative, simpo, rpo"));
     CATCH_CHECK_THAT(all, Contains("stages[1].train.warmup_steps: must be >= 0 and < steps (got 20, steps 20)"));
     CATCH_CHECK_THAT(all, Contains("stages[1].train.min_lr_ratio: must be in [0, 1] (got 1.5)"));
     CATCH_CHECK_THAT(all, Contains("stages[1].train.beta2: must be in [0, 1) (got 1.0)"));

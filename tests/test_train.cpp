@@ -13,6 +13,7 @@
 
 #include "datasets/util.h"
 #include "tests/helpers.h"
+#include "tests/train_helpers.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
 #include "trainer/safetensors.h"
@@ -24,50 +25,9 @@ using namespace ethos::test;
 
 namespace {
 
-std::string tiny_data(const std::string& file) { return source_dir() + "/datasets/data/tiny/" + file; }
-
-// One tokenizer for every test here, trained from the bundled data on first use.
-const std::string& shared_tokenizer() {
-  static const std::string path = [] {
-    const std::string dir = fresh_dir("train_tokenizer");
-    TokenizerSection t;
-    t.path = dir + "/tokenizer.model";
-    t.train_files = {tiny_data("tiny_documents.jsonl"), tiny_data("tiny_demonstrations.jsonl"),
-                     tiny_data("tiny_explained.jsonl")};
-    t.vocab_size = 1024;
-    return prepare_tokenizer(t, 1);
-  }();
-  return path;
-}
-
-// A small recipe writing its run into dir/run; `extra` YAML is appended (later keys win via overrides).
-std::string write_recipe(const std::string& dir, const std::string& data_yaml, const std::string& train_yaml,
-                         const std::string& extra_yaml = "") {
-  std::ostringstream y;
-  y << "name: t\nseed: 0\nthreads: 1\nout_dir: " << dir << "/run\n"
-    << "tokenizer: {path: " << shared_tokenizer() << "}\n"
-    << "model:\n  arch: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,"
-    << " num_key_value_heads: 2}\n"
-    << "data:\n" << data_yaml << "train:\n" << train_yaml << extra_yaml;
-  const std::string path = dir + "/recipe.yaml";
-  write_text(path, y.str());
-  return path;
-}
-
 const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
                               ", kind: demonstration}]\n";
 const std::string kTrain40 = "  {steps: 40, batch_size: 4, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 20, keep_last: 0}\n";
-
-std::vector<std::pair<int64_t, double>> logged_losses(const std::string& run_dir) {
-  std::vector<std::pair<int64_t, double>> out;
-  std::istringstream in(read_file(run_dir + "/train.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j["event"] == "train") out.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-  }
-  return out;
-}
 
 // eval.jsonl's (step, value) pairs.
 std::vector<std::pair<int64_t, double>> eval_values(const std::string& run_dir) {
@@ -79,17 +39,6 @@ std::vector<std::pair<int64_t, double>> eval_values(const std::string& run_dir) 
     out.emplace_back(j["step"].get<int64_t>(), j["value"].get<double>());
   }
   return out;
-}
-
-std::string weights_of(const std::string& run_dir, int64_t step) {
-  return read_file(run_dir + "/checkpoints/" + checkpoint_name(step) + "/model.safetensors");
-}
-
-std::string latest(const std::string& run_dir) {
-  std::ifstream in(run_dir + "/checkpoints/latest");
-  std::string s;
-  in >> s;
-  return s;
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "datasets/util.h"
+#include "trainer/preference.h"
 
 namespace ethos {
 
@@ -52,6 +53,8 @@ template <class V> void fields(V& v, TrainSection& o) {
   ETHOS_FIELD(weight_decay); ETHOS_FIELD(beta1); ETHOS_FIELD(beta2); ETHOS_FIELD(eps);
   ETHOS_FIELD(grad_clip); ETHOS_FIELD(decay_norms_biases_embeddings); ETHOS_FIELD(precision);
   ETHOS_FIELD(log_every); ETHOS_FIELD(checkpoint_every); ETHOS_FIELD(keep_last);
+  ETHOS_FIELD(beta); ETHOS_FIELD(label_smoothing); ETHOS_FIELD(simpo_gamma); ETHOS_FIELD(rpo_alpha);
+  ETHOS_FIELD(reference); ETHOS_FIELD(reference_mode); ETHOS_FIELD(kl_prompts); ETHOS_FIELD(kl_max_new_tokens);
 }
 template <class V> void fields(V& v, StageSection& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(init); ETHOS_FIELD(data); ETHOS_FIELD(train);
@@ -61,11 +64,11 @@ template <class V> void fields(V& v, EvalFileSpec& o) {
   ETHOS_FIELD(path); ETHOS_FIELD(kind);
 }
 template <class V> void fields(V& v, EvalSection& o) {
-  ETHOS_FIELD(heldout);
+  ETHOS_FIELD(heldout); ETHOS_FIELD(suites);
 }
 template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
-  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(tokenizer);
+  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(tokenizer);
   ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval);
 }
 #undef ETHOS_FIELD
@@ -466,8 +469,48 @@ void check_stage(Checker& c, const StageSection& s, const std::string& at) {
 
   const TrainSection& t = s.train;
   const std::string tr = at + ".train.";
-  c.one_of(tr + "objective", t.objective, {"sft"},
-           " (DPO-family objectives come with preference training)");
+  const std::vector<std::string> preference_objectives = {"dpo", "ipo", "robust", "conservative", "simpo", "rpo"};
+  std::vector<std::string> objectives = {"sft"};
+  objectives.insert(objectives.end(), preference_objectives.begin(), preference_objectives.end());
+  c.one_of(tr + "objective", t.objective, objectives);
+  const bool preference = std::find(preference_objectives.begin(), preference_objectives.end(), t.objective) !=
+                          preference_objectives.end();
+  for (size_t i = 0; i < d.sources.size(); ++i) {
+    const std::string src = at + ".data.sources[" + std::to_string(i) + "]";
+    const auto& kinds = {"document", "demonstration", "explained"};
+    if (preference && std::find(kinds.begin(), kinds.end(), d.sources[i].kind) != kinds.end())
+      c.need(false, src + ".kind", "objective " + t.objective + " trains on preference pairs, not " +
+             d.sources[i].kind + " records: use kind: preference files, or objective: sft");
+    if (!preference && d.sources[i].kind == "preference")
+      c.need(false, src + ".kind", "preference pairs need a preference objective (train.objective: dpo, ipo, "
+             "robust, conservative, simpo or rpo); objective sft trains on documents and demonstrations");
+    if (preference && d.sources[i].weight > 0 && d.sources[i].weight != 1.0)
+      c.need(false, src + ".weight", "preference sources are pooled, not mixed: remove the weight (got " +
+             show(d.sources[i].weight) + ")");
+  }
+  if (preference) {
+    PreferenceOptions po;
+    po.objective = preference_objective_from_string(t.objective);
+    po.beta = t.beta;
+    po.label_smoothing = t.label_smoothing;
+    po.simpo_gamma = t.simpo_gamma;
+    po.rpo_alpha = t.rpo_alpha;
+    for (const auto& p : problems(po)) c.need(false, tr + p.substr(0, p.find(' ')), p);  // "beta = -1 must ..."
+    c.one_of(tr + "reference_mode", t.reference_mode, {"cached", "live"});
+    c.need(t.objective != "simpo" || t.reference.empty(), tr + "reference",
+           "simpo is reference-free: remove train.reference (or choose dpo, ipo, robust, conservative or rpo)");
+    c.positive(tr + "kl_max_new_tokens", t.kl_max_new_tokens);
+  } else {
+    const TrainSection defaults;
+    for (const auto& [key, set] : {std::pair{"beta", t.beta != defaults.beta},
+                                   std::pair{"label_smoothing", t.label_smoothing != defaults.label_smoothing},
+                                   std::pair{"simpo_gamma", t.simpo_gamma != defaults.simpo_gamma},
+                                   std::pair{"rpo_alpha", t.rpo_alpha != defaults.rpo_alpha},
+                                   std::pair{"reference", t.reference != defaults.reference},
+                                   std::pair{"kl_prompts", t.kl_prompts != defaults.kl_prompts}})
+      if (set) c.need(false, tr + key, "only applies to preference objectives and this stage's objective is sft: "
+                      "set it in the preference stage's train section instead");
+  }
   c.positive(tr + "steps", t.steps);
   c.positive(tr + "batch_size", t.batch_size);
   c.positive(tr + "grad_accum", t.grad_accum);
@@ -552,6 +595,7 @@ std::string config_hash(const Recipe& r) {
   copy.allow_changed = defaults.allow_changed;
   copy.threads = defaults.threads;
   copy.out_dir = defaults.out_dir;
+  copy.cache_dir = defaults.cache_dir;
   return hash_bytes(to_yaml(copy));
 }
 

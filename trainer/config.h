@@ -44,7 +44,8 @@ struct DataSection {
 };
 
 struct TrainSection {
-  std::string objective = "sft";  // sft (preference objectives come with the DPO issue)
+  // sft, or a preference objective on `preference` data: dpo | ipo | robust | conservative | simpo | rpo
+  std::string objective = "sft";
   int64_t steps = 100;
   int64_t batch_size = 8;         // rows per micro-batch (per rank)
   int64_t grad_accum = 1;         // micro-batches per optimizer step
@@ -60,6 +61,18 @@ struct TrainSection {
   int64_t log_every = 1;
   int64_t checkpoint_every = 50;  // steps; the final step is always checkpointed
   int64_t keep_last = 3;          // checkpoints kept (0 = all)
+  // Preference objectives (trainer/preference.h has the formulas).
+  double beta = 0.1;
+  double label_smoothing = 0.0;   // robust / conservative only: assumed share of flipped labels
+  double simpo_gamma = 0.5;       // simpo: target reward margin
+  double rpo_alpha = 1.0;         // rpo: weight of the chosen answer's NLL (rationale spans weighted
+                                  // by data.rationale_weight, as in SFT)
+  std::string reference;          // "" : the stage's starting weights; or a checkpoint / HF model dir
+  std::string reference_mode = "cached";  // cached: log-probs computed once, stored in cache_dir
+                                          // live: a frozen copy of the reference runs every step
+  std::string kl_prompts;         // JSONL (preference/demonstration): KL(policy||reference) estimated
+                                  // on these prompts at every checkpoint ("" = off)
+  int64_t kl_max_new_tokens = 32; // length of the policy samples the KL estimate uses
 };
 
 struct StageSection {
@@ -77,6 +90,7 @@ struct EvalFileSpec {
 };
 struct EvalSection {
   std::vector<EvalFileSpec> heldout;  // held-out loss (capability) on these files
+  std::vector<std::string> suites;    // eval suite YAMLs (eval/FORMAT.md) scored after every checkpoint
 };
 
 struct Recipe {
@@ -87,6 +101,7 @@ struct Recipe {
   bool allow_changed = false;   // resume even when config/data/tokenizer hashes differ
   int64_t threads = 0;          // intra-op threads; 0 = the cores available to this process
   std::string device = "cpu";   // cpu | cuda (one GPU: cuda:LOCAL_RANK once data-parallel) | auto
+  std::string cache_dir = "runs/cache";  // content-addressed caches shared by runs (reference log-probs)
   TokenizerSection tokenizer;
   ModelSection model;
   std::vector<StageSection> stages;  // resolved: always >= 1
@@ -104,7 +119,7 @@ std::vector<std::string> validate(const Recipe& r);
 // The resolved config as YAML, every default written out; stable (same recipe -> same text).
 std::string to_yaml(const Recipe& r);
 // Hash of the resolved config minus keys that may change across a resume
-// (resume, allow_changed, threads, out_dir).
+// (resume, allow_changed, threads, out_dir, cache_dir).
 std::string config_hash(const Recipe& r);
 
 }  // namespace ethos

@@ -151,7 +151,12 @@ PreferenceOutput preference_loss(const PreferenceBatch& b, const PreferenceOptio
         losses = -torch::log_sigmoid(z);
       }
       if (o.objective == PreferenceObjective::rpo) {
-        losses = losses + o.rpo_alpha * (-pc / token_counts(b.chosen_tokens, "chosen_tokens", pc));
+        if (b.chosen_nll.defined()) {
+          check_vector(b.chosen_nll, "chosen_nll", pc.size(0));
+          losses = losses + o.rpo_alpha * b.chosen_nll;
+        } else {
+          losses = losses + o.rpo_alpha * (-pc / token_counts(b.chosen_tokens, "chosen_tokens", pc));
+        }
       }
     }
   }

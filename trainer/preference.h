@@ -34,6 +34,10 @@ struct PreferenceBatch {
   torch::Tensor policy_chosen, policy_rejected;  // [N] with grad
   torch::Tensor ref_chosen, ref_rejected;        // [N] no grad; may be undefined for simpo
   torch::Tensor chosen_tokens, rejected_tokens;  // [N] completion token counts (> 0)
+  // Optional, RPO only: [N] per-pair NLL of the chosen answer, already weighted and averaged
+  // (sum w*(-log p) / sum w, e.g. with a rationale span weighted like in SFT). When undefined,
+  // RPO uses -policy_chosen / chosen_tokens.
+  torch::Tensor chosen_nll;
 };
 
 struct PreferenceOutput {
@@ -50,7 +54,7 @@ struct PreferenceOutput {
 //   conservative -(1-e) logsig(beta h) - e logsig(-beta h)
 //   robust       (-(1-e) logsig(beta h) + e logsig(-beta h)) / (1-2e)   (unbiased rDPO)
 //   simpo        -logsig(beta pc/|c| - beta pr/|r| - gamma)              (reference-free)
-//   rpo          -logsig(beta h) + alpha (-pc/|c|)
+//   rpo          -logsig(beta h) + alpha (-pc/|c|)   (or + alpha chosen_nll when given)
 // and the loss is the mean over pairs. Rewards: beta (policy - ref), with the per-token
 // averaged log-probs for ipo; simpo: beta policy / tokens.
 // Error when the options have problems or a tensor is missing, mis-shaped or a count is < 1.

@@ -14,12 +14,11 @@
 #include <sstream>
 #include <thread>
 
-#include "datasets/packing.h"
 #include "datasets/util.h"
-#include "trainer/batch.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compat.h"
 #include "trainer/model/weights.h"
+#include "trainer/objective.h"
 #include "trainer/optim.h"
 
 namespace fs = std::filesystem;
@@ -32,19 +31,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // ---- data ------------------------------------------------------------------------------
-
-std::vector<DataSource> load_sources(const DataSection& d, const ChatTemplate& tmpl) {
-  TemplateOptions opt;
-  opt.action_weight = static_cast<float>(d.action_weight);
-  opt.rationale_weight = static_cast<float>(d.rationale_weight);
-  opt.document_weight = static_cast<float>(d.document_weight);
-  std::vector<DataSource> sources;
-  for (const auto& spec : d.sources) {
-    auto records = read_records(spec.path, record_kind_from_string(spec.kind));
-    sources.push_back({spec.path, spec.weight, tokenize_records(records, tmpl, opt, static_cast<int>(d.seq_len))});
-  }
-  return sources;
-}
 
 // Content hash of every data file the recipe trains on, in stage order.
 std::string data_hash(const Recipe& r) {
@@ -178,14 +164,19 @@ struct StepStats {
 };
 
 // One train.jsonl event and one live progress line (redrawn in place on a terminal).
-void log_step(RunContext& ctx, const TrainerState& state, const StepStats& s) {
+// `metrics` (the objective's extra fields) are added to the event; `extra` to the progress line.
+void log_step(RunContext& ctx, const TrainerState& state, const StepStats& s, const nlohmann::json& metrics,
+              const std::string& extra) {
   const double tps = s.tokens / std::max(s.seconds, 1e-9);
-  ctx.log.write({{"event", "train"}, {"step", state.global_step}, {"stage", state.stage_name},
-                 {"stage_step", state.stage_step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
-                 {"tokens", s.tokens}, {"tokens_per_s", tps}, {"seconds", s.seconds}});
-  char line[256];
-  std::snprintf(line, sizeof line, "[%s] step %lld/%lld  loss %.4f  lr %.2e  tok/s %.0f  ETA %s", state.stage_name.c_str(),
-                static_cast<long long>(state.stage_step), static_cast<long long>(state.stage_steps), s.loss, s.lr, tps,
+  nlohmann::json event = {{"event", "train"}, {"step", state.global_step}, {"stage", state.stage_name},
+                          {"stage_step", state.stage_step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
+                          {"tokens", s.tokens}, {"tokens_per_s", tps}, {"seconds", s.seconds}};
+  if (metrics.is_object()) event.update(metrics);
+  ctx.log.write(event);
+  char line[320];
+  std::snprintf(line, sizeof line, "[%s] step %lld/%lld  loss %.4f  %s%slr %.2e  tok/s %.0f  ETA %s",
+                state.stage_name.c_str(), static_cast<long long>(state.stage_step),
+                static_cast<long long>(state.stage_steps), s.loss, extra.c_str(), extra.empty() ? "" : "  ", s.lr, tps,
                 format_duration(s.eta_seconds).c_str());
   const bool tty = ::isatty(STDERR_FILENO);
   std::cerr << (tty ? "\r" : "") << line << (tty ? "\033[K" : "\n") << std::flush;
@@ -200,19 +191,20 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
   if (bf16 && !compat::autocast_supported(ctx.device))
     throw Error("stage '" + stage.name + "': train.precision=bf16 needs CUDA and LibTorch 2.x (this run: " +
                 ctx.device.str() + ", LibTorch " + std::string(TORCH_VERSION) + "). Set train.precision: fp32.");
-  PackedStream stream(load_sources(stage.data, ctx.tmpl), static_cast<int>(stage.data.seq_len),
-                      static_cast<uint64_t>(ctx.recipe.seed) * 1000003ULL + static_cast<uint64_t>(state.stage_index));
+  const bool resuming = state.stage_step > 0;
+  auto objective = make_objective({ctx.recipe, stage, state.stage_index, ctx.tmpl, ctx.tok.content_hash(), ctx.run_dir,
+                                   ctx.device, resuming}, model);
   auto params = model->hf_parameters();
   AdamW opt(params, default_decay_mask(params, T.decay_norms_biases_embeddings),
             {T.lr, T.beta1, T.beta2, T.eps, T.weight_decay});
-  if (state.stage_step > 0) {  // resume: optimizer moments, data cursor, RNG
+  if (resuming) {  // optimizer moments, data cursor, RNG
     load_optimizer(opt, resume_dir, state.stage_step);
-    stream.restore(DataCursor::from_json(state.data_cursor));
+    objective->restore(state.data_cursor);
     set_torch_rng_state(state.torch_rng);
   }
   const ScheduleOptions sched{T.schedule, T.warmup_steps, T.steps, T.min_lr_ratio};
   model->train();
-  double loss = 0;
+  StepResult result;
   auto t_log = Clock::now();
   int64_t tokens_since_log = 0;
   const auto t_stage = Clock::now();
@@ -220,32 +212,21 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
 
   for (int64_t step = state.stage_step; step < T.steps; ++step) {
     const double lr = T.lr * lr_multiplier(sched, step);
-    // 1. batch: grad_accum micro-batches; the loss is normalised by their total target weight
-    std::vector<PackedBatch> micro;
-    double norm = 0;
-    for (int64_t i = 0; i < T.grad_accum; ++i) {
-      micro.push_back(stream.next_batch(static_cast<int>(T.batch_size)));
-      norm += micro.back().weight_sum();
-    }
-    if (norm <= 0) throw Error("stage '" + stage.name + "' step " + std::to_string(step + 1) +
-                               ": the batch has no supervised tokens; check data.*_weight and the data files.");
+    // 1. batch: grad_accum micro-batches of batch_size rows (SFT) or pairs (preference)
+    objective->next_step(T.grad_accum, T.batch_size);
     // 2. forward -> loss -> backward, per micro-batch
-    double loss_sum = 0;
-    for (auto& mb : micro) {
-      BatchTensors x = to_tensors(mb, ctx.device);
-      torch::Tensor nll;
+    for (int64_t i = 0; i < T.grad_accum; ++i) {
+      torch::Tensor loss;
       {
         compat::AutocastBf16 autocast(bf16);
-        auto logits = model->forward(x.inputs, x.positions, x.doc_ids);  // [B,T,V]
-        nll = weighted_nll_sum(logits, x.targets, x.weights);            // fp32 log-softmax
+        loss = objective->micro_loss(model, i);
       }
-      (nll / norm).backward();
-      loss_sum += nll.item<double>();
-      tokens_since_log += x.real_tokens;
+      loss.backward();
     }
-    loss = loss_sum / norm;
-    if (!std::isfinite(loss))
-      throw Error("stage '" + stage.name + "' step " + std::to_string(step + 1) + ": loss is " + std::to_string(loss) +
+    result = objective->finish_step();
+    tokens_since_log += result.tokens;
+    if (!std::isfinite(result.loss))
+      throw Error("stage '" + stage.name + "' step " + std::to_string(step + 1) + ": loss is " + std::to_string(result.loss) +
                   ". Stopped before updating the weights; the last good checkpoint in " + ctx.run_dir +
                   "/checkpoints is intact. Lower train.lr or raise train.warmup_steps, then run again.");
     // 3. gradient sync across ranks: single process here (data-parallel training adds it)
@@ -260,7 +241,8 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
     if (state.stage_step % T.log_every == 0 || state.stage_step == T.steps) {
       const double dt = seconds_since(t_log);
       const double eta = seconds_since(t_stage) / double(state.stage_step - first_step) * double(T.steps - state.stage_step);
-      log_step(ctx, state, {loss, lr, grad_norm, tokens_since_log, dt, eta});
+      log_step(ctx, state, {result.loss, lr, grad_norm, tokens_since_log, dt, eta}, result.metrics,
+               objective->progress(result));
       t_log = Clock::now();
       tokens_since_log = 0;
     }
@@ -268,17 +250,18 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
     if (state.stage_step % T.checkpoint_every == 0 || state.stage_step == T.steps) {
       if (::isatty(STDERR_FILENO)) std::cerr << "\n";
       const auto t_ckpt = Clock::now();
-      state.data_cursor = stream.cursor().to_json();
+      state.data_cursor = objective->cursor();
       state.torch_rng = torch_rng_state();
       const std::string dir = save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml,
                                               T.keep_last);
       ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
       std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
+      for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
       run_eval_hook(ctx, model, stage.name, state.global_step, dir);
       t_log = Clock::now();
     }
   }
-  return loss;
+  return result.loss;
 }
 
 }  // namespace
