@@ -57,6 +57,8 @@ class ChatTemplate {
   Pair render_pair(const Record& r, const TemplateOptions& opt = {}) const;
 
   int end_id() const { return end_; }
+  int rationale_id() const { return rationale_; }
+  int rationale_end_id() const { return rationale_end_; }
   const Tokenizer& tokenizer() const { return tok_; }
 
  private:

@@ -140,3 +140,23 @@ CATCH_TEST_CASE("generate restores training mode and rejects bad input") {
   bad.top_p = 0;
   CATCH_REQUIRE_THROWS_WITH(generate(m, {{1}}, bad), Contains("top_p"));
 }
+
+CATCH_TEST_CASE("generate_batch: prompts of different lengths decoded together equal one at a time") {
+  Llama m = random_model(12);
+  const std::vector<std::vector<int>> prompts = {{1, 5, 9, 2, 7, 3, 8}, {4}, {6, 6, 1}, {2, 9, 9, 9, 9, 9, 9, 9, 9, 1}};
+  SampleOptions greedy;
+  greedy.max_new_tokens = 12;
+  greedy.stop_ids = {3};
+  const auto batched = generate_batch(m, prompts, greedy, {0, 0, 0, 0});
+  for (size_t i = 0; i < prompts.size(); ++i) CATCH_CHECK(batched[i] == generate(m, {prompts[i]}, greedy)[0]);
+
+  // Sampling: a row's output depends on its own seed only, not on the other rows of the batch.
+  SampleOptions hot = greedy;
+  hot.temperature = 1.0;
+  const auto a = generate_batch(m, prompts, hot, {11, 12, 13, 14});
+  const auto b = generate_batch(m, {prompts[2], prompts[0]}, hot, {13, 11});
+  CATCH_CHECK(a[2] == b[0]);
+  CATCH_CHECK(a[0] == b[1]);
+  CATCH_CHECK(a[0] != generate_batch(m, {prompts[0]}, hot, {99})[0]);
+  CATCH_CHECK_THROWS_WITH(generate_batch(m, prompts, hot, {1}), Contains("one seed per prompt"));
+}

@@ -9,6 +9,8 @@
 #include "datasets/chat_template.h"
 #include "datasets/util.h"
 #include "eval/heldout.h"
+#include "eval/report.h"
+#include "eval/suite_hook.h"
 #include "trainer/config.h"
 #include "trainer/model/generate.h"
 #include "trainer/model/weights.h"
@@ -21,13 +23,14 @@ namespace {
 
 int cmd_train(const std::string& recipe_path, const std::vector<std::string>& overrides) {
   Recipe r = load_recipe(recipe_path, overrides);
-  std::unique_ptr<EvalHook> hook;
+  EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
   if (!r.eval.heldout.empty()) {
     std::vector<HeldoutFile> files;
     for (const auto& f : r.eval.heldout) files.push_back({f.path, f.kind});
-    hook = std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len));
+    hooks.add(std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len)));
   }
-  TrainResult res = train(r, hook.get());
+  if (!r.eval.suites.empty()) hooks.add(std::make_unique<SuiteEvalHook>(r.eval.suites));
+  TrainResult res = train(r, hooks.empty() ? nullptr : &hooks);
   std::cout << "run: " << res.run_dir << "\nfinal checkpoint: " << res.final_checkpoint << std::endl;
   return 0;
 }
@@ -133,6 +136,23 @@ int main(int argc, char** argv) {
   gen->add_option("--seed", g.seed, "sampling seed")->capture_default_str();
   gen->add_option("--threads", g.threads, "intra-op threads (0 = all available)")->capture_default_str();
 
+  EvalCommandArgs ev;
+  auto* eval = app.add_subcommand("eval", "Score a checkpoint on eval suites: ethos eval --checkpoint DIR --suite S.yaml");
+  eval->add_option("--checkpoint", ev.checkpoint, "checkpoint or Hugging Face model directory")->required();
+  eval->add_option("--suite", ev.suites, "suite YAML (eval/FORMAT.md); repeat for several")->required();
+  eval->add_option("--out", ev.out, "eval.jsonl to append to (default: CHECKPOINT/eval.jsonl)");
+  eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model (default: the checkpoint's)");
+  eval->add_option("--threads", ev.threads, "intra-op threads (0 = all available)")->capture_default_str();
+
+  ReportConfig rep;
+  auto* report = app.add_subcommand("report", "Charts, summary.json and index.html from runs: ethos report RUNS_DIR");
+  report->add_option("runs_dir", rep.runs_dir, "directory of <recipe>/seed<k>/ runs")->required();
+  report->add_option("--out", rep.out_dir, "output directory (default: RUNS_DIR/report)");
+  report->add_option("--baseline", rep.baseline, "recipe the others are compared with (default: r1, else the first)");
+  report->add_option("--primary", rep.primary, "scoring shown in charts: scorer/mode[/normalize], e.g. likelihood/direct/mean");
+  report->add_option("--suite", rep.suite, "suite shown in charts (default: the one with the most eval events)");
+  report->add_option("--resamples", rep.resamples, "bootstrap resamples")->capture_default_str();
+
   app.add_subcommand("version", "Print versions and the threading setup");
 
   try {
@@ -147,6 +167,8 @@ int main(int argc, char** argv) {
       return cmd_tokenizer_train(topt, no_chat_tokens);
     }
     if (gen->parsed()) return cmd_generate(g);
+    if (eval->parsed()) return run_eval_command(ev);
+    if (report->parsed()) return run_report(rep);
     return cmd_version();
   } catch (const ethos::Error& e) {
     std::cerr << "\nerror: " << e.what() << std::endl;

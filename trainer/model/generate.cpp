@@ -83,4 +83,48 @@ std::vector<std::vector<int>> generate(Llama& model, const std::vector<std::vect
   return out;
 }
 
+std::vector<std::vector<int>> generate_batch(Llama& model, const std::vector<std::vector<int>>& prompts,
+                                             const SampleOptions& opt, const std::vector<uint64_t>& seeds) {
+  check_options(opt, prompts, model->config().vocab_size);
+  if (seeds.size() != prompts.size())
+    throw Error("generate_batch: " + std::to_string(seeds.size()) + " seeds for " + std::to_string(prompts.size()) +
+                " prompts; give one seed per prompt");
+  std::vector<std::vector<int>> out(prompts.size());
+  if (prompts.empty() || opt.max_new_tokens == 0) return out;
+  torch::NoGradGuard no_grad;
+  EvalModeGuard eval_mode(model);
+  const auto device = model->parameters().front().device();
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  size_t longest = 0;
+  for (const auto& p : prompts) longest = std::max(longest, p.size());
+  std::vector<int64_t> ids(B * longest, 0), pads(B);
+  for (int64_t r = 0; r < B; ++r) {
+    pads[r] = static_cast<int64_t>(longest - prompts[r].size());
+    std::copy(prompts[r].begin(), prompts[r].end(), ids.begin() + r * static_cast<int64_t>(longest) + pads[r]);
+  }
+  std::vector<at::Generator> gens;
+  for (uint64_t s : seeds) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
+  auto tokens = torch::tensor(ids, torch::kInt64).view({B, static_cast<int64_t>(longest)}).to(device);
+  const auto left_pad = torch::tensor(pads, torch::kInt64).to(device);
+  std::vector<bool> done(B, false);
+  int64_t running = B;
+  KVCache cache;
+  for (int step = 0; step < opt.max_new_tokens && running > 0; ++step) {
+    const auto last = model->forward_cached(tokens, cache, left_pad).select(1, -1).cpu();  // [B,V]
+    std::vector<int64_t> next(B, 0);
+    for (int64_t r = 0; r < B; ++r) {
+      if (done[r]) continue;
+      const int t = pick_token(last[r], opt, gens[r]);
+      next[r] = t;
+      out[r].push_back(t);
+      if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), t) != opt.stop_ids.end()) {
+        done[r] = true;
+        --running;
+      }
+    }
+    tokens = torch::tensor(next, torch::kInt64).view({B, 1}).to(device);
+  }
+  return out;
+}
+
 }  // namespace ethos

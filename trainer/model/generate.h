@@ -20,4 +20,11 @@ struct SampleOptions {
 std::vector<std::vector<int>> generate(Llama& model, const std::vector<std::vector<int>>& prompts,
                                        const SampleOptions& opt);
 
+// All prompts continue together: left-padded to one length, one forward per step for the whole
+// batch (rows that stopped idle along). Row i samples with its own generator seeded seeds[i], so
+// a row's output does not depend on the other rows; greedy rows ignore the seed. Equal to
+// generate() up to float rounding (batched shapes); seeds.size() must equal prompts.size().
+std::vector<std::vector<int>> generate_batch(Llama& model, const std::vector<std::vector<int>>& prompts,
+                                             const SampleOptions& opt, const std::vector<uint64_t>& seeds);
+
 }  // namespace ethos

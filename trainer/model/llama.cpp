@@ -357,7 +357,7 @@ Tensor LlamaImpl::forward(const Tensor& tokens) {
   return forward(tokens, positions, torch::zeros_like(tokens));
 }
 
-Tensor LlamaImpl::forward_cached(const Tensor& tokens, KVCache& cache) {
+Tensor LlamaImpl::forward_cached(const Tensor& tokens, KVCache& cache, const Tensor& left_pad) {
   check_tokens(tokens, "Llama::forward_cached");
   const auto L = static_cast<size_t>(cfg_.num_hidden_layers);
   if (cache.k.size() != L || cache.v.size() != L) {
@@ -369,11 +369,16 @@ Tensor LlamaImpl::forward_cached(const Tensor& tokens, KVCache& cache) {
   if (past > 0 && cache.k[0].size(0) != B)
     throw Error("Llama::forward_cached: batch size " + std::to_string(B) + " differs from the cache's " +
                 std::to_string(cache.k[0].size(0)));
-  const auto positions = torch::arange(past, past + T, tokens.options()).unsqueeze(0).expand({B, T});  // [B,T]
-  // new token i (at position past+i) sees keys 0..past+i
-  const auto key_pos = torch::arange(past + T, tokens.options());                        // [S]
-  const auto allowed = (key_pos.unsqueeze(0) <= positions[0].unsqueeze(1)).expand({B, T, past + T});
-  const auto mask = additive_mask(allowed, embed_tokens_->weight.scalar_type());  // [B,1,T,S]
+  const auto pad = left_pad.defined() ? left_pad.to(tokens.device(), torch::kInt64).view({B, 1})
+                                      : torch::zeros({B, 1}, tokens.options());                // [B,1]
+  const auto slots = torch::arange(past, past + T, tokens.options()).unsqueeze(0);          // [1,T]
+  const auto positions = (slots - pad).clamp_min(0);                                         // [B,T]
+  // new token i (in slot past+i) sees the real tokens of its row up to its own slot; a padding
+  // slot sees only itself (never an all-blocked row, which would give NaN)
+  const auto key_slot = torch::arange(past + T, tokens.options()).view({1, 1, past + T});   // [1,1,S]
+  const auto query_slot = slots.unsqueeze(2);                                                // [1,T,1]
+  const auto allowed = ((key_slot <= query_slot) & (key_slot >= pad.unsqueeze(2))) | (key_slot == query_slot);
+  const auto mask = additive_mask(allowed.expand({B, T, past + T}), embed_tokens_->weight.scalar_type());  // [B,1,T,S]
   return run(tokens, positions, mask, &cache);
 }
 

@@ -60,7 +60,9 @@ struct LlamaImpl : torch::nn::Module {
   // Plain causal forward for one sequence per row (positions 0..T-1).
   torch::Tensor forward(const torch::Tensor& tokens);
   // Incremental decoding: appends tokens [B,t] after cache.length() tokens, updates the cache.
-  torch::Tensor forward_cached(const torch::Tensor& tokens, KVCache& cache);
+  // left_pad (optional, int64 [B]): row b starts with left_pad[b] padding slots that nothing
+  // attends to; its positions count from its first real token (batched prompts of different lengths).
+  torch::Tensor forward_cached(const torch::Tensor& tokens, KVCache& cache, const torch::Tensor& left_pad = {});
 
   // Parameters under Hugging Face names (lm_head.weight omitted when tied).
   std::vector<std::pair<std::string, torch::Tensor>> hf_parameters();
