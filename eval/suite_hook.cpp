@@ -9,6 +9,7 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/util.h"
+#include "eval/heldout.h"
 #include "eval/scorers.h"
 #include "trainer/checkpoint.h"
 #include "trainer/model/weights.h"
@@ -66,6 +67,15 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
     append_events(info.run_dir + "/eval.jsonl", events);
     std::cerr << "[eval] step " << info.step << " " << summary_line(suite, events) << std::endl;
   }
+}
+
+void add_recipe_hooks(EvalHookList& hooks, const Recipe& r) {
+  if (!r.eval.heldout.empty()) {
+    std::vector<HeldoutFile> files;
+    for (const auto& f : r.eval.heldout) files.push_back({f.path, f.kind});
+    hooks.add(std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len)));
+  }
+  if (!r.eval.suites.empty()) hooks.add(std::make_unique<SuiteEvalHook>(r.eval.suites));
 }
 
 int run_eval_command(const EvalCommandArgs& a) {

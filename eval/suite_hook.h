@@ -10,6 +10,7 @@
 
 #include "eval/metrics.h"
 #include "eval/suite.h"
+#include "trainer/config.h"
 #include "trainer/eval_hook.h"
 
 namespace ethos {
@@ -44,6 +45,9 @@ class EvalHookList : public EvalHook {
  private:
   std::vector<std::unique_ptr<EvalHook>> hooks_;
 };
+
+// The hooks a recipe asks for (eval.heldout, then eval.suites); suites are loaded and checked now.
+void add_recipe_hooks(EvalHookList& hooks, const Recipe& recipe);
 
 struct EvalCommandArgs {
   std::string checkpoint;            // checkpoint or HF model directory

@@ -57,7 +57,7 @@ template <class V> void fields(V& v, TrainSection& o) {
   ETHOS_FIELD(reference); ETHOS_FIELD(reference_mode); ETHOS_FIELD(kl_prompts); ETHOS_FIELD(kl_max_new_tokens);
 }
 template <class V> void fields(V& v, StageSection& o) {
-  ETHOS_FIELD(name); ETHOS_FIELD(init); ETHOS_FIELD(data); ETHOS_FIELD(train);
+  ETHOS_FIELD(name); ETHOS_FIELD(init); ETHOS_FIELD(data); ETHOS_FIELD(train); ETHOS_FIELD(share);
 }
 // Top level. `data`, `train` (stage defaults) and `include` are consumed before the typed parse.
 template <class V> void fields(V& v, EvalFileSpec& o) {

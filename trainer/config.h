@@ -81,6 +81,9 @@ struct StageSection {
                      // otherwise a checkpoint or HF model dir
   DataSection data;
   TrainSection train;
+  // Reuse this stage's result across runs with identical inputs (trainer/stage_cache.h), e.g.
+  // pre-training shared by every recipe of an ablation.
+  bool share = false;
 };
 
 // Evaluation run after every checkpoint (in-process, rank 0). The eval harness adds suites.

@@ -8,7 +8,7 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/util.h"
-#include "eval/heldout.h"
+#include "eval/ablate.h"
 #include "eval/report.h"
 #include "eval/suite_hook.h"
 #include "trainer/config.h"
@@ -24,12 +24,7 @@ namespace {
 int cmd_train(const std::string& recipe_path, const std::vector<std::string>& overrides) {
   Recipe r = load_recipe(recipe_path, overrides);
   EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
-  if (!r.eval.heldout.empty()) {
-    std::vector<HeldoutFile> files;
-    for (const auto& f : r.eval.heldout) files.push_back({f.path, f.kind});
-    hooks.add(std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len)));
-  }
-  if (!r.eval.suites.empty()) hooks.add(std::make_unique<SuiteEvalHook>(r.eval.suites));
+  add_recipe_hooks(hooks, r);
   TrainResult res = train(r, hooks.empty() ? nullptr : &hooks);
   std::cout << "run: " << res.run_dir << "\nfinal checkpoint: " << res.final_checkpoint << std::endl;
   return 0;
@@ -144,6 +139,18 @@ int main(int argc, char** argv) {
   eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model (default: the checkpoint's)");
   eval->add_option("--threads", ev.threads, "intra-op threads (0 = all available)")->capture_default_str();
 
+  std::string matrix;
+  std::vector<std::string> ablate_overrides;
+  AblateOptions ablate_opt;
+  bool slurm = false, no_report = false;
+  auto* ablate = app.add_subcommand("ablate", "Run an ablation matrix (recipes x seeds), then its report: ethos ablate MATRIX");
+  ablate->add_option("matrix", matrix, "matrix YAML (e.g. recipes/why_beats_rule.yaml)")->required();
+  ablate->add_option("overrides", ablate_overrides, "overrides for every run, e.g. train.steps=50");
+  ablate->add_flag("--local", "run here, one run after another (the default)");
+  ablate->add_flag("--slurm", slurm, "submit to Slurm (not available yet: use launch/ scripts)");
+  ablate->add_flag("--dry-run", ablate_opt.dry_run, "list the runs and stop");
+  ablate->add_flag("--no-report", no_report, "skip the report at the end");
+
   ReportConfig rep;
   auto* report = app.add_subcommand("report", "Charts, summary.json and index.html from runs: ethos report RUNS_DIR");
   report->add_option("runs_dir", rep.runs_dir, "directory of <recipe>/seed<k>/ runs")->required();
@@ -168,6 +175,11 @@ int main(int argc, char** argv) {
     }
     if (gen->parsed()) return cmd_generate(g);
     if (eval->parsed()) return run_eval_command(ev);
+    if (ablate->parsed()) {
+      if (slurm) throw Error("ethos ablate --slurm is not available yet: run with --local (the default) for now");
+      ablate_opt.report = !no_report;
+      return run_ablation(load_matrix(matrix, ablate_overrides), ablate_opt);
+    }
     if (report->parsed()) return run_report(rep);
     return cmd_version();
   } catch (const ethos::Error& e) {

@@ -20,6 +20,7 @@
 #include "trainer/model/weights.h"
 #include "trainer/objective.h"
 #include "trainer/optim.h"
+#include "trainer/stage_cache.h"
 
 namespace fs = std::filesystem;
 
@@ -412,8 +413,28 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
       result.final_checkpoint = resume_dir;
     }
     if (state.stage_step < stage.train.steps) {
+      std::string share_key;  // a shared stage already trained by another run with the same inputs: reuse it
+      if (stage.share && state.stage_step == 0) {
+        share_key = shared_stage_key(r, si, model, tok->content_hash());
+        if (auto cached = find_shared_stage(r.cache_dir, share_key)) {
+          load_weights(model, *cached);
+          state.global_step += stage.train.steps;
+          state.stage_step = stage.train.steps;
+          state.data_cursor = nullptr;
+          state.torch_rng = torch_rng_state();
+          result.final_checkpoint = save_checkpoint(run_dir, state, model, nullptr, tok_path, resolved, stage.train.keep_last);
+          log.write({{"event", "stage_reused"}, {"step", state.global_step}, {"stage", stage.name}, {"from", *cached}});
+          std::cerr << "[" << stage.name << "] reused the shared stage " << *cached << std::endl;
+          run_eval_hook(ctx, model, stage.name, state.global_step, result.final_checkpoint);
+          continue;
+        }
+      }
       result.final_loss = train_stage(ctx, stage, model, state, resume_dir);
       result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
+      if (!share_key.empty())
+        store_shared_stage(r.cache_dir, share_key, model,
+                           {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
+                            {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
     }
   }
   result.global_step = state.global_step;
