@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "datasets/chat_template.h"
 #include "datasets/util.h"
@@ -13,6 +14,7 @@
 #include "eval/scorers.h"
 #include "trainer/checkpoint.h"
 #include "trainer/model/weights.h"
+#include "trainer/reference.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;
@@ -57,13 +59,44 @@ std::string summary_line(const Suite& suite, const std::vector<nlohmann::json>& 
   return line + buf;
 }
 
-SuiteEvalHook::SuiteEvalHook(const std::vector<std::string>& suite_paths) {
+SuiteEvalHook::SuiteEvalHook(const std::vector<std::string>& suite_paths, std::string cache_dir)
+    : cache_dir_(std::move(cache_dir)) {
   for (const auto& p : suite_paths) suites_.push_back(load_suite(p));
 }
 
 void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) {
+  const EvalStamp stamp{info.step, info.stage, info.recipe, info.seed, info.dir};
+  const std::string weights = cache_dir_.empty() ? "" : weights_hash(model);
   for (const auto& suite : suites_) {
-    auto events = evaluate_suite(suite, model, tok, {info.step, info.stage, info.recipe, info.seed, info.dir});
+    std::vector<nlohmann::json> events;
+    std::string cached;
+    if (!cache_dir_.empty()) {
+      const std::string key = Hasher().update(weights).update("|").update(suite.hash).update("|")
+                                  .update(tok.content_hash()).update("|").update(kTemplateVersion).hex();
+      cached = (fs::path(cache_dir_) / "eval" / (key + ".jsonl")).string();
+      if (fs::exists(cached)) {
+        std::istringstream in(read_file(cached));
+        for (std::string line; std::getline(in, line);) {
+          auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+          if (j.is_discarded()) {  // damaged: score again
+            events.clear();
+            break;
+          }
+          if (j.value("event", "") == "eval_time") j["cached"] = true;
+          events.push_back(j);
+        }
+        stamp_events(&events, stamp);
+      }
+    }
+    if (events.empty()) {
+      events = evaluate_suite(suite, model, tok, stamp);
+      if (!cached.empty()) {
+        std::string lines;
+        for (const auto& e : events) lines += e.dump() + "\n";
+        fs::create_directories(fs::path(cached).parent_path());
+        write_file_atomic(cached, lines);
+      }
+    }
     append_events(info.run_dir + "/eval.jsonl", events);
     std::cerr << "[eval] step " << info.step << " " << summary_line(suite, events) << std::endl;
   }
@@ -75,7 +108,7 @@ void add_recipe_hooks(EvalHookList& hooks, const Recipe& r) {
     for (const auto& f : r.eval.heldout) files.push_back({f.path, f.kind});
     hooks.add(std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len)));
   }
-  if (!r.eval.suites.empty()) hooks.add(std::make_unique<SuiteEvalHook>(r.eval.suites));
+  if (!r.eval.suites.empty()) hooks.add(std::make_unique<SuiteEvalHook>(r.eval.suites, r.cache_dir));
 }
 
 int run_eval_command(const EvalCommandArgs& a) {

@@ -23,14 +23,20 @@ std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, con
 // first likelihood mode (or generation), e.g. "world step 100  id 0.45 [0.40,0.50]  ood 0.62 ...".
 std::string summary_line(const Suite& suite, const std::vector<nlohmann::json>& events);
 
+// With a cache_dir, results are also stored under cache_dir/eval/<key>.jsonl, the key hashing the
+// model's weights, the suite's content, the tokenizer and the template version: a checkpoint
+// with the same weights (e.g. a shared pre-training stage reused by every recipe of an
+// ablation) is scored once. Scoring is deterministic, so a hit equals a fresh evaluation; its
+// eval_time event says "cached": true.
 class SuiteEvalHook : public EvalHook {
  public:
   // Loads and validates every suite now, so a bad suite stops a run before training starts.
-  explicit SuiteEvalHook(const std::vector<std::string>& suite_paths);
+  explicit SuiteEvalHook(const std::vector<std::string>& suite_paths, std::string cache_dir = "");
   void after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) override;
 
  private:
   std::vector<Suite> suites_;
+  std::string cache_dir_;
 };
 
 // Runs several hooks in order.

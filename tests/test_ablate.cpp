@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <map>
 
 #include "datasets/util.h"
 #include "eval/ablate.h"
@@ -81,6 +82,24 @@ CATCH_TEST_CASE("ethos ablate: recipes x seeds into <out>/<recipe>/seed<k>, resu
   // Pre-training ran once per seed: r2 reused r1's.
   CATCH_CHECK(events(root + "/runs/r2/seed0/train.jsonl", "stage_reused").size() == 1);
   CATCH_CHECK(events(root + "/runs/r1/seed0/train.jsonl", "stage_reused").empty());
+  // ... and its eval at the end of pre-training came from the eval cache, with r1's values.
+  auto at_step = [&](const std::string& run, int64_t step) {
+    std::map<std::string, double> v;
+    for (const auto& e : events(run + "/eval.jsonl", "eval"))
+      if (e["step"] == step && e.contains("group"))
+        v[e["split"].get<std::string>() + e["group"].get<std::string>() + e["group_value"].get<std::string>() +
+          e["metric"].get<std::string>() + e["scorer"].get<std::string>() + e["mode"].get<std::string>() +
+          e.value("normalize", "")] = e["value"].get<double>();
+    return v;
+  };
+  CATCH_CHECK(!at_step(root + "/runs/r1/seed0", 8).empty());
+  CATCH_CHECK(at_step(root + "/runs/r1/seed0", 8) == at_step(root + "/runs/r2/seed0", 8));
+  const auto times = events(root + "/runs/r2/seed0/eval.jsonl", "eval_time");
+  CATCH_REQUIRE(times.size() == 2);
+  CATCH_CHECK(times[0].value("cached", false));
+  CATCH_CHECK(times[1].value("cached", false));  // r2 is a copy of r1: its final weights are r1's too
+  for (const auto& t : events(root + "/runs/r1/seed0/eval.jsonl", "eval_time")) CATCH_CHECK_FALSE(t.value("cached", false));
+  CATCH_CHECK(times[0]["recipe"] == "t");
   CATCH_CHECK(fs::exists(root + "/runs/report/summary.json"));
   CATCH_CHECK(fs::exists(root + "/runs/report/heldout_loss.svg"));
   CATCH_CHECK(fs::exists(root + "/runs/report/misaligned_vs_step.svg"));

@@ -84,16 +84,17 @@ for run in sft dpo_cached dpo_live; do
 done
 
 "$PY" - "$WORK" "$WARMUP" <<'EOF'
-import json, sys
+import json, statistics, sys
 work, warmup = sys.argv[1], int(sys.argv[2])
 def tps(run):
     ev = [json.loads(l) for l in open(f"{work}/{run}/train.jsonl") if l.strip()]
     ev = [e for e in ev if e.get("event") == "train" and e["stage_step"] > warmup]
-    return sum(e["tokens"] for e in ev) / sum(e["seconds"] for e in ev), len(ev)
+    # median over steps: robust to a burst of load from elsewhere on the machine
+    return statistics.median(e["tokens"] / e["seconds"] for e in ev), len(ev)
 res = {run: tps(run) for run in ("sft", "dpo_cached", "dpo_live")}
 wall = {run: int(open(f"{work}/{run}.wall_ms").read()) / 1e3 for run in res}
 sft = res["sft"][0]
-rows = [(run, f"{t:8.0f} policy tokens/s  ({n} steps; {t / sft:.3f}x SFT; whole command {wall[run]:.1f} s)")
+rows = [(run, f"{t:8.0f} policy tokens/s  (median of {n} steps; {t / sft:.3f}x SFT; whole command {wall[run]:.1f} s)")
         for run, (t, n) in res.items()]
 rows.append(("target", "dpo_cached >= 0.9x SFT; a live reference costs about 1.33x the FLOPs (0.75x expected)"))
 width = max(len(k) for k, _ in rows)
