@@ -8,6 +8,7 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/util.h"
+#include "datasets/world_generate.h"
 #include "eval/ablate.h"
 #include "eval/report.h"
 #include "eval/suite_hook.h"
@@ -160,6 +161,14 @@ int main(int argc, char** argv) {
   report->add_option("--suite", rep.suite, "suite shown in charts (default: the one with the most eval events)");
   report->add_option("--resamples", rep.resamples, "bootstrap resamples")->capture_default_str();
 
+  WorldGenerateArgs world_args;
+  auto* data = app.add_subcommand("data", "Datasets");
+  data->require_subcommand(1);
+  auto* dgen = data->add_subcommand("generate", "Generate the scenario world: pre-training corpus, recipe datasets, eval suites, manifest");
+  dgen->add_option("--world", world_args.world, "world YAML (e.g. datasets/world/default.yaml)")->required();
+  dgen->add_option("--seed", world_args.seed, "seed: the same seed gives byte-identical files")->capture_default_str();
+  dgen->add_option("--out", world_args.out, "output directory (e.g. data/world)")->required();
+
   app.add_subcommand("version", "Print versions and the threading setup");
 
   try {
@@ -180,6 +189,7 @@ int main(int argc, char** argv) {
       ablate_opt.report = !no_report;
       return run_ablation(load_matrix(matrix, ablate_overrides), ablate_opt);
     }
+    if (dgen->parsed()) return run_data_generate(world_args);
     if (report->parsed()) return run_report(rep);
     return cmd_version();
   } catch (const ethos::Error& e) {
