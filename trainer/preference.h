@@ -37,7 +37,7 @@ struct PreferenceBatch {
   // Optional, RPO only: [N] per-pair NLL of the chosen answer, already weighted and averaged
   // (sum w*(-log p) / sum w, e.g. with a rationale span weighted like in SFT). When undefined,
   // RPO uses -policy_chosen / chosen_tokens.
-  torch::Tensor chosen_nll;
+  torch::Tensor chosen_nll = {};
 };
 
 struct PreferenceOutput {
