@@ -92,7 +92,7 @@ bool render(const std::string& out_dir, const std::string& name, const std::stri
     return false;
   }
   for (const char* ext : {".png", ".svg"}) fs::remove(fs::path(out_dir) / (name + ext));
-  const std::string log = (dir / (name + ".log")).string();
+  const std::string log = fs::absolute(dir / (name + ".log")).string();  // the command runs in out_dir
   const std::string cmd = "cd " + shell_quote(out_dir) + " && gnuplot " + shell_quote("gnuplot/" + name + ".gp") + " > " +
                           shell_quote(log) + " 2>&1";
   const int st = std::system(cmd.c_str());

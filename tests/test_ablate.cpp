@@ -103,6 +103,11 @@ CATCH_TEST_CASE("ethos ablate: recipes x seeds into <out>/<recipe>/seed<k>, resu
   CATCH_CHECK(fs::exists(root + "/runs/report/summary.json"));
   CATCH_CHECK(fs::exists(root + "/runs/report/heldout_loss.svg"));
   CATCH_CHECK(fs::exists(root + "/runs/report/misaligned_vs_step.svg"));
+  // The report from a relative runs directory (as `ethos ablate runs/...` passes it).
+  auto rel = run("cd " + root + " && " + ethos_bin() + " report runs --out rel_report 2>&1");
+  CATCH_CHECK(rel.status == 0);
+  CATCH_CHECK(fs::exists(root + "/rel_report/misaligned_vs_step.png"));
+  CATCH_CHECK(fs::exists(root + "/rel_report/id_vs_ood.svg"));
   // Started again, every run is complete: nothing trains.
   auto again = run(ethos_bin() + " ablate " + root + "/matrix.yaml --no-report 2>&1");
   CATCH_REQUIRE(again.status == 0);
