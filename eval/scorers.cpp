@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "datasets/util.h"
+#include "trainer/batch.h"
 #include "trainer/model/generate.h"
 
 namespace ethos {
@@ -70,8 +71,8 @@ std::vector<std::vector<ContinuationScore>> score_candidates(Llama& model, const
     const auto clogits = model->forward_cached(cand, cache, left_pad.index_select(0, idx));  // [R,C,V]
     // token j of a candidate is predicted by the prefix's last position (j = 0) or by candidate position j-1
     const auto first = plogits.select(1, -1).index_select(0, idx).unsqueeze(1);              // [R,1,V]
-    const auto predictors = torch::cat({first, clogits.narrow(1, 0, (int64_t)C - 1)}, 1).to(torch::kFloat32);  // [R,C,V]
-    const auto logp = torch::log_softmax(predictors, -1).gather(-1, cand.unsqueeze(-1)).squeeze(-1);            // [R,C]
+    const auto predictors = torch::cat({first, clogits.narrow(1, 0, (int64_t)C - 1)}, 1);  // [R,C,V]
+    const auto logp = token_logprobs(predictors, cand);                                     // [R,C]
     const auto sums = (logp * torch::tensor(cmask, torch::kFloat32).view({R, (int64_t)C}).to(dev)).sum(1)
                           .to(torch::kCPU, torch::kDouble);
     int64_t r = 0;

@@ -16,10 +16,12 @@ BatchTensors to_tensors(const PackedBatch& b, const torch::Device& device) {
   return t;
 }
 
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::log_softmax(logits.to(torch::kFloat32), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+}
+
 torch::Tensor weighted_nll_sum(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& weights) {
-  auto logp = torch::log_softmax(logits.to(torch::kFloat32), -1);
-  auto nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1);  // [B,T]
-  return (nll * weights).sum();
+  return -(token_logprobs(logits, targets) * weights).sum();
 }
 
 }  // namespace ethos

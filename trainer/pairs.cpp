@@ -4,6 +4,7 @@
 #include <random>
 
 #include "datasets/util.h"
+#include "trainer/batch.h"
 
 namespace ethos {
 
@@ -146,7 +147,7 @@ PairRows pair_rows(const std::vector<PairExample>& pool, const std::vector<size_
 PairLogprobs pair_logprobs(Llama& model, const PairRows& rows) {
   const int64_t N = rows.chosen_tokens.size(0);
   auto logits = model->forward(rows.inputs, rows.positions, rows.doc_ids);  // [2N,T,V]
-  auto logp = torch::log_softmax(logits.to(torch::kFloat32), -1).gather(-1, rows.targets.unsqueeze(-1)).squeeze(-1);
+  auto logp = token_logprobs(logits, rows.targets);                          // [2N,T]
   auto seq = (logp * rows.logp_weights).sum(1);  // [2N]
   PairLogprobs out;
   out.chosen = seq.slice(0, 0, N);
