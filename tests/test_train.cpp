@@ -254,3 +254,29 @@ CATCH_TEST_CASE("a checkpoint whose eval was cut short by a crash is evaluated a
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
   CATCH_CHECK(eval_values(a + "/run") == full);  // the partial line replaced by the real result
 }
+
+CATCH_TEST_CASE("a tokenizer trained from other train_files is trained again; an unchanged one is kept") {
+  const std::string dir = fresh_dir("train_tokenizer_sources");
+  write_text(dir + "/a.jsonl", read_file(tiny_data("tiny_documents.jsonl")));
+  TokenizerSection t;
+  t.path = dir + "/tok.model";
+  t.train_files = {dir + "/a.jsonl"};
+  t.vocab_size = 600;
+  prepare_tokenizer(t, 1);
+  const std::string first = read_file(t.path);
+  CATCH_REQUIRE(file_exists(t.path + ".sources"));
+  prepare_tokenizer(t, 1);                      // same files and options: kept as it is
+  CATCH_CHECK(read_file(t.path) == first);
+  write_text(dir + "/a.jsonl", read_file(tiny_data("tiny_demonstrations.jsonl")));  // other content
+  prepare_tokenizer(t, 1);
+  CATCH_CHECK(read_file(t.path) != first);
+  const std::string second = read_file(t.path);
+  t.vocab_size = 700;                           // other options
+  prepare_tokenizer(t, 1);
+  CATCH_CHECK(read_file(t.path) != second);
+  fs::remove(t.path + ".sources");              // no record: a given tokenizer is used as it is
+  const std::string third = read_file(t.path);
+  write_text(dir + "/a.jsonl", read_file(tiny_data("tiny_explained.jsonl")));
+  prepare_tokenizer(t, 1);
+  CATCH_CHECK(read_file(t.path) == third);
+}

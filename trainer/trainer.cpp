@@ -287,10 +287,23 @@ int configure_threads(int64_t requested) {
 }
 
 std::string prepare_tokenizer(const TokenizerSection& t, int threads) {
-  if (file_exists(t.path)) return t.path;
-  if (t.train_files.empty())
+  if (t.train_files.empty()) {
+    if (file_exists(t.path)) return t.path;
     throw Error("tokenizer.path '" + t.path + "' does not exist. Point it at a sentencepiece tokenizer.model, or set "
                 "tokenizer.train_files to train one there.");
+  }
+  // What the tokenizer is trained from, recorded beside it (<path>.sources): a tokenizer trained
+  // from other files or options (e.g. a world generated again with another seed) is trained
+  // again instead of being used silently. One without the record is used as it is.
+  Hasher sources;
+  sources.update(t.model_type).update("|").update(std::to_string(t.vocab_size)).update(t.byte_fallback ? "|bf" : "|");
+  for (const auto& f : t.train_files) sources.update("|").update(f).update("=").update(hash_file(f));
+  const std::string record = t.path + ".sources";
+  if (file_exists(t.path)) {
+    if (!file_exists(record) || trim(read_file(record)) == sources.hex()) return t.path;
+    std::cerr << "[ethos] " << t.path << " was trained from other tokenizer.train_files or options: training it again"
+              << std::endl;
+  }
   // Corpus: text files as they are; JSONL files contribute every string value they contain.
   std::string corpus;
   for (const auto& f : t.train_files) {
@@ -328,6 +341,7 @@ std::string prepare_tokenizer(const TokenizerSection& t, int threads) {
             << std::endl;
   SentencePieceTokenizer::train(opt);
   fs::remove(corpus_path);
+  write_file_atomic(record, sources.hex() + "\n");
   return t.path;
 }
 
