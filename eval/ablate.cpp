@@ -1,4 +1,5 @@
 #include "eval/ablate.h"
+#include "trainer/dist_env.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -89,6 +90,10 @@ AblationMatrix load_matrix(const std::string& path, const std::vector<std::strin
 }
 
 int run_ablation(const AblationMatrix& m, const AblateOptions& opt) {
+  if (dist_env().world_size > 1)
+    throw Error("ethos ablate runs its runs one after another in one process and cannot be a rank of a "
+                "data-parallel job (WORLD_SIZE/SLURM_NTASKS > 1). Run it without ethos launch; to train one run on "
+                "several ranks, use: ethos launch --nproc N -- train RECIPE");
   const size_t total = m.recipes.size() * m.seeds.size();
   std::cerr << "[ablate] " << m.name << ": " << m.recipes.size() << " recipes x " << m.seeds.size() << " seeds = "
             << total << " runs into " << m.out << std::endl;

@@ -20,12 +20,19 @@ namespace ethos {
 
 static const char* kStateFile = "trainer_state.json";
 static const char* kOptimizerFile = "optimizer.safetensors";
+static const char* kOptimizerIndex = "optimizer.index.json";
+
+static std::string shard_file_name(int rank, int world) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "optimizer-rank%05d-of-%05d.safetensors", rank, world);
+  return buf;
+}
 
 nlohmann::json TrainerState::to_json() const {
   return {{"global_step", global_step}, {"stage_index", stage_index}, {"stage_name", stage_name},
           {"stage_step", stage_step},   {"stage_steps", stage_steps}, {"data_cursor", data_cursor},
           {"torch_rng", torch_rng},     {"hashes", {{"config", config_hash}, {"data", data_hash}, {"tokenizer", tokenizer_hash}}},
-          {"files", files},             {"format", "ethos-checkpoint-1"}};
+          {"files", files},             {"world_size", world_size}, {"format", "ethos-checkpoint-1"}};
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& where) {
@@ -43,6 +50,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.data_hash = h.at("data").get<std::string>();
     s.tokenizer_hash = h.at("tokenizer").get<std::string>();
     s.files = j.at("files");
+    s.world_size = j.value("world_size", int64_t{1});
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": malformed trainer state (" + e.what() + "); the checkpoint is damaged, resume from another one.");
   }
@@ -107,21 +115,99 @@ static std::vector<fs::path> checkpoint_dirs(const std::string& run_dir) {
   return dirs;
 }
 
-std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llama& model, const AdamW* opt,
-                            const std::string& tokenizer_path, const std::string& resolved_yaml, int64_t keep_last) {
+std::string prepare_checkpoint_tmp(const std::string& run_dir, int64_t global_step) {
+  const fs::path tmp = fs::path(run_dir) / "checkpoints" / (".tmp-" + checkpoint_name(global_step));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  return tmp.string();
+}
+
+void write_optimizer_shard(const std::string& tmp_dir, int rank, int world,
+                           const std::vector<std::pair<std::string, torch::Tensor>>& slices, int64_t step_count) {
+  std::map<std::string, std::string> meta{{"step_count", std::to_string(step_count)}, {"rank", std::to_string(rank)},
+                                          {"world_size", std::to_string(world)}};
+  write_safetensors((fs::path(tmp_dir) / shard_file_name(rank, world)).string(), slices, meta);
+}
+
+nlohmann::json optimizer_shard_index(int world, int64_t step_count,
+                                     const std::vector<std::pair<std::string, torch::Tensor>>& params) {
+  nlohmann::json j = {{"format", "ethos-zero1-shards-1"}, {"world_size", world}, {"step_count", step_count},
+                      {"files", nlohmann::json::array()}, {"shapes", nlohmann::json::object()}};
+  for (int r = 0; r < world; ++r) j["files"].push_back(shard_file_name(r, world));
+  for (const auto& [name, p] : params) j["shapes"][name] = p.sizes().vec();
+  return j;
+}
+
+std::map<std::string, torch::Tensor> read_optimizer_state(const std::string& dir, int64_t* step_count) {
+  std::map<std::string, torch::Tensor> tensors;
+  const fs::path whole = fs::path(dir) / kOptimizerFile, index_path = fs::path(dir) / kOptimizerIndex;
+  if (fs::exists(whole)) {
+    auto file = SafetensorsFile::read(whole.string());
+    for (const auto& e : file.entries()) tensors[e.name] = file.get(e.name);
+    if (step_count) *step_count = std::stoll(file.metadata().count("step_count") ? file.metadata().at("step_count") : "0");
+    return tensors;
+  }
+  if (!fs::exists(index_path))
+    throw Error(dir + ": no optimizer state (neither " + kOptimizerFile + " nor " + kOptimizerIndex + ")");
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(read_file(index_path.string()));
+    std::map<std::string, int64_t> covered;
+    for (const auto& [name, shape] : index.at("shapes").items())
+      for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
+        tensors[name + suffix] = torch::zeros(shape.get<std::vector<int64_t>>(), torch::kFloat);
+        covered[name + suffix] = 0;
+      }
+    // Slices "<param>@<offset>.exp_avg(_sq)" from every rank's file, copied into whole tensors.
+    for (const auto& f : index.at("files")) {
+      const std::string path = (fs::path(dir) / f.get<std::string>()).string();
+      auto file = SafetensorsFile::read(path);
+      for (const auto& e : file.entries()) {
+        const bool sq = e.name.size() > 11 && e.name.compare(e.name.size() - 11, 11, ".exp_avg_sq") == 0;
+        const std::string suffix = sq ? ".exp_avg_sq" : ".exp_avg";
+        const std::string base = e.name.substr(0, e.name.size() - suffix.size());
+        const auto at = base.rfind('@');
+        const std::string key = base.substr(0, at == std::string::npos ? base.size() : at) + suffix;
+        auto it = tensors.find(key);
+        if (at == std::string::npos || it == tensors.end())
+          throw Error(path + ": entry '" + e.name + "' is not a slice of a parameter listed in " + kOptimizerIndex);
+        const int64_t offset = std::stoll(base.substr(at + 1));
+        const torch::Tensor slice = file.get(e.name).reshape(-1);
+        if (offset < 0 || offset + slice.numel() > it->second.numel())
+          throw Error(path + ": slice '" + e.name + "' runs past the end of its parameter");
+        it->second.view(-1).narrow(0, offset, slice.numel()).copy_(slice);
+        covered[key] += slice.numel();
+      }
+    }
+    for (const auto& [key, n] : covered)
+      if (n != tensors.at(key).numel())
+        throw Error(dir + ": the optimizer shards cover " + std::to_string(n) + " of " +
+                    std::to_string(tensors.at(key).numel()) + " elements of " + key +
+                    " (a shard file is missing or from another run); resume from another checkpoint");
+    if (step_count) *step_count = index.at("step_count").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(index_path.string() + ": malformed optimizer index (" + e.what() + ")");
+  }
+  return tensors;
+}
+
+std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llama& model,
+                            const OptimizerCheckpoint* opt, const std::string& tokenizer_path,
+                            const std::string& resolved_yaml, int64_t keep_last, bool keep_tmp) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
   const std::string name = checkpoint_name(state.global_step);
   const fs::path tmp = root / (".tmp-" + name);
   const fs::path final_dir = root / name;
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  if (!keep_tmp) prepare_checkpoint_tmp(run_dir, state.global_step);
 
   // 1. every file into the temporary directory (each written atomically and fsynced)
   save_model(model, tmp.string());
-  if (opt) {
-    std::map<std::string, std::string> meta{{"step_count", std::to_string(opt->step_count())}};
-    write_safetensors((tmp / kOptimizerFile).string(), opt->state_tensors(), meta);
+  if (opt && opt->shard_index.is_null()) {
+    std::map<std::string, std::string> meta{{"step_count", std::to_string(opt->step_count)}};
+    write_safetensors((tmp / kOptimizerFile).string(), opt->tensors, meta);
+  } else if (opt) {
+    write_file_atomic((tmp / kOptimizerIndex).string(), opt->shard_index.dump(1) + "\n");
   }
   copy_file_synced(tokenizer_path, (tmp / "tokenizer.model").string());
   write_file_atomic((tmp / "config.yaml").string(), resolved_yaml);
@@ -199,10 +285,7 @@ TrainerState read_trainer_state(const std::string& dir) {
 }
 
 void load_optimizer(AdamW& opt, const std::string& dir, int64_t step_count) {
-  auto file = SafetensorsFile::read((fs::path(dir) / kOptimizerFile).string());
-  std::map<std::string, torch::Tensor> tensors;
-  for (const auto& e : file.entries()) tensors[e.name] = file.get(e.name);
-  opt.load_state(tensors, step_count);
+  opt.load_state(read_optimizer_state(dir), step_count);
 }
 
 }  // namespace ethos

@@ -66,10 +66,13 @@ template <class V> void fields(V& v, EvalFileSpec& o) {
 template <class V> void fields(V& v, EvalSection& o) {
   ETHOS_FIELD(heldout); ETHOS_FIELD(suites);
 }
+template <class V> void fields(V& v, DistSection& o) {
+  ETHOS_FIELD(backend); ETHOS_FIELD(bucket_mb); ETHOS_FIELD(zero); ETHOS_FIELD(checkpoint); ETHOS_FIELD(timeout_s);
+}
 template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
   ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(tokenizer);
-  ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval);
+  ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval); ETHOS_FIELD(dist);
 }
 #undef ETHOS_FIELD
 
@@ -544,6 +547,13 @@ std::vector<std::string> validate(const Recipe& r) {
     c.need(!r.eval.heldout[i].path.empty(), at + ".path", "must name a JSONL file");
     c.one_of(at + ".kind", r.eval.heldout[i].kind, {"document", "demonstration", "explained"});
   }
+  c.one_of("dist.backend", r.dist.backend, {"auto", "gloo", "nccl"});
+  c.need(r.dist.bucket_mb > 0, "dist.bucket_mb", "must be > 0 (MiB per gradient bucket), got " + std::to_string(r.dist.bucket_mb));
+  c.need(r.dist.zero == 0 || r.dist.zero == 1, "dist.zero", "must be 0 (no sharding) or 1 (ZeRO-1), got " + std::to_string(r.dist.zero));
+  c.one_of("dist.checkpoint", r.dist.checkpoint, {"full", "sharded"});
+  c.need(r.dist.checkpoint != "sharded" || r.dist.zero == 1, "dist.checkpoint",
+         "sharded checkpoints hold ZeRO-1 optimizer shards: set dist.zero: 1, or dist.checkpoint: full");
+  c.need(r.dist.timeout_s > 0, "dist.timeout_s", "must be > 0 seconds, got " + std::to_string(r.dist.timeout_s));
   c.need(!r.tokenizer.path.empty(), "tokenizer.path", "must name a tokenizer.model file");
   c.one_of("tokenizer.model_type", r.tokenizer.model_type, {"bpe", "unigram"});
   c.positive("tokenizer.vocab_size", r.tokenizer.vocab_size);
@@ -588,14 +598,19 @@ std::string to_yaml(const Recipe& r) {
   return std::string(out.c_str()) + "\n";
 }
 
-std::string config_hash(const Recipe& r) {
+std::string config_hash(const Recipe& r, int world) {
   Recipe copy = r;
   const Recipe defaults;
+  for (auto& s : copy.stages) {
+    s.train.batch_size *= s.train.grad_accum * world;
+    s.train.grad_accum = 1;
+  }
   copy.resume = defaults.resume;
   copy.allow_changed = defaults.allow_changed;
   copy.threads = defaults.threads;
   copy.out_dir = defaults.out_dir;
   copy.cache_dir = defaults.cache_dir;
+  copy.dist = defaults.dist;
   return hash_bytes(to_yaml(copy));
 }
 

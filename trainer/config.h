@@ -96,6 +96,18 @@ struct EvalSection {
   std::vector<std::string> suites;    // eval suite YAMLs (eval/FORMAT.md) scored after every checkpoint
 };
 
+// Data parallelism: used when the job has several ranks (ethos launch, Slurm, torchrun variables);
+// a one-rank run ignores it. Not part of the config hash: a run may resume with other settings
+// (e.g. ZeRO-1 on, or sharded checkpoints) and on another number of ranks.
+struct DistSection {
+  std::string backend = "auto";     // auto (nccl on CUDA, else gloo) | gloo | nccl
+  double bucket_mb = 25;            // gradient all-reduce bucket size, MiB
+  int64_t zero = 0;                 // 0: every rank holds the optimizer state; 1: ZeRO-1 (sharded across ranks)
+  std::string checkpoint = "full";  // full: one optimizer.safetensors (gathered to rank 0);
+                                    // sharded: each rank writes its ZeRO-1 shard, plus an index
+  double timeout_s = 300;           // deadline of every collective and of the rendezvous, seconds
+};
+
 struct Recipe {
   std::string name = "run";
   int64_t seed = 0;
@@ -109,6 +121,7 @@ struct Recipe {
   ModelSection model;
   std::vector<StageSection> stages;  // resolved: always >= 1
   EvalSection eval;
+  DistSection dist;
   std::string source_path;           // the recipe file (not written out)
 
   std::string run_dir() const;  // out_dir, or its default
@@ -122,7 +135,9 @@ std::vector<std::string> validate(const Recipe& r);
 // The resolved config as YAML, every default written out; stable (same recipe -> same text).
 std::string to_yaml(const Recipe& r);
 // Hash of the resolved config minus keys that may change across a resume
-// (resume, allow_changed, threads, out_dir, cache_dir).
-std::string config_hash(const Recipe& r);
+// (resume, allow_changed, threads, out_dir, cache_dir, dist). The batch enters as the global
+// batch of a `world`-rank job (batch_size x grad_accum x world): a run may resume on another
+// number of ranks, or with another split into micro-batches, when the global batch is the same.
+std::string config_hash(const Recipe& r, int world = 1);
 
 }  // namespace ethos

@@ -13,6 +13,8 @@
 #include "eval/report.h"
 #include "eval/suite_hook.h"
 #include "trainer/config.h"
+#include "trainer/dist_env.h"
+#include "trainer/launcher.h"
 #include "trainer/model/generate.h"
 #include "trainer/model/weights.h"
 #include "trainer/trainer.h"
@@ -27,8 +29,20 @@ int cmd_train(const std::string& recipe_path, const std::vector<std::string>& ov
   EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
   add_recipe_hooks(hooks, r);
   TrainResult res = train(r, hooks.empty() ? nullptr : &hooks);
-  std::cout << "run: " << res.run_dir << "\nfinal checkpoint: " << res.final_checkpoint << std::endl;
+  if (dist_env().rank == 0)
+    std::cout << "run: " << res.run_dir << "\nfinal checkpoint: " << res.final_checkpoint << std::endl;
   return 0;
+}
+
+// ethos launch --nproc N -- SUBCOMMAND ...: N ranks of this binary on this machine.
+int cmd_launch(LaunchOptions o, const std::vector<std::string>& rest) {
+  if (rest.empty()) throw Error("ethos launch: nothing to run; usage: ethos launch --nproc 2 -- train RECIPE [overrides]");
+  if (rest.front() == "launch") throw Error("ethos launch: the command to launch cannot be launch itself");
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec);
+  o.command = {ec ? std::string("ethos") : self.string()};
+  o.command.insert(o.command.end(), rest.begin(), rest.end());
+  return launch(o);
 }
 
 int cmd_tokenizer_train(TokenizerTrainOptions opt, bool no_chat_tokens) {
@@ -169,6 +183,17 @@ int main(int argc, char** argv) {
   dgen->add_option("--seed", world_args.seed, "seed: the same seed gives byte-identical files")->capture_default_str();
   dgen->add_option("--out", world_args.out, "output directory (e.g. data/world)")->required();
 
+  LaunchOptions lopt;
+  auto* launch_cmd = app.add_subcommand(
+      "launch", "Run N ranks of a data-parallel job on this machine: ethos launch --nproc 2 -- train RECIPE");
+  launch_cmd->add_option("--nproc", lopt.nproc, "ranks (processes) to start")->capture_default_str();
+  launch_cmd->add_option("--master-port", lopt.master_port, "rendezvous port (0: a free one)")->capture_default_str();
+  launch_cmd->add_option("--master-addr", lopt.master_addr, "rendezvous address")->capture_default_str();
+  launch_cmd->add_option("--kill-grace", lopt.kill_grace_seconds,
+                         "seconds between SIGTERM and SIGKILL when stopping the ranks")->capture_default_str();
+  std::vector<std::string> launch_rest;
+  launch_cmd->add_option("command", launch_rest, "the ethos subcommand each rank runs, after --");
+
   app.add_subcommand("version", "Print versions and the threading setup");
 
   try {
@@ -178,6 +203,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (train->parsed()) return cmd_train(recipe, overrides);
+    if (launch_cmd->parsed()) return cmd_launch(lopt, launch_rest);
     if (ttrain->parsed()) {
       topt.byte_fallback = !no_byte_fallback;
       return cmd_tokenizer_train(topt, no_chat_tokens);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 
 #include "datasets/packing.h"
 #include "datasets/util.h"
@@ -37,15 +38,19 @@ uint64_t stage_seed(const ObjectiveSetup& s) {
 class SftObjective : public Objective {
  public:
   SftObjective(const ObjectiveSetup& s)
-      : stage_(s.stage.name), device_(s.device), stream_(load(s), static_cast<int>(s.stage.data.seq_len), stage_seed(s)) {}
+      : stage_(s.stage.name), device_(s.device), comm_(s.comm),
+        stream_(load(s), static_cast<int>(s.stage.data.seq_len), stage_seed(s)) {}
 
   void next_step(int64_t micro_batches, int64_t rows) override {
     micro_.clear();
     norm_ = 0;
-    for (int64_t i = 0; i < micro_batches; ++i) {
-      micro_.push_back(stream_.next_batch(static_cast<int>(rows)));
-      norm_ += micro_.back().weight_sum();
-    }
+    const int W = comm_ ? comm_->world() : 1, me = comm_ ? comm_->rank() : 0;
+    for (int64_t i = 0; i < micro_batches; ++i)
+      for (int r = 0; r < W; ++r) {  // rank r's rows of micro-batch i
+        PackedBatch b = stream_.next_batch(static_cast<int>(rows));
+        norm_ += b.weight_sum();
+        if (r == me) micro_.push_back(std::move(b));
+      }
     if (norm_ <= 0) throw Error("stage '" + stage_ + "': a batch has no supervised tokens; check data.*_weight and the data files.");
     loss_sum_ = 0;
     tokens_ = 0;
@@ -60,7 +65,11 @@ class SftObjective : public Objective {
     return nll / norm_;
   }
 
-  StepResult finish_step() override { return {loss_sum_ / norm_, tokens_, nlohmann::json::object()}; }
+  StepResult finish_step() override {
+    std::vector<double> sums{loss_sum_, static_cast<double>(tokens_)};
+    if (comm_) comm_->sum(sums);
+    return {sums[0] / norm_, static_cast<int64_t>(sums[1]), nlohmann::json::object()};
+  }
   nlohmann::json cursor() const override { return stream_.cursor().to_json(); }
   void restore(const nlohmann::json& c) override { stream_.restore(DataCursor::from_json(c)); }
 
@@ -77,6 +86,7 @@ class SftObjective : public Objective {
 
   std::string stage_;
   torch::Device device_;
+  Comm* comm_;
   PackedStream stream_;
   std::vector<PackedBatch> micro_;
   double norm_ = 0, loss_sum_ = 0;
@@ -88,6 +98,11 @@ class SftObjective : public Objective {
 // Running sums of the step's per-pair statistics, overall and per tag ("harm=coercion").
 struct PairStats {
   double n = 0, correct = 0, margin = 0, chosen_reward = 0, rejected_reward = 0, chosen_drift = 0, rejected_drift = 0;
+  static constexpr size_t kFields = 7;
+  void append_to(std::vector<double>& v) const {
+    v.insert(v.end(), {n, correct, margin, chosen_reward, rejected_reward, chosen_drift, rejected_drift});
+  }
+  static PairStats from(const double* f) { return {f[0], f[1], f[2], f[3], f[4], f[5], f[6]}; }
   nlohmann::json to_json(bool with_reference) const {
     nlohmann::json j = {{"pairs", n}, {"accuracy", correct / n}, {"margin", margin / n},
                         {"chosen_reward", chosen_reward / n}, {"rejected_reward", rejected_reward / n}};
@@ -114,7 +129,14 @@ class DpoFamilyObjective : public Objective {
       pool_.insert(pool_.end(), std::make_move_iterator(pairs.begin()), std::make_move_iterator(pairs.end()));
     }
     order_ = std::make_unique<PairOrder>(pool_.size(), stage_seed(s));
-    if (opt_.objective != PreferenceObjective::simpo || !T.kl_prompts.empty()) setup_reference(model);
+    if (opt_.objective != PreferenceObjective::simpo || !T.kl_prompts.empty()) {
+      // Rank 0 first: it saves the reference weights and fills the log-prob cache, which the
+      // other ranks then read (a cache hit). The wait has no collective deadline: it lasts as
+      // long as the reference pass (a dead rank 0 still ends it at once).
+      if (comm() && !comm()->main()) comm()->barrier("rank 0 prepares the reference", 7 * 24 * 3600.0);
+      setup_reference(model);
+      if (comm() && comm()->main()) comm()->barrier("rank 0 prepares the reference", 7 * 24 * 3600.0);
+    }
     if (!T.kl_prompts.empty()) {
       for (const Record& r : read_records(T.kl_prompts, RecordKind::preference)) {
         kl_prompts_.push_back(s.tmpl.render_prompt(r.messages));
@@ -125,8 +147,15 @@ class DpoFamilyObjective : public Objective {
 
   void next_step(int64_t micro_batches, int64_t rows) override {
     micro_.clear();
-    for (int64_t i = 0; i < micro_batches; ++i) micro_.push_back(order_->next(static_cast<size_t>(rows)));
-    total_pairs_ = static_cast<double>(micro_batches * rows);
+    step_pairs_.clear();
+    const int W = comm() ? comm()->world() : 1, me = comm() ? comm()->rank() : 0;
+    for (int64_t i = 0; i < micro_batches; ++i)
+      for (int r = 0; r < W; ++r) {  // rank r's pairs of micro-batch i
+        auto pairs = order_->next(static_cast<size_t>(rows));
+        step_pairs_.insert(step_pairs_.end(), pairs.begin(), pairs.end());
+        if (r == me) micro_.push_back(std::move(pairs));
+      }
+    total_pairs_ = static_cast<double>(micro_batches * rows * W);
     loss_sum_ = 0;
     tokens_ = 0;
     stats_ = {};
@@ -152,6 +181,7 @@ class DpoFamilyObjective : public Objective {
   }
 
   StepResult finish_step() override {
+    if (comm() && comm()->world() > 1) sum_across_ranks();
     nlohmann::json m = stats_.to_json(uses_reference());
     m["objective"] = preference_objective_name(opt_.objective);
     if (!by_tag_.empty()) {
@@ -198,6 +228,32 @@ class DpoFamilyObjective : public Objective {
 
  private:
   bool uses_reference() const { return opt_.objective != PreferenceObjective::simpo; }
+  Comm* comm() const { return setup_.comm; }
+
+  // The step's loss and statistics over every rank's pairs. The tags are those of all pairs the
+  // step drew (each rank knows them all), so every rank sums the same vector layout.
+  void sum_across_ranks() {
+    std::set<std::string> tags;
+    for (size_t i : step_pairs_) {
+      const auto& t = pool_[i].tags;
+      for (auto it = t.begin(); it != t.end(); ++it) tags.insert(tag_key(it.key(), *it));
+    }
+    std::vector<double> v{loss_sum_, static_cast<double>(tokens_)};
+    stats_.append_to(v);
+    for (const auto& tag : tags) by_tag_[tag].append_to(v);
+    comm()->sum(v);
+    loss_sum_ = v[0];
+    tokens_ = static_cast<int64_t>(v[1]);
+    stats_ = PairStats::from(&v[2]);
+    size_t at = 2 + PairStats::kFields;
+    for (const auto& tag : tags) {
+      by_tag_[tag] = PairStats::from(&v[at]);
+      at += PairStats::kFields;
+    }
+  }
+  static std::string tag_key(const std::string& key, const nlohmann::json& value) {
+    return key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
+  }
 
   // The reference: train.reference, or the stage's starting weights, which are saved into
   // <run>/reference/stage<k> when the stage starts, so a resumed run finds them again.
@@ -206,7 +262,7 @@ class DpoFamilyObjective : public Objective {
     std::string dir = T.reference;
     if (dir.empty()) {
       dir = (fs::path(setup_.run_dir) / "reference" / ("stage" + std::to_string(setup_.stage_index))).string();
-      if (!setup_.resuming) save_reference(model, dir);
+      if (!setup_.resuming && (!comm() || comm()->main())) save_reference(model, dir);
       else if (!fs::exists(fs::path(dir) / "config.json"))
         throw Error("stage '" + setup_.stage.name + "': resuming needs the reference weights saved when the stage began, "
                     "and " + dir + " is missing. Set train.reference to the stage's starting checkpoint, or start the "
@@ -275,7 +331,7 @@ class DpoFamilyObjective : public Objective {
       add(stats_);
       const auto& tags = pool_[rows.index[k]].tags;
       for (auto it = tags.begin(); it != tags.end(); ++it)
-        add(by_tag_[it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump())]);
+        add(by_tag_[tag_key(it.key(), *it)]);
     }
   }
 
@@ -288,6 +344,7 @@ class DpoFamilyObjective : public Objective {
   torch::Tensor cached_chosen_, cached_rejected_;
   std::vector<std::vector<int>> kl_prompts_;
   std::vector<std::vector<size_t>> micro_;
+  std::vector<size_t> step_pairs_;  // every rank's pairs of this step
   double total_pairs_ = 0, loss_sum_ = 0;
   int64_t tokens_ = 0;
   PairStats stats_;

@@ -2,6 +2,12 @@
 // same for every objective:
 //   next_step (1. batch) -> micro_loss + backward per micro-batch (2.) -> finish_step (loss,
 //   metrics) -> sync, clip, step, log, checkpoint (cursor) -> checkpoint_events -> eval hook.
+// Data parallelism: every rank draws every micro-batch of the global step (W per micro-step, in
+// rank order) and keeps its own, so the ranks read disjoint parts of one global stream, the
+// cursor is the same on every rank, and a checkpoint resumes on any world size with the global
+// sample order preserved. Losses are divided by the normaliser of the whole global step (every
+// rank computes it from the batches it drew), so gradients sum across ranks; finish_step sums
+// the logged loss and metrics across ranks.
 // SftObjective: packed documents/demonstrations, loss = weighted NLL normalised by the target
 // weight summed over the step's micro-batches.
 // PreferenceObjective: DPO-family losses on preference pairs (trainer/preference.h), chosen and
@@ -16,6 +22,7 @@
 
 #include "datasets/chat_template.h"
 #include "trainer/config.h"
+#include "trainer/dist.h"
 #include "trainer/model/llama.h"
 
 namespace ethos {
@@ -29,7 +36,7 @@ struct StepResult {
 class Objective {
  public:
   virtual ~Objective() = default;
-  // 1. Draws the micro-batches of the next optimizer step.
+  // 1. Draws the micro-batches of the next optimizer step (this rank's share of them).
   virtual void next_step(int64_t micro_batches, int64_t rows) = 0;
   // 2. Forward and loss of micro-batch i, scaled so that the step's gradient is the sum of
   //    backward() over its micro-batches.
@@ -54,6 +61,7 @@ struct ObjectiveSetup {
   std::string run_dir;
   torch::Device device = torch::kCPU;
   bool resuming = false;  // false: `model` holds the stage's starting weights
+  Comm* comm = nullptr;   // the job's ranks (nullptr: one process)
 };
 
 // Reads and tokenizes the stage's data and prepares what the objective needs (for preference

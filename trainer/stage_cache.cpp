@@ -13,13 +13,13 @@ namespace fs = std::filesystem;
 namespace ethos {
 
 std::string shared_stage_key(const Recipe& r, size_t stage_index, Llama& start_weights,
-                             const std::string& tokenizer_hash) {
+                             const std::string& tokenizer_hash, int world) {
   Recipe only = r;  // the stage alone, without what names or places the run
   only.name = "shared-stage";
   only.eval = {};
   only.stages = {r.stages.at(stage_index)};
   Hasher h;
-  h.update(config_hash(only)).update("|").update(std::to_string(stage_index)).update("|");
+  h.update(config_hash(only, world)).update("|").update(std::to_string(stage_index)).update("|");
   h.update(weights_hash(start_weights)).update("|").update(tokenizer_hash).update("|").update(kTemplateVersion);
   for (const auto& src : r.stages[stage_index].data.sources) h.update("|").update(hash_file(src.path));
   return h.hex();

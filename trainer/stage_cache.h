@@ -16,7 +16,7 @@
 namespace ethos {
 
 std::string shared_stage_key(const Recipe& r, size_t stage_index, Llama& start_weights,
-                             const std::string& tokenizer_hash);
+                             const std::string& tokenizer_hash, int world = 1);
 // The cached stage directory for `key`, if a complete one exists.
 std::optional<std::string> find_shared_stage(const std::string& cache_dir, const std::string& key);
 // Stores the stage's final weights under `key` (info goes into stage.json).

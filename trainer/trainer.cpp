@@ -17,6 +17,8 @@
 #include "datasets/util.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compat.h"
+#include "trainer/data_parallel.h"
+#include "trainer/dist.h"
 #include "trainer/model/weights.h"
 #include "trainer/objective.h"
 #include "trainer/optim.h"
@@ -61,13 +63,18 @@ void rewind_events(const std::string& path, std::optional<int64_t> resume_step) 
   write_file_atomic(path, kept);
 }
 
-// train.jsonl, one event per line, flushed as written.
+// train.jsonl, one event per line, flushed as written; written by rank 0 only (an empty path:
+// the other ranks, which log nothing).
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path) : out_(path, std::ios::app) {
+  explicit MetricsLog(const std::string& path) {
+    if (path.empty()) return;
+    out_.open(path, std::ios::app);
     if (!out_) throw Error("cannot append to " + path);
   }
-  void write(const nlohmann::json& event) { out_ << event.dump() << "\n" << std::flush; }
+  void write(const nlohmann::json& event) {
+    if (out_.is_open()) out_ << event.dump() << "\n" << std::flush;
+  }
 
  private:
   std::ofstream out_;
@@ -83,12 +90,18 @@ std::string format_duration(double s) {
 
 // ---- model -----------------------------------------------------------------------------
 
-torch::Device resolve_device(const std::string& name) {
+// cuda: one GPU per local rank (cuda:LOCAL_RANK).
+torch::Device resolve_device(const std::string& name, const DistEnv& env) {
   const bool cuda = torch::cuda::is_available();
   if (name == "cuda" && !cuda)
     throw Error("device: cuda, but this build/machine has no CUDA device (LibTorch " + std::string(TORCH_VERSION) +
                 "). Set device: cpu, or build against a CUDA LibTorch (Torch_DIR).");
-  return (name == "cuda" || (name == "auto" && cuda)) ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (!(name == "cuda" || (name == "auto" && cuda))) return torch::Device(torch::kCPU);
+  const int gpus = static_cast<int>(torch::cuda::device_count());
+  if (env.local_rank >= gpus)
+    throw Error("rank " + std::to_string(env.rank) + " is local rank " + std::to_string(env.local_rank) + " but this node has " +
+                std::to_string(gpus) + " GPUs: start at most one rank per GPU (--nproc / --ntasks-per-node)");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
 }
 
 Llama fresh_model(const Recipe& r, int vocab) {
@@ -123,15 +136,25 @@ void check_hashes(const TrainerState& s, const std::string& dir, const std::stri
 
 // ---- one stage -------------------------------------------------------------------------
 
+std::vector<std::pair<std::string, torch::Tensor>> dp_params(Llama& model) { return model->hf_parameters(); }
+
 struct RunContext {
   const Recipe& recipe;
   std::string run_dir, resolved_yaml, tokenizer_path;
   const Tokenizer& tok;
   const ChatTemplate& tmpl;
   MetricsLog& log;
-  EvalHook* hook;
+  EvalHook* hook;  // rank 0's; nullptr on the other ranks
   torch::Device device;
+  Comm& comm;
 };
+
+// Rank 0 alone runs `fn` (logging, evaluation); the other ranks wait for it. The wait has no
+// collective deadline (evaluation may take long); a rank that dies still ends it at once.
+void on_rank0(Comm& comm, const std::string& what, const std::function<void()>& fn) {
+  if (comm.main()) fn();
+  comm.barrier(what, 7 * 24 * 3600.0);
+}
 
 // The eval hook after a checkpoint; its completion is logged as an "eval_hook" event, so a
 // resume can tell whether the checkpoint it starts from was evaluated.
@@ -183,6 +206,35 @@ void log_step(RunContext& ctx, const TrainerState& state, const StepStats& s, co
   std::cerr << (tty ? "\r" : "") << line << (tty ? "\033[K" : "\n") << std::flush;
 }
 
+// A checkpoint of every rank's state: the weights (the same on every rank) and trainer state
+// from rank 0; the optimizer state whole from rank 0 (under ZeRO-1 gathered first), or, with
+// dist.checkpoint: sharded, one shard per rank written by its owner plus rank 0's index.
+std::string save_checkpoint_all_ranks(RunContext& ctx, TrainerState& state, Llama& model, DataParallel& dp,
+                                      int64_t keep_last) {
+  Comm& comm = ctx.comm;
+  state.world_size = comm.world();
+  const std::string dir = (fs::path(ctx.run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
+  OptimizerCheckpoint opt;
+  opt.step_count = dp.step_count();
+  if (dp.sharded() && ctx.recipe.dist.checkpoint == "sharded") {
+    const std::string tmp = (fs::path(ctx.run_dir) / "checkpoints" / (".tmp-" + checkpoint_name(state.global_step))).string();
+    on_rank0(comm, "rank 0 prepares the checkpoint directory", [&] { prepare_checkpoint_tmp(ctx.run_dir, state.global_step); });
+    write_optimizer_shard(tmp, comm.rank(), comm.world(), dp.shard_state(), dp.step_count());
+    fsync_path(tmp);
+    comm.barrier("every rank wrote its optimizer shard");
+    on_rank0(comm, "rank 0 publishes the checkpoint", [&] {
+      opt.shard_index = optimizer_shard_index(comm.world(), dp.step_count(), dp_params(model));
+      save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml, keep_last, /*keep_tmp=*/true);
+    });
+    return dir;
+  }
+  opt.tensors = dp.full_state();  // a collective under ZeRO-1
+  on_rank0(comm, "rank 0 writes the checkpoint", [&] {
+    save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml, keep_last);
+  });
+  return dir;
+}
+
 // Trains one stage from `state` (stage_step > 0: resuming from `resume_dir`). Returns the
 // last loss; state.global_step / stage_step advance as steps are taken.
 double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, TrainerState& state,
@@ -194,15 +246,17 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
                 ctx.device.str() + ", LibTorch " + std::string(TORCH_VERSION) + "). Set train.precision: fp32.");
   const bool resuming = state.stage_step > 0;
   auto objective = make_objective({ctx.recipe, stage, state.stage_index, ctx.tmpl, ctx.tok.content_hash(), ctx.run_dir,
-                                   ctx.device, resuming}, model);
+                                   ctx.device, resuming, &ctx.comm}, model);
   auto params = model->hf_parameters();
-  AdamW opt(params, default_decay_mask(params, T.decay_norms_biases_embeddings),
-            {T.lr, T.beta1, T.beta2, T.eps, T.weight_decay});
-  if (resuming) {  // optimizer moments, data cursor, RNG
-    load_optimizer(opt, resume_dir, state.stage_step);
+  // The optimizer behind data parallelism (one rank: plain AdamW).
+  DataParallel dp(ctx.comm, params, default_decay_mask(params, T.decay_norms_biases_embeddings),
+                  {T.lr, T.beta1, T.beta2, T.eps, T.weight_decay}, {ctx.recipe.dist.bucket_mb, ctx.recipe.dist.zero == 1});
+  if (resuming) {  // optimizer moments (whole, or reassembled from another world size's shards), data cursor, RNG
+    dp.load_full_state(read_optimizer_state(resume_dir), state.stage_step);
     objective->restore(state.data_cursor);
     set_torch_rng_state(state.torch_rng);
   }
+  dp.broadcast_parameters();  // every rank starts from rank 0's weights
   const ScheduleOptions sched{T.schedule, T.warmup_steps, T.steps, T.min_lr_ratio};
   model->train();
   StepResult result;
@@ -215,50 +269,60 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
     const double lr = T.lr * lr_multiplier(sched, step);
     // 1. batch: grad_accum micro-batches of batch_size rows (SFT) or pairs (preference)
     objective->next_step(T.grad_accum, T.batch_size);
-    // 2. forward -> loss -> backward, per micro-batch
+    // 2. forward -> loss -> backward, per micro-batch; the last one's backward launches the
+    //    gradient buckets' all-reduce as they fill
     for (int64_t i = 0; i < T.grad_accum; ++i) {
       torch::Tensor loss;
       {
         compat::AutocastBf16 autocast(bf16);
         loss = objective->micro_loss(model, i);
       }
+      dp.arm(i + 1 == T.grad_accum);
       loss.backward();
     }
-    result = objective->finish_step();
+    // 3. gradient sync: wait for the buckets still in flight
+    dp.finish();
+    result = objective->finish_step();  // loss and metrics summed over ranks
     tokens_since_log += result.tokens;
     if (!std::isfinite(result.loss))
       throw Error("stage '" + stage.name + "' step " + std::to_string(step + 1) + ": loss is " + std::to_string(result.loss) +
                   ". Stopped before updating the weights; the last good checkpoint in " + ctx.run_dir +
                   "/checkpoints is intact. Lower train.lr or raise train.warmup_steps, then run again.");
-    // 3. gradient sync across ranks: single process here (data-parallel training adds it)
     // 4. clip, 5. step
-    const double grad_norm = clip_grad_norm(opt.params(), T.grad_clip);
-    opt.step(lr);
-    opt.zero_grad();
+    const double grad_norm = dp.clip(T.grad_clip);
+    dp.step(lr);
+    dp.zero_grad();
     ++state.stage_step;
     ++state.global_step;
     debug_sleep("ETHOS_DEBUG_STEP_SLEEP_MS");
     // 6. log (rank 0)
-    if (state.stage_step % T.log_every == 0 || state.stage_step == T.steps) {
+    if (ctx.comm.main() && (state.stage_step % T.log_every == 0 || state.stage_step == T.steps)) {
       const double dt = seconds_since(t_log);
       const double eta = seconds_since(t_stage) / double(state.stage_step - first_step) * double(T.steps - state.stage_step);
-      log_step(ctx, state, {result.loss, lr, grad_norm, tokens_since_log, dt, eta}, result.metrics,
+      nlohmann::json metrics = result.metrics;
+      if (ctx.comm.world() > 1) {
+        if (!metrics.is_object()) metrics = nlohmann::json::object();
+        metrics["ranks"] = ctx.comm.world();
+        metrics["comm_wait_s"] = dp.comm_wait_seconds();  // gradient sync not hidden behind backward
+      }
+      log_step(ctx, state, {result.loss, lr, grad_norm, tokens_since_log, dt, eta}, metrics,
                objective->progress(result));
       t_log = Clock::now();
       tokens_since_log = 0;
     }
     // 7. checkpoint, then the eval hook
     if (state.stage_step % T.checkpoint_every == 0 || state.stage_step == T.steps) {
-      if (::isatty(STDERR_FILENO)) std::cerr << "\n";
+      if (ctx.comm.main() && ::isatty(STDERR_FILENO)) std::cerr << "\n";
       const auto t_ckpt = Clock::now();
       state.data_cursor = objective->cursor();
       state.torch_rng = torch_rng_state();
-      const std::string dir = save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml,
-                                              T.keep_last);
-      ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
-      std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
-      for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
-      run_eval_hook(ctx, model, stage.name, state.global_step, dir);
+      const std::string dir = save_checkpoint_all_ranks(ctx, state, model, dp, T.keep_last);
+      on_rank0(ctx.comm, "rank 0 evaluates the checkpoint", [&] {
+        ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
+        std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
+        for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
+        run_eval_hook(ctx, model, stage.name, state.global_step, dir);
+      });
       t_log = Clock::now();
     }
   }
@@ -277,10 +341,15 @@ void check_vocab(const Llama& m, const Tokenizer& tok, const std::string& tok_pa
 
 int configure_threads(int64_t requested) {
   int n = static_cast<int>(requested);
-  if (n <= 0) {
+  if (n <= 0) {  // the cores this process may use, shared by the ranks on this node
     cpu_set_t set;
     n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : static_cast<int>(std::thread::hardware_concurrency());
-    n = std::max(n, 1);
+    int local_ranks = 1;
+    try {
+      local_ranks = dist_env().local_world_size;
+    } catch (const Error&) {  // a bad environment is reported where the job is joined
+    }
+    n = std::max(n / std::max(local_ranks, 1), 1);
   }
   torch::set_num_threads(n);  // libtorch's default here is ONE thread (design.md pitfall 2)
   return n;
@@ -346,32 +415,51 @@ std::string prepare_tokenizer(const TokenizerSection& t, int threads) {
 }
 
 TrainResult train(const Recipe& r, EvalHook* hook) {
+  // The job's ranks (ethos launch, Slurm, torchrun variables); one process: world size 1.
+  const DistEnv env = dist_env();
   const int threads = configure_threads(r.threads);
+  const torch::Device device = resolve_device(r.device, env);
+  Comm comm(env, device, {r.dist.backend, r.dist.timeout_s});
+  const bool main = comm.main();
+  if (!main) hook = nullptr;  // rank 0 evaluates
   const std::string run_dir = r.run_dir();
   fs::create_directories(run_dir);
   const std::string resolved = to_yaml(r);
-  const std::string tok_path = prepare_tokenizer(r.tokenizer, threads);
+  std::string tok_path;  // rank 0 trains the tokenizer if needed, then the others load it
+  if (!main) comm.barrier("rank 0 prepares the tokenizer", 7 * 24 * 3600.0);
+  tok_path = prepare_tokenizer(r.tokenizer, threads);
+  if (main) comm.barrier("rank 0 prepares the tokenizer", 7 * 24 * 3600.0);
   auto tok = SentencePieceTokenizer::load(tok_path);
   ChatTemplate tmpl(*tok);
-  const std::string cfg_hash = config_hash(r), dat_hash = data_hash(r);
+  const std::string cfg_hash = config_hash(r, comm.world()), dat_hash = data_hash(r);
 
-  // Where to start: the newest valid checkpoint (resume: auto), a given one, or nothing.
+  // Where to start: the newest valid checkpoint (resume: auto), a given one, or nothing; rank
+  // 0 decides, so every rank resumes from the same one.
   std::optional<TrainerState> resume;
   std::string resume_dir;
-  if (r.resume == "auto") {
-    if (auto d = find_latest_checkpoint(run_dir)) resume_dir = *d;
-  } else if (r.resume != "never") {
-    auto problems = checkpoint_problems(r.resume);
-    if (!problems.empty()) throw Error("cannot resume from " + r.resume + ": " + problems.front());
-    resume_dir = r.resume;
+  if (main) {
+    if (r.resume == "auto") {
+      if (auto d = find_latest_checkpoint(run_dir)) resume_dir = *d;
+    } else if (r.resume != "never") {
+      auto problems = checkpoint_problems(r.resume);
+      if (!problems.empty()) throw Error("cannot resume from " + r.resume + ": " + problems.front());
+      resume_dir = r.resume;
+    }
   }
+  resume_dir = comm.share("resume_dir", resume_dir);
   if (!resume_dir.empty()) {
     resume = read_trainer_state(resume_dir);
     check_hashes(*resume, resume_dir, cfg_hash, dat_hash, tok->content_hash(), r.allow_changed);
     if (resume->stage_index >= static_cast<int64_t>(r.stages.size()))
       throw Error(resume_dir + " is from stage " + std::to_string(resume->stage_index) + " but the recipe has " +
                   std::to_string(r.stages.size()) + " stages");
-    std::cerr << "[ethos] resuming from " << resume_dir << " (step " << resume->global_step << ")" << std::endl;
+    if (main) {
+      std::cerr << "[ethos] resuming from " << resume_dir << " (step " << resume->global_step << ")";
+      if (resume->world_size != comm.world())
+        std::cerr << "; it was written by " << resume->world_size << " rank(s), this run has " << comm.world()
+                  << ": the sample order continues, the global batch is now " << comm.world() << " x train.batch_size x train.grad_accum";
+      std::cerr << std::endl;
+    }
   }
   const fs::path ckpt_root = fs::path(run_dir) / "checkpoints";
   if (!resume && fs::exists(ckpt_root)) {  // never mix a fresh run into an old one's checkpoints
@@ -381,18 +469,22 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
                     ") and none will be resumed (resume=" + r.resume + "). Use resume=auto to continue it, or "
                     "another out_dir / seed, or delete the directory to start over.");
   }
-  write_file_atomic(run_dir + "/config.yaml", resolved);
   const auto resume_step = resume ? std::optional<int64_t>(resume->global_step) : std::nullopt;
-  rewind_events(run_dir + "/train.jsonl", resume_step);
   // A run that died between writing the checkpoint and finishing its eval: drop that
   // checkpoint's partial eval results and evaluate it again below.
-  const bool reeval = resume && hook && !has_event(run_dir + "/train.jsonl", "eval_hook", resume->global_step);
-  rewind_events(run_dir + "/eval.jsonl", reeval ? std::optional<int64_t>(*resume_step - 1) : resume_step);
-  MetricsLog log(run_dir + "/train.jsonl");
-  const torch::Device device = resolve_device(r.device);
-  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, log, hook, device};
-  std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads | vocab "
-            << tok->vocab_size() << std::endl;
+  const bool reeval = comm.share("reeval", resume && hook && !has_event(run_dir + "/train.jsonl", "eval_hook",
+                                                                          resume->global_step) ? "1" : "0") == "1";
+  if (main) {
+    write_file_atomic(run_dir + "/config.yaml", resolved);
+    rewind_events(run_dir + "/train.jsonl", resume_step);
+    rewind_events(run_dir + "/eval.jsonl", reeval ? std::optional<int64_t>(*resume_step - 1) : resume_step);
+  }
+  MetricsLog log(main ? run_dir + "/train.jsonl" : "");
+  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, log, hook, device, comm};
+  if (main)
+    std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads"
+              << (comm.world() > 1 ? " x " + std::to_string(comm.world()) + " ranks (" + comm.backend() + ")" : "")
+              << " | vocab " << tok->vocab_size() << std::endl;
 
   TrainResult result;
   result.run_dir = run_dir;
@@ -414,7 +506,8 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
     else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(r.model.from);
     check_vocab(model, *tok, tok_path);
     model->to(device);
-    if (resume_here && reeval) run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir);
+    if (resume_here && reeval)
+      on_rank0(comm, "rank 0 evaluates the checkpoint", [&] { run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir); });
     state.stage_index = static_cast<int64_t>(si);
     state.stage_name = stage.name;
     state.stage_steps = stage.train.steps;
@@ -429,30 +522,39 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
     if (state.stage_step < stage.train.steps) {
       std::string share_key;  // a shared stage already trained by another run with the same inputs: reuse it
       if (stage.share && state.stage_step == 0) {
-        share_key = shared_stage_key(r, si, model, tok->content_hash());
-        if (auto cached = find_shared_stage(r.cache_dir, share_key)) {
-          load_weights(model, *cached);
+        share_key = shared_stage_key(r, si, model, tok->content_hash(), comm.world());
+        std::string cached;  // rank 0 looks, every rank follows
+        if (main)
+          if (auto c = find_shared_stage(r.cache_dir, share_key)) cached = *c;
+        cached = comm.share("shared_stage", cached);
+        if (!cached.empty()) {
+          load_weights(model, cached);
           state.global_step += stage.train.steps;
           state.stage_step = stage.train.steps;
           state.data_cursor = nullptr;
           state.torch_rng = torch_rng_state();
-          result.final_checkpoint = save_checkpoint(run_dir, state, model, nullptr, tok_path, resolved, stage.train.keep_last);
-          log.write({{"event", "stage_reused"}, {"step", state.global_step}, {"stage", stage.name}, {"from", *cached}});
-          std::cerr << "[" << stage.name << "] reused the shared stage " << *cached << std::endl;
-          run_eval_hook(ctx, model, stage.name, state.global_step, result.final_checkpoint);
+          state.world_size = comm.world();
+          result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
+          on_rank0(comm, "rank 0 evaluates the checkpoint", [&] {
+            save_checkpoint(run_dir, state, model, nullptr, tok_path, resolved, stage.train.keep_last);
+            log.write({{"event", "stage_reused"}, {"step", state.global_step}, {"stage", stage.name}, {"from", cached}});
+            std::cerr << "[" << stage.name << "] reused the shared stage " << cached << std::endl;
+            run_eval_hook(ctx, model, stage.name, state.global_step, result.final_checkpoint);
+          });
           continue;
         }
       }
       result.final_loss = train_stage(ctx, stage, model, state, resume_dir);
       result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
-      if (!share_key.empty())
+      if (!share_key.empty() && main)
         store_shared_stage(r.cache_dir, share_key, model,
                            {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
                             {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
     }
   }
   result.global_step = state.global_step;
-  std::cerr << "[ethos] done: " << result.final_checkpoint << std::endl;
+  comm.barrier("the end of training");  // rank 0 serves the rendezvous store: nobody leaves early
+  if (main) std::cerr << "[ethos] done: " << result.final_checkpoint << std::endl;
   return result;
 }
 
