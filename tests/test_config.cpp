@@ -269,6 +269,27 @@ CATCH_TEST_CASE("config_hash ignores resume-time keys and sees training keys") {
   CATCH_CHECK(config_hash(load_recipe(fixture("minimal.yaml"), {"train.lr=2e-3"})) != h);
 }
 
+CATCH_TEST_CASE("config_hash sees the global batch, not how ranks and micro-batches split it; dist is not hashed") {
+  const auto hash = [](std::vector<std::string> o, int world) { return config_hash(load_recipe(fixture("minimal.yaml"), o), world); };
+  const std::string h = hash({"train.batch_size=8", "train.grad_accum=1"}, 1);
+  CATCH_CHECK(hash({"train.batch_size=4"}, 2) == h);                        // 2 ranks x 4
+  CATCH_CHECK(hash({"train.batch_size=2", "train.grad_accum=2"}, 2) == h);  // 2 ranks x 2 x accumulation 2
+  CATCH_CHECK(hash({"train.batch_size=4", "train.grad_accum=2"}, 1) == h);
+  CATCH_CHECK(hash({"train.batch_size=4"}, 1) != h);                        // another global batch
+  CATCH_CHECK(hash({"train.batch_size=8", "dist.zero=1", "dist.bucket_mb=1", "dist.checkpoint=sharded"}, 1) == h);
+}
+
+CATCH_TEST_CASE("dist settings are validated with their key paths") {
+  const std::string msg = load_error(fixture("minimal.yaml"), {"dist.zero=2", "dist.backend=mpi", "dist.bucket_mb=0",
+                                                               "dist.timeout_s=-1"});
+  CATCH_CHECK_THAT(msg, Contains("dist.zero: must be 0 (no sharding) or 1 (ZeRO-1), got 2"));
+  CATCH_CHECK_THAT(msg, Contains("dist.backend"));
+  CATCH_CHECK_THAT(msg, Contains("dist.bucket_mb: must be > 0"));
+  CATCH_CHECK_THAT(msg, Contains("dist.timeout_s: must be > 0"));
+  CATCH_CHECK_THAT(load_error(fixture("minimal.yaml"), {"dist.checkpoint=sharded"}),
+                   Contains("dist.checkpoint: sharded checkpoints hold ZeRO-1 optimizer shards: set dist.zero: 1"));
+}
+
 CATCH_TEST_CASE("validate reports every semantic problem with its key path") {
   CATCH_SECTION("through load_recipe") {
     const std::string msg = load_error(fixture("minimal.yaml"), {"train.lr=-1", "train.schedule=cosin"});

@@ -125,6 +125,7 @@ Comm::Comm(const DistEnv& env, const torch::Device& device, const CommOptions& o
                                : ". Check MASTER_ADDR/MASTER_PORT (rank 0 serves them) and that rank 0 started; "
                                  "dist.timeout_s is the wait (" + std::to_string(opt.timeout_s) + " s)."));
   }
+  check_same_world();
   try {
     if (backend_ == "gloo") {
       auto o = c10d::ProcessGroupGloo::Options::create(impl_->timeout);
@@ -151,6 +152,29 @@ Comm::Comm(const DistEnv& env, const torch::Device& device, const CommOptions& o
   impl_->store->set("ethos/proc/" + std::to_string(env.rank),
                     [] { const std::string s = host_name() + " " + std::to_string(::getpid()); return std::vector<uint8_t>(s.begin(), s.end()); }());
   barrier("joining the job");  // every rank is connected before training starts
+}
+
+// Every rank must have been started with the same world size; a mismatch would otherwise
+// surface as a process group that never forms.
+void Comm::check_same_world() {
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  try {
+    impl_->store->set("ethos/world/" + std::to_string(rank()), bytes(std::to_string(world())));
+    for (int r = 0; r < world(); ++r) {
+      const auto v = impl_->store->get("ethos/world/" + std::to_string(r));
+      const std::string theirs(v.begin(), v.end());
+      if (theirs != std::to_string(world()))
+        throw Error(who() + ": rank " + std::to_string(r) + " was started with a world size of " + theirs + ", this rank with " +
+                    std::to_string(world()) + " (" + env_.source + " variables). Start every rank of the job with the same "
+                    "WORLD_SIZE / SLURM_NTASKS.");
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(who() + ": rendezvous at " + env_.master_addr + ":" + std::to_string(env_.master_port) +
+                " failed while the ranks compared world sizes: " + first_line(e.what()) +
+                ". Are all ranks started with the same WORLD_SIZE (" + std::to_string(world()) + " here)?");
+  }
 }
 
 std::string Comm::dead_ranks() const {

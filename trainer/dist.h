@@ -79,7 +79,8 @@ class Comm {
   friend class CommWork;
   struct Impl;  // the c10d store and process group (dist.cpp), kept out of this header
   [[noreturn]] void fail(const std::string& what, const std::exception& e) const;
-  std::string dead_ranks() const;  // "rank 1 (pid 123) is no longer running: ..." or ""
+  std::string dead_ranks() const;
+  void check_same_world();  // "rank 1 (pid 123) is no longer running: ..." or ""
 
   DistEnv env_;
   CommOptions opt_;

@@ -257,6 +257,11 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
     set_torch_rng_state(state.torch_rng);
   }
   dp.broadcast_parameters();  // every rank starts from rank 0's weights
+  if (ctx.comm.world() > 1)
+    ctx.log.write({{"event", "data_parallel"}, {"step", state.global_step}, {"stage", stage.name},
+                   {"ranks", ctx.comm.world()}, {"backend", ctx.comm.backend()}, {"buckets", dp.buckets()},
+                   {"bucket_mb", ctx.recipe.dist.bucket_mb}, {"zero", ctx.recipe.dist.zero},
+                   {"global_batch", ctx.comm.world() * T.batch_size * T.grad_accum}});
   const ScheduleOptions sched{T.schedule, T.warmup_steps, T.steps, T.min_lr_ratio};
   model->train();
   StepResult result;
