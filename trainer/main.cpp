@@ -99,6 +99,17 @@ int cmd_generate(const GenerateArgs& a) {
   return 0;
 }
 
+// In a multi-rank job, "rank 1/2: " before an error that does not already name its rank.
+std::string rank_label(const std::string& message) {
+  try {
+    const DistEnv env = dist_env();
+    if (env.world_size > 1 && message.rfind("rank ", 0) != 0)
+      return "rank " + std::to_string(env.rank) + "/" + std::to_string(env.world_size) + ": ";
+  } catch (const Error&) {  // the environment itself is what the error is about
+  }
+  return "";
+}
+
 int cmd_version() {
   std::cout << "ethos " << "0.1.0" << "\nlibtorch " << TORCH_VERSION << "\nintra-op threads available "
             << configure_threads(0) << "\n"
@@ -219,7 +230,7 @@ int main(int argc, char** argv) {
     if (report->parsed()) return run_report(rep);
     return cmd_version();
   } catch (const ethos::Error& e) {
-    std::cerr << "\nerror: " << e.what() << std::endl;
+    std::cerr << "\nerror: " << rank_label(e.what()) << e.what() << std::endl;
     return 1;
   } catch (const c10::Error& e) {
     std::cerr << "\ninternal error (libtorch): " << e.what_without_backtrace() << std::endl;
