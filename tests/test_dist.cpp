@@ -166,6 +166,8 @@ CATCH_TEST_CASE("2 ranks x batch b == 1 rank x batch 2b, also with gradient accu
   CATCH_CHECK(dp[0]["global_batch"] == 8);
   CATCH_CHECK(train_events(dir + "/two") == 20);
   CATCH_CHECK(events(dir + "/two/train.jsonl", "train").back().contains("comm_wait_s"));
+  // Overlap: every bucket's all-reduce started from the hooks, while backward was running.
+  for (const auto& e : events(dir + "/two/train.jsonl", "train")) CATCH_CHECK(e["buckets_in_backward"] == dp[0]["buckets"]);
   CATCH_CHECK_THAT(two.output, Contains("[rank 0] [main] step 20/20"));
   CATCH_CHECK_THAT(two.output, !Contains("[rank 1] [main] step"));
 

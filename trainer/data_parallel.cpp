@@ -138,6 +138,7 @@ void DataParallel::launch(Bucket& b) {
 void DataParallel::finish() {
   if (comm_.world() == 1) return;
   if (!armed_) throw Error("data parallel: finish() without arm(true) before the last backward");
+  launched_in_backward_ = next_launch_;
   // Parameters that got no gradient in the last backward (unused in this step's graph): their
   // accumulated gradient, or zeros, so every bucket can complete.
   for (size_t k = 0; k < params_.size(); ++k)

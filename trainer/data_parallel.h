@@ -73,6 +73,8 @@ class DataParallel {
   // The last step: seconds finish() waited for communication (the part not hidden behind
   // backward), bytes sent per rank by its gradient collectives, and the bucket count.
   double comm_wait_seconds() const { return wait_s_; }
+  // Buckets whose collective started during backward (from the hooks), not in finish().
+  size_t buckets_launched_in_backward() const { return launched_in_backward_; }
   int64_t comm_bytes() const;
   size_t buckets() const { return buckets_.size(); }
 
@@ -103,7 +105,7 @@ class DataParallel {
   std::vector<Bucket> buckets_;
   std::vector<std::pair<size_t, size_t>> where_;  // param -> (bucket, slot)
   std::vector<bool> param_ready_;
-  size_t next_launch_ = 0;
+  size_t next_launch_ = 0, launched_in_backward_ = 0;
   bool armed_ = false;
   double wait_s_ = 0;
   // The optimizer: over whole parameters, or (ZeRO-1) over this rank's slices of them.

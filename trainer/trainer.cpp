@@ -309,6 +309,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
         if (!metrics.is_object()) metrics = nlohmann::json::object();
         metrics["ranks"] = ctx.comm.world();
         metrics["comm_wait_s"] = dp.comm_wait_seconds();  // gradient sync not hidden behind backward
+        metrics["buckets_in_backward"] = dp.buckets_launched_in_backward();
       }
       log_step(ctx, state, {result.loss, lr, grad_norm, tokens_since_log, dt, eta}, metrics,
                objective->progress(result));
