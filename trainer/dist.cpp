@@ -81,7 +81,7 @@ void CommWork::wait() {
   auto holder = std::static_pointer_cast<WorkHolder>(work_);
   work_.reset();
   try {
-    holder->work->wait(comm_->impl_->timeout);
+    holder->work->wait(timeout_.count() > 0 ? timeout_ : comm_->impl_->timeout);
   } catch (const std::exception& e) {
     comm_->fail(what_, e);
   }
@@ -216,18 +216,27 @@ void Comm::fail(const std::string& what, const std::exception& e) const {
               " The last complete checkpoint is intact: run again to resume.");
 }
 
-CommWork Comm::allreduce_sum(torch::Tensor t) {
+// Starts a collective (`launch` returns its c10d work); a failure to start is this rank's Error.
+CommWork Comm::start(const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& launch,
+                     std::function<void()> after) {
   CommWork cw;
-  if (world() == 1) return cw;
   cw.comm_ = this;
-  cw.what_ = "all-reduce";
-  std::vector<at::Tensor> ts{t};
+  cw.what_ = what;
+  cw.after_ = std::move(after);
   try {
-    cw.work_ = std::make_shared<WorkHolder>(WorkHolder{impl_->pg->allreduce(ts)});
+    cw.work_ = std::make_shared<WorkHolder>(WorkHolder{launch()});
   } catch (const std::exception& e) {
-    fail(cw.what_, e);
+    fail(what, e);
   }
   return cw;
+}
+
+CommWork Comm::allreduce_sum(torch::Tensor t) {
+  if (world() == 1) return {};
+  return start("all-reduce", [&] {
+    std::vector<at::Tensor> ts{t};
+    return impl_->pg->allreduce(ts);
+  });
 }
 
 CommWork Comm::reduce_scatter_sum(torch::Tensor in, torch::Tensor out) {
@@ -235,34 +244,27 @@ CommWork Comm::reduce_scatter_sum(torch::Tensor in, torch::Tensor out) {
   if (in.numel() != S * world())
     throw Error("reduce_scatter_sum: input has " + std::to_string(in.numel()) + " elements, expected " +
                 std::to_string(S * world()));
-  CommWork cw;
   if (world() == 1) {
     out.copy_(in);
-    return cw;
+    return {};
   }
-  cw.comm_ = this;
-  cw.what_ = "reduce-scatter";
-  try {
 #ifdef USE_C10D_NCCL
-    if (backend_ == "nccl") {
-      cw.work_ = std::make_shared<WorkHolder>(WorkHolder{impl_->pg->_reduce_scatter_base(out, in)});
-      return cw;
-    }
+  if (backend_ == "nccl") return start("reduce-scatter", [&] { return impl_->pg->_reduce_scatter_base(out, in); });
 #endif
-    // Gloo: all-to-all sends part r to rank r; the W parts received are summed in rank order.
-    auto parts = torch::empty_like(in);
-    std::vector<int64_t> even;  // empty: equal splits
-    cw.work_ = std::make_shared<WorkHolder>(WorkHolder{impl_->pg->alltoall_base(parts, in, even, even)});
-    const int W = world();
-    cw.after_ = [parts, out, S, W]() mutable {
-      torch::NoGradGuard no_grad;
-      out.copy_(parts.narrow(0, 0, S));
-      for (int r = 1; r < W; ++r) out.add_(parts.narrow(0, r * S, S));
-    };
-  } catch (const std::exception& e) {
-    fail(cw.what_, e);
-  }
-  return cw;
+  // Gloo: all-to-all sends part r to rank r; the W parts received are summed in rank order.
+  auto parts = torch::empty_like(in);
+  const int W = world();
+  return start(
+      "reduce-scatter",
+      [&] {
+        std::vector<int64_t> even;  // empty: equal splits
+        return impl_->pg->alltoall_base(parts, in, even, even);
+      },
+      [parts, out, S, W]() mutable {
+        torch::NoGradGuard no_grad;
+        out.copy_(parts.narrow(0, 0, S));
+        for (int r = 1; r < W; ++r) out.add_(parts.narrow(0, r * S, S));
+      });
 }
 
 CommWork Comm::allgather(torch::Tensor in, torch::Tensor out) {
@@ -270,44 +272,29 @@ CommWork Comm::allgather(torch::Tensor in, torch::Tensor out) {
   if (out.numel() != S * world())
     throw Error("allgather: output has " + std::to_string(out.numel()) + " elements, expected " +
                 std::to_string(S * world()));
-  CommWork cw;
   if (world() == 1) {
     out.copy_(in);
-    return cw;
+    return {};
   }
-  cw.comm_ = this;
-  cw.what_ = "all-gather";
-  try {
 #ifdef USE_C10D_NCCL
-    if (backend_ == "nccl") {
-      cw.work_ = std::make_shared<WorkHolder>(WorkHolder{impl_->pg->_allgather_base(out, in)});
-      return cw;
-    }
+  if (backend_ == "nccl") return start("all-gather", [&] { return impl_->pg->_allgather_base(out, in); });
 #endif
+  return start("all-gather", [&] {
     std::vector<std::vector<at::Tensor>> outs(1);
     for (int r = 0; r < world(); ++r) outs[0].push_back(out.narrow(0, r * S, S));
     std::vector<at::Tensor> ins{in};
-    cw.work_ = std::make_shared<WorkHolder>(WorkHolder{impl_->pg->allgather(outs, ins)});
-  } catch (const std::exception& e) {
-    fail(cw.what_, e);
-  }
-  return cw;
+    return impl_->pg->allgather(outs, ins);
+  });
 }
 
 void Comm::broadcast(torch::Tensor t, int root) {
   if (world() == 1) return;
-  std::vector<at::Tensor> ts{t};
-  c10d::BroadcastOptions o;
-  o.rootRank = root;
-  CommWork cw;
-  cw.comm_ = this;
-  cw.what_ = "broadcast";
-  try {
-    cw.work_ = std::make_shared<WorkHolder>(WorkHolder{impl_->pg->broadcast(ts, o)});
-  } catch (const std::exception& e) {
-    fail(cw.what_, e);
-  }
-  cw.wait();
+  start("broadcast", [&] {
+    std::vector<at::Tensor> ts{t};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    return impl_->pg->broadcast(ts, o);
+  }).wait();
 }
 
 void Comm::sum(std::vector<double>& values) {
@@ -323,17 +310,9 @@ void Comm::barrier(const std::string& what, double timeout_s) {
   c10d::BarrierOptions o;
   o.timeout = timeout_s > 0 ? millis(timeout_s) : impl_->timeout;
   if (impl_->device.is_cuda()) o.device_ids = {impl_->device.index()};
-  CommWork cw;
-  cw.comm_ = this;
-  cw.what_ = "barrier (" + what + ")";
-  try {
-    cw.work_ = std::make_shared<WorkHolder>(WorkHolder{impl_->pg->barrier(o)});
-    auto holder = std::static_pointer_cast<WorkHolder>(cw.work_);
-    cw.work_.reset();
-    holder->work->wait(o.timeout);
-  } catch (const std::exception& e) {
-    fail(cw.what_, e);
-  }
+  CommWork cw = start("barrier (" + what + ")", [&] { return impl_->pg->barrier(o); });
+  cw.timeout_ = o.timeout;
+  cw.wait();
 }
 
 std::string Comm::share(const std::string& key, const std::string& value) {

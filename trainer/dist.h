@@ -18,6 +18,10 @@
 
 #include "trainer/dist_env.h"
 
+namespace c10d {
+class Work;
+}
+
 namespace ethos {
 
 struct CommOptions {
@@ -41,6 +45,7 @@ class CommWork {
   std::string what_;
   std::shared_ptr<void> work_;    // c10d work (type-erased so this header stays light)
   std::function<void()> after_;   // local completion (e.g. summing all-to-all pieces)
+  std::chrono::milliseconds timeout_{0};  // 0: the collective deadline (dist.timeout_s)
 };
 
 class Comm {
@@ -78,6 +83,8 @@ class Comm {
  private:
   friend class CommWork;
   struct Impl;  // the c10d store and process group (dist.cpp), kept out of this header
+  CommWork start(const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& launch,
+                 std::function<void()> after = nullptr);
   [[noreturn]] void fail(const std::string& what, const std::exception& e) const;
   std::string dead_ranks() const;
   void check_same_world();  // "rank 1 (pid 123) is no longer running: ..." or ""
