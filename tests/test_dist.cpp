@@ -348,6 +348,12 @@ CATCH_TEST_CASE("joining a job: a rendezvous nobody serves times out with a clea
   CATCH_CHECK(waited < 30);
   CATCH_CHECK_THAT(r.output, Contains("rank 1/2: rendezvous at 127.0.0.1:" + std::to_string(port) + " failed"));
 
+  // Rank 0 alone: it names the rank that never came.
+  auto alone = run("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " " +
+                   train1(recipe + " out_dir=" + dir + "/alone dist.timeout_s=2"));
+  CATCH_CHECK(alone.status == 1);
+  CATCH_CHECK_THAT(alone.output, Contains("rank 0/2: rank 1 did not join the job"));
+
   // Ranks started with different world sizes: both stop, saying so.
   const int port2 = free_port();
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port2) + " ";

@@ -121,9 +121,7 @@ Comm::Comm(const DistEnv& env, const torch::Device& device, const CommOptions& o
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
   } catch (const std::exception& e) {
     throw Error(who() + ": rendezvous at " + where + " failed: " + first_line(e.what()) +
-                (env.rank == 0 ? ". Is the port in use? Set MASTER_PORT to a free port."
-                               : ". Check MASTER_ADDR/MASTER_PORT (rank 0 serves them) and that rank 0 started; "
-                                 "dist.timeout_s is the wait (" + std::to_string(opt.timeout_s) + " s)."));
+                (env.rank == 0 ? ". Is the port in use? Set MASTER_PORT to a free port." : join_hint()));
   }
   check_same_world();
   try {
@@ -154,13 +152,24 @@ Comm::Comm(const DistEnv& env, const torch::Device& device, const CommOptions& o
   barrier("joining the job");  // every rank is connected before training starts
 }
 
+// What to check when the ranks do not meet.
+std::string Comm::join_hint() const {
+  return ". Did all " + std::to_string(world()) + " ranks start, with the same MASTER_ADDR/MASTER_PORT (rank 0 serves "
+         "them: " + env_.master_addr + ":" + std::to_string(env_.master_port) + ")? dist.timeout_s (" +
+         std::to_string(static_cast<int>(opt_.timeout_s)) + " s) is the wait." +
+         (env_.source == "slurm" ? " Under Slurm, start the ranks with srun: a batch script alone is one process "
+                                   "although SLURM_NTASKS says " + std::to_string(world()) + "."
+                                 : "");
+}
+
 // Every rank must have been started with the same world size; a mismatch would otherwise
 // surface as a process group that never forms.
 void Comm::check_same_world() {
   auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  int r = 0;
   try {
     impl_->store->set("ethos/world/" + std::to_string(rank()), bytes(std::to_string(world())));
-    for (int r = 0; r < world(); ++r) {
+    for (r = 0; r < world(); ++r) {
       const auto v = impl_->store->get("ethos/world/" + std::to_string(r));
       const std::string theirs(v.begin(), v.end());
       if (theirs != std::to_string(world()))
@@ -171,9 +180,8 @@ void Comm::check_same_world() {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(who() + ": rendezvous at " + env_.master_addr + ":" + std::to_string(env_.master_port) +
-                " failed while the ranks compared world sizes: " + first_line(e.what()) +
-                ". Are all ranks started with the same WORLD_SIZE (" + std::to_string(world()) + " here)?");
+    throw Error(who() + ": rank " + std::to_string(r) + " did not join the job (" + first_line(e.what()) + ")" +
+                join_hint());
   }
 }
 

@@ -87,7 +87,8 @@ class Comm {
                  std::function<void()> after = nullptr);
   [[noreturn]] void fail(const std::string& what, const std::exception& e) const;
   std::string dead_ranks() const;
-  void check_same_world();  // "rank 1 (pid 123) is no longer running: ..." or ""
+  void check_same_world();
+  std::string join_hint() const;  // "rank 1 (pid 123) is no longer running: ..." or ""
 
   DistEnv env_;
   CommOptions opt_;
