@@ -284,6 +284,13 @@ CATCH_TEST_CASE("a checkpoint of 2 ranks (full, or ZeRO-1 shards) resumes on 1 r
     const auto r = must_run(train1(recipe + " train.steps=40 train.batch_size=8 out_dir=" + dir + "/cont-" + mode +
                                    " resume=" + dir + "/two-" + mode + "/checkpoints/step_000020"));
     CATCH_CHECK_THAT(r.output, Contains("written by 2 rank(s), this run has 1"));
+    if (mode == "full") {  // the same batch_size on fewer ranks is another global batch: refused, with the fix
+      const auto refused = run(train1(recipe + " train.steps=40 train.batch_size=4 out_dir=" + dir + "/refused resume=" +
+                                      dir + "/two-full/checkpoints/step_000020"));
+      CATCH_CHECK(refused.status == 1);
+      CATCH_CHECK_THAT(refused.output, Contains("2 x 4 x 1 = 8 rows when it was written, 1 x 4 x 1 = 4 rows now; "
+                                                "keep it with train.batch_size=8"));
+    }
     CATCH_CHECK(weight_diff(dir + "/one", dir + "/cont-" + mode, 40) < 1e-6);
     const auto a = logged_losses(dir + "/one"), b = logged_losses(dir + "/cont-" + mode);
     CATCH_REQUIRE(b.size() == 20);  // steps 21..40

@@ -115,10 +115,26 @@ Llama fresh_model(const Recipe& r, int vocab) {
 }
 
 
-void check_hashes(const TrainerState& s, const std::string& dir, const std::string& cfg, const std::string& data,
+void check_hashes(const TrainerState& s, const std::string& dir, const Recipe& r, int world, const std::string& data,
                   const std::string& tok, bool allow) {
   std::vector<std::string> changed;
-  if (s.config_hash != cfg) changed.push_back("config (the resolved recipe)");
+  const std::string cfg = config_hash(r, world);
+  if (s.config_hash != cfg && s.world_size != world && config_hash(r, static_cast<int>(s.world_size)) == s.config_hash) {
+    // Only the number of ranks changed, and with it the global batch.
+    const auto& T = r.stages.at(static_cast<size_t>(s.stage_index)).train;
+    const int64_t before = s.world_size * T.batch_size * T.grad_accum, now = world * T.batch_size * T.grad_accum;
+    changed.push_back("the global batch (ranks x train.batch_size x train.grad_accum: " + std::to_string(s.world_size) +
+                      " x " + std::to_string(T.batch_size) + " x " + std::to_string(T.grad_accum) + " = " +
+                      std::to_string(before) + " rows when it was written, " + std::to_string(world) + " x " +
+                      std::to_string(T.batch_size) + " x " + std::to_string(T.grad_accum) + " = " + std::to_string(now) + " rows" +
+                      " now; " +
+                      (before % (world * T.grad_accum) == 0
+                           ? "keep it with train.batch_size=" + std::to_string(before / (world * T.grad_accum))
+                           : "no whole train.batch_size keeps it on " + std::to_string(world) + " ranks") +
+                      ")");
+  } else if (s.config_hash != cfg) {
+    changed.push_back("config (the resolved recipe)");
+  }
   if (s.data_hash != data) changed.push_back("data (the content of a data file)");
   if (s.tokenizer_hash != tok) changed.push_back("tokenizer (tokenizer.model)");
   if (changed.empty()) return;
@@ -455,7 +471,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   resume_dir = comm.share("resume_dir", resume_dir);
   if (!resume_dir.empty()) {
     resume = read_trainer_state(resume_dir);
-    check_hashes(*resume, resume_dir, cfg_hash, dat_hash, tok->content_hash(), r.allow_changed);
+    check_hashes(*resume, resume_dir, r, comm.world(), dat_hash, tok->content_hash(), r.allow_changed);
     if (resume->stage_index >= static_cast<int64_t>(r.stages.size()))
       throw Error(resume_dir + " is from stage " + std::to_string(resume->stage_index) + " but the recipe has " +
                   std::to_string(r.stages.size()) + " stages");
