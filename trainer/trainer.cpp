@@ -568,10 +568,12 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
       }
       result.final_loss = train_stage(ctx, stage, model, state, resume_dir);
       result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
-      if (!share_key.empty() && main)
-        store_shared_stage(r.cache_dir, share_key, model,
-                           {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
-                            {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
+      if (!share_key.empty())
+        on_rank0(comm, "rank 0 stores the shared stage", [&] {
+          store_shared_stage(r.cache_dir, share_key, model,
+                             {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
+                              {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
+        });
     }
   }
   result.global_step = state.global_step;
