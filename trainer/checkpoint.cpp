@@ -115,11 +115,15 @@ static std::vector<fs::path> checkpoint_dirs(const std::string& run_dir) {
   return dirs;
 }
 
+std::string checkpoint_tmp_dir(const std::string& run_dir, int64_t global_step) {
+  return (fs::path(run_dir) / "checkpoints" / (".tmp-" + checkpoint_name(global_step))).string();
+}
+
 std::string prepare_checkpoint_tmp(const std::string& run_dir, int64_t global_step) {
-  const fs::path tmp = fs::path(run_dir) / "checkpoints" / (".tmp-" + checkpoint_name(global_step));
+  const std::string tmp = checkpoint_tmp_dir(run_dir, global_step);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  return tmp.string();
+  return tmp;
 }
 
 void write_optimizer_shard(const std::string& tmp_dir, int rank, int world,
@@ -197,7 +201,7 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
   const fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
   const std::string name = checkpoint_name(state.global_step);
-  const fs::path tmp = root / (".tmp-" + name);
+  const fs::path tmp = checkpoint_tmp_dir(run_dir, state.global_step);
   const fs::path final_dir = root / name;
   if (!keep_tmp) prepare_checkpoint_tmp(run_dir, state.global_step);
 

@@ -60,6 +60,7 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
                             const std::string& resolved_yaml, int64_t keep_last, bool keep_tmp = false);
 // Sharded checkpoints: rank 0 empties the temporary directory, every rank writes its shard into
 // it, rank 0 then calls save_checkpoint(..., keep_tmp = true) with optimizer_shard_index().
+std::string checkpoint_tmp_dir(const std::string& run_dir, int64_t global_step);  // checkpoints/.tmp-step_N
 std::string prepare_checkpoint_tmp(const std::string& run_dir, int64_t global_step);
 void write_optimizer_shard(const std::string& tmp_dir, int rank, int world,
                            const std::vector<std::pair<std::string, torch::Tensor>>& slices, int64_t step_count);

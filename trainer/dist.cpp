@@ -323,6 +323,20 @@ void Comm::barrier(const std::string& what, double timeout_s) {
   cw.wait();
 }
 
+namespace {
+constexpr double kRank0Wait = 7 * 24 * 3600.0;  // no practical deadline; a dead peer ends it at once
+}
+
+void Comm::rank0_only(const std::string& what, const std::function<void()>& fn) {
+  if (main()) fn();
+  barrier(what, kRank0Wait);
+}
+
+void Comm::rank0_first(const std::string& what, const std::function<void()>& fn) {
+  rank0_only(what, fn);
+  if (!main()) fn();
+}
+
 std::string Comm::share(const std::string& key, const std::string& value) {
   if (world() == 1) return value;
   const std::string k = "ethos/share/" + std::to_string(impl_->shares++) + "/" + key;

@@ -77,6 +77,12 @@ class Comm {
   void sum(std::vector<double>& values);  // element-wise sum over ranks, in place (float64)
   // Waits for every rank. timeout_s <= 0: the collective deadline (dist.timeout_s).
   void barrier(const std::string& what, double timeout_s = 0);
+  // Rank 0 runs fn (writing files, evaluating) while the others wait; then all go on.
+  // rank0_first: then the other ranks run fn too (e.g. reading what rank 0 prepared).
+  // These waits have no collective deadline (rank 0's work may take long); a rank that dies
+  // still ends them at once.
+  void rank0_only(const std::string& what, const std::function<void()>& fn);
+  void rank0_first(const std::string& what, const std::function<void()>& fn);
   // Rank 0's `value` on every rank (through the store; `key` must be unique per call site and use).
   std::string share(const std::string& key, const std::string& value);
 

@@ -133,9 +133,8 @@ class DpoFamilyObjective : public Objective {
       // Rank 0 first: it saves the reference weights and fills the log-prob cache, which the
       // other ranks then read (a cache hit). The wait has no collective deadline: it lasts as
       // long as the reference pass (a dead rank 0 still ends it at once).
-      if (comm() && !comm()->main()) comm()->barrier("rank 0 prepares the reference", 7 * 24 * 3600.0);
-      setup_reference(model);
-      if (comm() && comm()->main()) comm()->barrier("rank 0 prepares the reference", 7 * 24 * 3600.0);
+      if (comm()) comm()->rank0_first("rank 0 prepares the reference", [&] { setup_reference(model); });
+      else setup_reference(model);
     }
     if (!T.kl_prompts.empty()) {
       for (const Record& r : read_records(T.kl_prompts, RecordKind::preference)) {

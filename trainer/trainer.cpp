@@ -152,8 +152,6 @@ void check_hashes(const TrainerState& s, const std::string& dir, const Recipe& r
 
 // ---- one stage -------------------------------------------------------------------------
 
-std::vector<std::pair<std::string, torch::Tensor>> dp_params(Llama& model) { return model->hf_parameters(); }
-
 struct RunContext {
   const Recipe& recipe;
   std::string run_dir, resolved_yaml, tokenizer_path;
@@ -164,13 +162,6 @@ struct RunContext {
   torch::Device device;
   Comm& comm;
 };
-
-// Rank 0 alone runs `fn` (logging, evaluation); the other ranks wait for it. The wait has no
-// collective deadline (evaluation may take long); a rank that dies still ends it at once.
-void on_rank0(Comm& comm, const std::string& what, const std::function<void()>& fn) {
-  if (comm.main()) fn();
-  comm.barrier(what, 7 * 24 * 3600.0);
-}
 
 // The eval hook after a checkpoint; its completion is logged as an "eval_hook" event, so a
 // resume can tell whether the checkpoint it starts from was evaluated.
@@ -233,19 +224,19 @@ std::string save_checkpoint_all_ranks(RunContext& ctx, TrainerState& state, Llam
   OptimizerCheckpoint opt;
   opt.step_count = dp.step_count();
   if (dp.sharded() && ctx.recipe.dist.checkpoint == "sharded") {
-    const std::string tmp = (fs::path(ctx.run_dir) / "checkpoints" / (".tmp-" + checkpoint_name(state.global_step))).string();
-    on_rank0(comm, "rank 0 prepares the checkpoint directory", [&] { prepare_checkpoint_tmp(ctx.run_dir, state.global_step); });
+    const std::string tmp = checkpoint_tmp_dir(ctx.run_dir, state.global_step);
+    comm.rank0_only("rank 0 prepares the checkpoint directory", [&] { prepare_checkpoint_tmp(ctx.run_dir, state.global_step); });
     write_optimizer_shard(tmp, comm.rank(), comm.world(), dp.shard_state(), dp.step_count());
     fsync_path(tmp);
     comm.barrier("every rank wrote its optimizer shard");
-    on_rank0(comm, "rank 0 publishes the checkpoint", [&] {
-      opt.shard_index = optimizer_shard_index(comm.world(), dp.step_count(), dp_params(model));
+    comm.rank0_only("rank 0 publishes the checkpoint", [&] {
+      opt.shard_index = optimizer_shard_index(comm.world(), dp.step_count(), model->hf_parameters());
       save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml, keep_last, /*keep_tmp=*/true);
     });
     return dir;
   }
   opt.tensors = dp.full_state();  // a collective under ZeRO-1
-  on_rank0(comm, "rank 0 writes the checkpoint", [&] {
+  comm.rank0_only("rank 0 writes the checkpoint", [&] {
     save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml, keep_last);
   });
   return dir;
@@ -339,7 +330,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
       state.data_cursor = objective->cursor();
       state.torch_rng = torch_rng_state();
       const std::string dir = save_checkpoint_all_ranks(ctx, state, model, dp, T.keep_last);
-      on_rank0(ctx.comm, "rank 0 evaluates the checkpoint", [&] {
+      ctx.comm.rank0_only("rank 0 evaluates the checkpoint", [&] {
         ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
         std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
         for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
@@ -447,10 +438,8 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   const std::string run_dir = r.run_dir();
   fs::create_directories(run_dir);
   const std::string resolved = to_yaml(r);
-  std::string tok_path;  // rank 0 trains the tokenizer if needed, then the others load it
-  if (!main) comm.barrier("rank 0 prepares the tokenizer", 7 * 24 * 3600.0);
-  tok_path = prepare_tokenizer(r.tokenizer, threads);
-  if (main) comm.barrier("rank 0 prepares the tokenizer", 7 * 24 * 3600.0);
+  std::string tok_path;  // rank 0 trains the tokenizer if needed, then the others find it
+  comm.rank0_first("rank 0 prepares the tokenizer", [&] { tok_path = prepare_tokenizer(r.tokenizer, threads); });
   auto tok = SentencePieceTokenizer::load(tok_path);
   ChatTemplate tmpl(*tok);
   const std::string cfg_hash = config_hash(r, comm.world()), dat_hash = data_hash(r);
@@ -529,7 +518,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
     check_vocab(model, *tok, tok_path);
     model->to(device);
     if (resume_here && reeval)
-      on_rank0(comm, "rank 0 evaluates the checkpoint", [&] { run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir); });
+      comm.rank0_only("rank 0 evaluates the checkpoint", [&] { run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir); });
     state.stage_index = static_cast<int64_t>(si);
     state.stage_name = stage.name;
     state.stage_steps = stage.train.steps;
@@ -557,7 +546,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
           state.torch_rng = torch_rng_state();
           state.world_size = comm.world();
           result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
-          on_rank0(comm, "rank 0 evaluates the checkpoint", [&] {
+          comm.rank0_only("rank 0 evaluates the checkpoint", [&] {
             save_checkpoint(run_dir, state, model, nullptr, tok_path, resolved, stage.train.keep_last);
             log.write({{"event", "stage_reused"}, {"step", state.global_step}, {"stage", stage.name}, {"from", cached}});
             std::cerr << "[" << stage.name << "] reused the shared stage " << cached << std::endl;
@@ -569,7 +558,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
       result.final_loss = train_stage(ctx, stage, model, state, resume_dir);
       result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
       if (!share_key.empty())
-        on_rank0(comm, "rank 0 stores the shared stage", [&] {
+        comm.rank0_only("rank 0 stores the shared stage", [&] {
           store_shared_stage(r.cache_dir, share_key, model,
                              {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
                               {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
