@@ -183,7 +183,6 @@ void DataParallel::step(double lr) {
   if (!zero1_) return;
   // Every rank's updated slice to every rank.
   torch::NoGradGuard no_grad;
-  const int W = comm_.world();
   for (auto& b : buckets_) b.param_shard.zero_();
   for (size_t i = 0; i < pieces_.size(); ++i) {
     const auto [bi, off] = piece_at_[i];
@@ -194,7 +193,6 @@ void DataParallel::step(double lr) {
     b.work.wait();
     for (const Slot& s : b.slots) params_[s.param].second.view(-1).copy_(b.param_full.narrow(0, s.offset, s.numel));
   }
-  (void)W;
 }
 
 void DataParallel::zero_grad() {
@@ -214,9 +212,10 @@ DataParallel::Named DataParallel::full_state() {
   const auto pieces_state = adam_->state_tensors();  // piece i: [2i] exp_avg, [2i+1] exp_avg_sq
   Named out;
   std::map<std::string, torch::Tensor> whole;
-  for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
-    const size_t which = std::string(suffix) == ".exp_avg" ? 0 : 1;
-    for (auto& b : buckets_) b.param_shard.zero_();
+  const char* suffixes[2] = {".exp_avg", ".exp_avg_sq"};
+  for (size_t which = 0; which < 2; ++which) {
+    const std::string suffix = suffixes[which];
+    for (auto& b : buckets_) b.param_shard.zero_();  // the all-gather buffers; step() refills them
     for (size_t i = 0; i < pieces_.size(); ++i) {
       const auto [bi, off] = piece_at_[i];
       buckets_[bi].param_shard.narrow(0, off, pieces_[i].second.numel()).copy_(pieces_state[2 * i + which].second);
@@ -228,7 +227,6 @@ DataParallel::Named DataParallel::full_state() {
         whole[name + suffix] = b.param_full.narrow(0, s.offset, s.numel).clone().view(p.sizes());
       }
     }
-    // param_full is the all-gather buffer of the parameters too: restore nothing, step() refills it.
   }
   for (const auto& [name, p] : params_) {
     out.emplace_back(name + ".exp_avg", whole.at(name + ".exp_avg"));
