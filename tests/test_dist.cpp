@@ -219,6 +219,10 @@ CATCH_TEST_CASE("ZeRO-1 == plain data parallel; full and sharded checkpoints hol
   CATCH_CHECK(fs::exists(dir + "/sharded" + ck + "/optimizer.index.json"));
   CATCH_CHECK_FALSE(fs::exists(dir + "/sharded" + ck + "/optimizer.safetensors"));
   CATCH_CHECK(checkpoint_problems(dir + "/sharded" + ck).empty());
+  // Each rank holds (and writes) half of the optimizer state.
+  const double whole = static_cast<double>(fs::file_size(dir + "/zero" + ck + "/optimizer.safetensors"));
+  for (const char* shard : {"/optimizer-rank00000-of-00002.safetensors", "/optimizer-rank00001-of-00002.safetensors"})
+    CATCH_CHECK(static_cast<double>(fs::file_size(dir + "/sharded" + ck + shard)) < 0.55 * whole);
   // Whole moments: gathered (zero), reassembled from shards (sharded), plain DP's own.
   int64_t steps_plain = 0, steps_zero = 0, steps_sharded = 0;
   const auto plain = read_optimizer_state(dir + "/plain" + ck, &steps_plain);
