@@ -150,12 +150,13 @@ int child_with_rank(int parent, int rank) {
 
 }  // namespace
 
-CATCH_TEST_CASE("2 ranks x batch b == 1 rank x batch 2b, also with gradient accumulation (1e-6)", "[dist]") {
+CATCH_TEST_CASE("2 ranks x batch b == 1 rank x batch 2b, also with gradient accumulation and ZeRO-1 (1e-6)", "[dist]") {
   const std::string dir = fresh_dir("dist_equal");
   const std::string recipe = write_recipe(dir, kDemoData, kTrain);
   must_run(train1(recipe + " out_dir=" + dir + "/one train.batch_size=8"));
   const auto two = must_run(launch2(recipe + " out_dir=" + dir + "/two train.batch_size=4" + kBuckets));
   must_run(launch2(recipe + " out_dir=" + dir + "/accum train.batch_size=2 train.grad_accum=2" + kBuckets));
+  must_run(launch2(recipe + " out_dir=" + dir + "/zero-accum train.batch_size=2 train.grad_accum=2 dist.zero=1" + kBuckets));
 
   // The machinery ran: 2 ranks, several buckets, rank 0 alone logs (one event per step).
   const auto dp = events(dir + "/two/train.jsonl", "data_parallel");
@@ -171,7 +172,7 @@ CATCH_TEST_CASE("2 ranks x batch b == 1 rank x batch 2b, also with gradient accu
   CATCH_CHECK_THAT(two.output, Contains("[rank 0] [main] step 20/20"));
   CATCH_CHECK_THAT(two.output, !Contains("[rank 1] [main] step"));
 
-  for (const std::string run : {"two", "accum"}) {
+  for (const std::string run : {"two", "accum", "zero-accum"}) {
     CATCH_INFO(run);
     CATCH_CHECK(loss_diff(dir + "/one", dir + "/" + run) < 1e-6);
     CATCH_CHECK(weight_diff(dir + "/one", dir + "/" + run, 10) < 1e-6);
