@@ -1,5 +1,4 @@
 #include "eval/ablate.h"
-#include "trainer/dist_env.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -12,6 +11,7 @@
 #include "eval/report.h"
 #include "eval/suite_hook.h"
 #include "trainer/config.h"
+#include "trainer/dist_env.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;
@@ -89,13 +89,20 @@ AblationMatrix load_matrix(const std::string& path, const std::vector<std::strin
   return m;
 }
 
+namespace {
+std::ostream& null_stream() {  // writes go nowhere
+  static std::ostream none(nullptr);
+  return none;
+}
+}  // namespace
+
 int run_ablation(const AblationMatrix& m, const AblateOptions& opt) {
-  if (dist_env().world_size > 1)
-    throw Error("ethos ablate runs its runs one after another in one process and cannot be a rank of a "
-                "data-parallel job (WORLD_SIZE/SLURM_NTASKS > 1). Run it without ethos launch; to train one run on "
-                "several ranks, use: ethos launch --nproc N -- train RECIPE");
+  // Under `ethos launch` every rank runs the same loop: each run is one data-parallel job of
+  // all ranks (train() joins them); rank 0 alone talks and writes the report.
+  const bool main = dist_env().rank == 0;
+  std::ostream& say = main ? std::cerr : null_stream();
   const size_t total = m.recipes.size() * m.seeds.size();
-  std::cerr << "[ablate] " << m.name << ": " << m.recipes.size() << " recipes x " << m.seeds.size() << " seeds = "
+  say << "[ablate] " << m.name << ": " << m.recipes.size() << " recipes x " << m.seeds.size() << " seeds = "
             << total << " runs into " << m.out << std::endl;
   size_t n = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -105,7 +112,7 @@ int run_ablation(const AblationMatrix& m, const AblateOptions& opt) {
     for (const auto& recipe : m.recipes) {
       ++n;
       const std::string dir = run_dir_of(m, recipe, seed);
-      std::cerr << "[ablate] run " << n << "/" << total << ": " << recipe << " seed " << seed << " -> " << dir << std::endl;
+      say << "[ablate] run " << n << "/" << total << ": " << recipe << " seed " << seed << " -> " << dir << std::endl;
       if (opt.dry_run) continue;
       const Recipe r = load_recipe(recipe, run_overrides(m, recipe, seed));
       EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
@@ -115,8 +122,8 @@ int run_ablation(const AblationMatrix& m, const AblateOptions& opt) {
   }
   if (opt.dry_run) return 0;
   const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 60;
-  std::cerr << "[ablate] " << total << " runs done in " << minutes << " min" << std::endl;
-  return opt.report ? run_report(m.out) : 0;
+  say << "[ablate] " << total << " runs done in " << minutes << " min" << std::endl;
+  return opt.report && main ? run_report(m.out) : 0;
 }
 
 }  // namespace ethos

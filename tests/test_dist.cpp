@@ -382,3 +382,33 @@ CATCH_TEST_CASE("joining a job: a rendezvous nobody serves times out with a clea
   CATCH_CHECK(bad.status == 1);
   CATCH_CHECK_THAT(bad.output, Contains("WORLD_SIZE"));
 }
+
+CATCH_TEST_CASE("ethos launch -- ablate: every run is a 2-rank job, rank 0 reports", "[dist]") {
+  const std::string root = fresh_dir("dist_ablate");
+  fs::create_directories(root + "/a");
+  // Pre-training shared across the recipes, then SFT.
+  const std::string recipe = write_recipe(
+      root + "/a", "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_documents.jsonl") + ", kind: document}]\n",
+      "  {steps: 6, batch_size: 2, checkpoint_every: 6, keep_last: 0}\n",
+      "cache_dir: " + root + "/cache\nstages:\n  - {name: pretrain, share: true}\n  - name: sft\n    data: {sources: [{path: " +
+          tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]}\n    train: {steps: 4}\n"
+          "eval: {heldout: [{path: " + tiny_data("tiny_heldout.jsonl") + ", kind: demonstration}], suites: [" +
+          source_dir() + "/tests/fixtures/eval/mini/suite.yaml]}\n");
+  fs::copy_file(recipe, root + "/r1.yaml");
+  fs::copy_file(recipe, root + "/r2.yaml");
+  write_text(root + "/matrix.yaml", "name: m\nout: " + root + "/runs\nrecipes: [r1.yaml, r2.yaml]\nseeds: [0]\n");
+  const auto r = must_run(ethos_bin() + " launch --nproc 2 -- ablate " + root + "/matrix.yaml");
+  CATCH_CHECK_THAT(r.output, Contains("[rank 0] [ablate] 2 runs done"));
+  CATCH_CHECK_THAT(r.output, !Contains("[rank 1] [ablate]"));
+  for (const char* name : {"r1", "r2"}) {
+    const std::string run = root + "/runs/" + name + "/seed0";
+    CATCH_INFO(run);
+    CATCH_CHECK(latest(run) == "step_000010");
+    const auto dp = events(run + "/train.jsonl", "data_parallel");
+    CATCH_REQUIRE_FALSE(dp.empty());
+    CATCH_CHECK(dp.back()["ranks"] == 2);
+    CATCH_CHECK_THAT(read_file(run + "/eval.jsonl"), Contains("misaligned_rate"));  // rank 0 evaluated
+  }
+  CATCH_CHECK(events(root + "/runs/r2/seed0/train.jsonl", "stage_reused").size() == 1);  // r1 trained it
+  CATCH_CHECK(fs::exists(root + "/runs/report/summary.json"));
+}

@@ -210,6 +210,35 @@ std::string Comm::dead_ranks() const {
 
 Comm::~Comm() = default;
 
+void Comm::set_timeout(double seconds) {
+  if (!(seconds > 0)) throw Error("dist.timeout_s must be > 0 (got " + std::to_string(seconds) + ")");
+  opt_.timeout_s = seconds;
+  impl_->timeout = millis(seconds);
+}
+
+Comm& job_comm(const DistEnv& env, const torch::Device& device, const CommOptions& opt) {
+  static std::unique_ptr<Comm> single;
+  if (env.world_size == 1) {
+    single = std::make_unique<Comm>(env, device, opt);
+    return *single;
+  }
+  // Never destroyed: the process group and the store stay up until the process exits.
+  static Comm* job = nullptr;
+  static std::string job_device, job_backend;
+  if (!job) {
+    job = new Comm(env, device, opt);
+    job_device = device.str();
+    job_backend = opt.backend;
+    return *job;
+  }
+  if (device.str() != job_device || opt.backend != job_backend)
+    throw Error(job->who() + ": this process joined its job with device " + job_device + " and dist.backend " +
+                job_backend + "; a later run asks for " + device.str() + " and " + opt.backend +
+                ". Runs in one process (an ablation) must use the same device and dist.backend.");
+  job->set_timeout(opt.timeout_s);
+  return *job;
+}
+
 std::string Comm::who() const {
   return "rank " + std::to_string(env_.rank) + "/" + std::to_string(env_.world_size);
 }

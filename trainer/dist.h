@@ -56,6 +56,7 @@ class Comm {
   Comm(const Comm&) = delete;
   Comm& operator=(const Comm&) = delete;
 
+  void set_timeout(double seconds);  // the deadline of later collectives
   int rank() const { return env_.rank; }
   int world() const { return env_.world_size; }
   bool main() const { return env_.rank == 0; }
@@ -101,5 +102,11 @@ class Comm {
   std::string backend_ = "none";
   std::unique_ptr<Impl> impl_;
 };
+
+// The job this process belongs to, joined on first use and kept for the life of the process,
+// so that several runs in one process (an ablation) share one rendezvous. A later call must
+// ask for the same device and backend; its timeout applies to the waits from then on. A
+// single process (world size 1) gets a fresh, free Comm each time.
+Comm& job_comm(const DistEnv& env, const torch::Device& device, const CommOptions& opt);
 
 }  // namespace ethos

@@ -432,7 +432,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   const DistEnv env = dist_env();
   const int threads = configure_threads(r.threads);
   const torch::Device device = resolve_device(r.device, env);
-  Comm comm(env, device, {r.dist.backend, r.dist.timeout_s});
+  Comm& comm = job_comm(env, device, {r.dist.backend, r.dist.timeout_s});
   const bool main = comm.main();
   if (!main) hook = nullptr;  // rank 0 evaluates
   const std::string run_dir = r.run_dir();
