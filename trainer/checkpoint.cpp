@@ -288,8 +288,4 @@ TrainerState read_trainer_state(const std::string& dir) {
   return TrainerState::from_json(j, path);
 }
 
-void load_optimizer(AdamW& opt, const std::string& dir, int64_t step_count) {
-  opt.load_state(read_optimizer_state(dir), step_count);
-}
-
 }  // namespace ethos

@@ -76,8 +76,6 @@ std::vector<std::string> checkpoint_problems(const std::string& dir);
 // The newest valid checkpoint of a run (skipping invalid ones with a warning on stderr), if any.
 std::optional<std::string> find_latest_checkpoint(const std::string& run_dir);
 TrainerState read_trainer_state(const std::string& dir);
-// Loads the optimizer moments of a checkpoint into `opt`.
-void load_optimizer(AdamW& opt, const std::string& dir, int64_t step_count);
 
 // Test hook: sleeps for the milliseconds given in environment variable `name`, if set
 // (ETHOS_DEBUG_STEP_SLEEP_MS after each step, ETHOS_DEBUG_SAVE_SLEEP_MS mid-save), so tests can

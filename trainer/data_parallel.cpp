@@ -200,12 +200,6 @@ void DataParallel::zero_grad() {
   for (auto& [name, p] : pieces_) p.mutable_grad() = torch::Tensor();
 }
 
-int64_t DataParallel::comm_bytes() const {
-  int64_t n = 0;
-  for (const auto& b : buckets_) n += b.padded;
-  return n * 4;
-}
-
 DataParallel::Named DataParallel::full_state() {
   if (!zero1_) return adam_->state_tensors();
   torch::NoGradGuard no_grad;
@@ -245,19 +239,14 @@ void DataParallel::load_full_state(const std::map<std::string, torch::Tensor>& t
     adam_->load_state(tensors, step_count);
     return;
   }
-  // Check the whole tensors against the model (as AdamW::load_state does), then cut this rank's pieces.
-  for (const auto& [name, p] : params_)
-    for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
-      auto it = tensors.find(name + suffix);
-      if (it == tensors.end())
-        throw Error("AdamW state: missing '" + name + suffix + "'; the optimizer state does not belong to this model");
-      if (it->second.sizes() != p.sizes())
-        throw Error("AdamW state: '" + name + suffix + "' has shape " + c10::str(it->second.sizes()) +
-                    " but the parameter has " + c10::str(p.sizes()));
-    }
-  if (tensors.size() != 2 * params_.size())
-    throw Error("AdamW state: " + std::to_string(tensors.size()) + " moments for " + std::to_string(params_.size()) +
-                " parameters; the optimizer state does not belong to this model");
+  // Check the whole tensors against the model (the parameters give the moments' shapes), then
+  // cut this rank's pieces.
+  Named whole;
+  for (const auto& [name, p] : params_) {
+    whole.emplace_back(name + ".exp_avg", p);
+    whole.emplace_back(name + ".exp_avg_sq", p);
+  }
+  check_moments(whole, tensors);
   std::map<std::string, torch::Tensor> pieces;
   for (const auto& [piece, view] : pieces_) {
     const auto at = piece.rfind('@');

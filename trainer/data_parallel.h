@@ -71,11 +71,10 @@ class DataParallel {
   void load_full_state(const std::map<std::string, torch::Tensor>& tensors, int64_t step_count);
 
   // The last step: seconds finish() waited for communication (the part not hidden behind
-  // backward), bytes sent per rank by its gradient collectives, and the bucket count.
+  // backward); and the bucket count.
   double comm_wait_seconds() const { return wait_s_; }
   // Buckets whose collective started during backward (from the hooks), not in finish().
   size_t buckets_launched_in_backward() const { return launched_in_backward_; }
-  int64_t comm_bytes() const;
   size_t buckets() const { return buckets_.size(); }
 
  private:

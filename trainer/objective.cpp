@@ -44,7 +44,7 @@ class SftObjective : public Objective {
   void next_step(int64_t micro_batches, int64_t rows) override {
     micro_.clear();
     norm_ = 0;
-    const int W = comm_ ? comm_->world() : 1, me = comm_ ? comm_->rank() : 0;
+    const int W = comm_.world(), me = comm_.rank();
     for (int64_t i = 0; i < micro_batches; ++i)
       for (int r = 0; r < W; ++r) {  // rank r's rows of micro-batch i
         PackedBatch b = stream_.next_batch(static_cast<int>(rows));
@@ -67,7 +67,7 @@ class SftObjective : public Objective {
 
   StepResult finish_step() override {
     std::vector<double> sums{loss_sum_, static_cast<double>(tokens_)};
-    if (comm_) comm_->sum(sums);
+    comm_.sum(sums);
     return {sums[0] / norm_, static_cast<int64_t>(sums[1]), nlohmann::json::object()};
   }
   nlohmann::json cursor() const override { return stream_.cursor().to_json(); }
@@ -86,7 +86,7 @@ class SftObjective : public Objective {
 
   std::string stage_;
   torch::Device device_;
-  Comm* comm_;
+  Comm& comm_;
   PackedStream stream_;
   std::vector<PackedBatch> micro_;
   double norm_ = 0, loss_sum_ = 0;
@@ -133,8 +133,7 @@ class DpoFamilyObjective : public Objective {
       // Rank 0 first: it saves the reference weights and fills the log-prob cache, which the
       // other ranks then read (a cache hit). The wait has no collective deadline: it lasts as
       // long as the reference pass (a dead rank 0 still ends it at once).
-      if (comm()) comm()->rank0_first("rank 0 prepares the reference", [&] { setup_reference(model); });
-      else setup_reference(model);
+      comm().rank0_first("rank 0 prepares the reference", [&] { setup_reference(model); });
     }
     if (!T.kl_prompts.empty()) {
       for (const Record& r : read_records(T.kl_prompts, RecordKind::preference)) {
@@ -147,7 +146,7 @@ class DpoFamilyObjective : public Objective {
   void next_step(int64_t micro_batches, int64_t rows) override {
     micro_.clear();
     step_pairs_.clear();
-    const int W = comm() ? comm()->world() : 1, me = comm() ? comm()->rank() : 0;
+    const int W = comm().world(), me = comm().rank();
     for (int64_t i = 0; i < micro_batches; ++i)
       for (int r = 0; r < W; ++r) {  // rank r's pairs of micro-batch i
         auto pairs = order_->next(static_cast<size_t>(rows));
@@ -180,7 +179,7 @@ class DpoFamilyObjective : public Objective {
   }
 
   StepResult finish_step() override {
-    if (comm() && comm()->world() > 1) sum_across_ranks();
+    if (comm().world() > 1) sum_across_ranks();
     nlohmann::json m = stats_.to_json(uses_reference());
     m["objective"] = preference_objective_name(opt_.objective);
     if (!by_tag_.empty()) {
@@ -227,7 +226,7 @@ class DpoFamilyObjective : public Objective {
 
  private:
   bool uses_reference() const { return opt_.objective != PreferenceObjective::simpo; }
-  Comm* comm() const { return setup_.comm; }
+  Comm& comm() const { return setup_.comm; }
 
   // The step's loss and statistics over every rank's pairs. The tags are those of all pairs the
   // step drew (each rank knows them all), so every rank sums the same vector layout.
@@ -240,7 +239,7 @@ class DpoFamilyObjective : public Objective {
     std::vector<double> v{loss_sum_, static_cast<double>(tokens_)};
     stats_.append_to(v);
     for (const auto& tag : tags) by_tag_[tag].append_to(v);
-    comm()->sum(v);
+    comm().sum(v);
     loss_sum_ = v[0];
     tokens_ = static_cast<int64_t>(v[1]);
     stats_ = PairStats::from(&v[2]);
@@ -261,7 +260,7 @@ class DpoFamilyObjective : public Objective {
     std::string dir = T.reference;
     if (dir.empty()) {
       dir = (fs::path(setup_.run_dir) / "reference" / ("stage" + std::to_string(setup_.stage_index))).string();
-      if (!setup_.resuming && (!comm() || comm()->main())) save_reference(model, dir);
+      if (!setup_.resuming && comm().main()) save_reference(model, dir);
       else if (!fs::exists(fs::path(dir) / "config.json"))
         throw Error("stage '" + setup_.stage.name + "': resuming needs the reference weights saved when the stage began, "
                     "and " + dir + " is missing. Set train.reference to the stage's starting checkpoint, or start the "

@@ -61,7 +61,7 @@ struct ObjectiveSetup {
   std::string run_dir;
   torch::Device device = torch::kCPU;
   bool resuming = false;  // false: `model` holds the stage's starting weights
-  Comm* comm = nullptr;   // the job's ranks (nullptr: one process)
+  Comm& comm;             // the job's ranks (one process: world size 1)
 };
 
 // Reads and tokenizes the stage's data and prepares what the objective needs (for preference

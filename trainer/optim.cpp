@@ -110,6 +110,14 @@ void AdamW::load_state(const std::map<std::string, torch::Tensor>& tensors, int6
   if (step_count < 0) throw Error("AdamW state: step count " + std::to_string(step_count) + " is negative");
   // Check everything before touching any moment, so a bad checkpoint leaves the optimizer as it was.
   const auto expected = state_tensors();
+  check_moments(expected, tensors);
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, moment] : expected) moment.copy_(tensors.at(name));
+  step_ = step_count;
+}
+
+void check_moments(const std::vector<std::pair<std::string, torch::Tensor>>& expected,
+                   const std::map<std::string, torch::Tensor>& tensors) {
   std::set<std::string> known;
   for (const auto& [name, moment] : expected) {
     known.insert(name);
@@ -127,9 +135,6 @@ void AdamW::load_state(const std::map<std::string, torch::Tensor>& tensors, int6
       throw Error("AdamW state: unexpected entry '" + name + "' (no such parameter in this model)");
     }
   }
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, moment] : expected) moment.copy_(tensors.at(name));
-  step_ = step_count;
 }
 
 std::vector<bool> default_decay_mask(const std::vector<std::pair<std::string, torch::Tensor>>& params,

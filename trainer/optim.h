@@ -47,6 +47,11 @@ class AdamW {
   int64_t step_ = 0;
 };
 
+// Errors naming any entry of `tensors` that is missing, shaped unlike its `expected` moment, or
+// unexpected (AdamW::load_state's check, also used for whole moments cut into ZeRO-1 shards).
+void check_moments(const std::vector<std::pair<std::string, torch::Tensor>>& expected,
+                   const std::map<std::string, torch::Tensor>& tensors);
+
 // Decay group default: weight decay only for 2-D+ weight matrices that are not embeddings and
 // not norms: name ends in ".weight", tensor dim >= 2, and name does not contain "embed_tokens"
 // (lm_head.weight IS decayed). decay_everything=true puts every parameter in the decay group.

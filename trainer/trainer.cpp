@@ -253,7 +253,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
                 ctx.device.str() + ", LibTorch " + std::string(TORCH_VERSION) + "). Set train.precision: fp32.");
   const bool resuming = state.stage_step > 0;
   auto objective = make_objective({ctx.recipe, stage, state.stage_index, ctx.tmpl, ctx.tok.content_hash(), ctx.run_dir,
-                                   ctx.device, resuming, &ctx.comm}, model);
+                                   ctx.device, resuming, ctx.comm}, model);
   auto params = model->hf_parameters();
   // The optimizer behind data parallelism (one rank: plain AdamW).
   DataParallel dp(ctx.comm, params, default_decay_mask(params, T.decay_norms_biases_embeddings),
