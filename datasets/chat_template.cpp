@@ -3,7 +3,7 @@
 // so a marker never merges with neighbouring text.
 #include "datasets/chat_template.h"
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 
 namespace ethos {
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 
 namespace ethos {
 

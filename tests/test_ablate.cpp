@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <map>
 
-#include "datasets/util.h"
-#include "eval/ablate.h"
+#include "datasets/base/util.h"
+#include "launch/ablate.h"
 #include "tests/helpers.h"
 #include "tests/train_helpers.h"
 #include "trainer/config.h"

@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "datasets/chat_template.h"
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/test_tokenizer_fake.h"
 
 using Catch::Matchers::Contains;

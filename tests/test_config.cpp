@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 #include "trainer/config.h"
 

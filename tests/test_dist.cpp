@@ -28,11 +28,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 #include "tests/train_helpers.h"
-#include "trainer/checkpoint.h"
-#include "trainer/safetensors.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/model/safetensors.h"
 
 namespace fs = std::filesystem;
 using namespace ethos;

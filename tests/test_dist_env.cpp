@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "datasets/util.h"
-#include "trainer/dist_env.h"
+#include "datasets/base/util.h"
+#include "trainer/dist/env.h"
 
 using Catch::Matchers::Contains;
 using namespace ethos;

@@ -10,14 +10,14 @@
 #include <fstream>
 #include <sstream>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 #include "tests/train_helpers.h"
 #include "trainer/config.h"
-#include "trainer/pairs.h"
-#include "trainer/preference.h"
-#include "trainer/reference.h"
-#include "trainer/safetensors.h"
+#include "trainer/objective/pairs.h"
+#include "trainer/objective/preference.h"
+#include "trainer/objective/reference.h"
+#include "trainer/model/safetensors.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;

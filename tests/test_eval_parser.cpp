@@ -1,11 +1,11 @@
-// The deterministic action parser (eval/parser.h): a table of generated strings and the labels
+// The deterministic action parser (eval/suite/parser.h): a table of generated strings and the labels
 // they must get, including malformed answers, priority ties and the tier order (item patterns,
 // suite patterns, candidate texts).
 #include <catch2/catch.hpp>
 
-#include "datasets/util.h"
-#include "eval/parser.h"
-#include "eval/suite.h"
+#include "datasets/base/util.h"
+#include "eval/suite/parser.h"
+#include "eval/suite/suite.h"
 #include "tests/helpers.h"
 
 using namespace ethos;

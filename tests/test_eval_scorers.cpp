@@ -8,11 +8,11 @@
 #include <sstream>
 
 #include "datasets/chat_template.h"
-#include "datasets/util.h"
-#include "eval/metrics.h"
-#include "eval/scorers.h"
-#include "eval/suite.h"
-#include "eval/suite_hook.h"
+#include "datasets/base/util.h"
+#include "eval/score/metrics.h"
+#include "eval/score/scorers.h"
+#include "eval/suite/suite.h"
+#include "eval/score/suite_hook.h"
 #include "tests/helpers.h"
 #include "tests/train_helpers.h"
 #include "trainer/config.h"

@@ -1,4 +1,4 @@
-// Statistics of the eval harness (eval/stats.h): Wilson intervals against independently computed
+// Statistics of the eval harness (eval/score/stats.h): Wilson intervals against independently computed
 // values, bootstrap determinism and coverage, the crossed seeds x families bootstrap, sign-flip
 // p-values, Holm adjustment and the "0/n as <= 3/n" text.
 #include <catch2/catch.hpp>
@@ -6,8 +6,8 @@
 #include <cmath>
 #include <random>
 
-#include "datasets/util.h"
-#include "eval/stats.h"
+#include "datasets/base/util.h"
+#include "eval/score/stats.h"
 
 using namespace ethos;
 using Catch::Matchers::Contains;

@@ -1,4 +1,4 @@
-// Eval suites (eval/suite.h) and metrics (eval/metrics.h): the fixture suite reads into the
+// Eval suites (eval/suite/suite.h) and metrics (eval/score/metrics.h): the fixture suite reads into the
 // right structs; bad suites report every problem at once with file:line or key path and a fix;
 // metrics on hand-made outcomes give the counts worked out by hand below.
 #include <catch2/catch.hpp>
@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "datasets/util.h"
-#include "eval/metrics.h"
-#include "eval/stats.h"
-#include "eval/suite.h"
+#include "datasets/base/util.h"
+#include "eval/score/metrics.h"
+#include "eval/score/stats.h"
+#include "eval/suite/suite.h"
 #include "tests/helpers.h"
 
 using namespace ethos;

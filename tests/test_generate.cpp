@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <set>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "trainer/model/generate.h"
 
 using namespace ethos;

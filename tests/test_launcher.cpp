@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
-#include "trainer/launcher.h"
+#include "launch/launcher.h"
 
 using Catch::Matchers::Contains;
 using namespace ethos;

@@ -7,11 +7,11 @@
 #include <filesystem>
 #include <set>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 #include "trainer/model/llama.h"
 #include "trainer/model/weights.h"
-#include "trainer/safetensors.h"
+#include "trainer/model/safetensors.h"
 
 using namespace ethos;
 using json = nlohmann::json;

@@ -9,10 +9,10 @@
 
 #include <cmath>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 #include "trainer/optim.h"
-#include "trainer/safetensors.h"
+#include "trainer/model/safetensors.h"
 
 using ethos::AdamW;
 using ethos::ScheduleOptions;

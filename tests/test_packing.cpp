@@ -7,8 +7,8 @@
 #include <map>
 #include <set>
 
-#include "datasets/packing.h"
-#include "datasets/util.h"
+#include "datasets/sampling/packing.h"
+#include "datasets/base/util.h"
 #include "tests/test_tokenizer_fake.h"
 
 using Catch::Matchers::Contains;

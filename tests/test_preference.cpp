@@ -1,4 +1,4 @@
-// Preference objectives (trainer/preference.h): DPO starts at ln 2; every objective's loss,
+// Preference objectives (trainer/objective/preference.h): DPO starts at ln 2; every objective's loss,
 // gradients and rewards against an independent PyTorch reference (tests/reference/preference_ref.py,
 // golden tests/golden/preference.json, and live when /usr/bin/python3 has torch) and against
 // central finite differences; sequence_logprobs against a brute-force sum; option and batch
@@ -10,9 +10,9 @@
 
 #include <cmath>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
-#include "trainer/preference.h"
+#include "trainer/objective/preference.h"
 
 using ethos::PreferenceBatch;
 using ethos::PreferenceObjective;

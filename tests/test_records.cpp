@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "datasets/records.h"
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 
 using Catch::Matchers::Contains;

@@ -1,4 +1,4 @@
-// `ethos report` (eval/report.h) on a synthetic runs directory written here: two recipes x two
+// `ethos report` (eval/report/report.h) on a synthetic runs directory written here: two recipes x two
 // seeds x four checkpoints of eval events produced by compute_metrics from simulated outcomes,
 // plus held-out loss, train.jsonl and config.yaml, and two broken runs that must be skipped.
 // Checks: every chart exists as PNG and SVG, each SVG's legend has one series per recipe,
@@ -11,10 +11,10 @@
 #include <random>
 #include <set>
 
-#include "datasets/util.h"
-#include "eval/metrics.h"
-#include "eval/report.h"
-#include "eval/suite.h"
+#include "datasets/base/util.h"
+#include "eval/score/metrics.h"
+#include "eval/report/report.h"
+#include "eval/suite/suite.h"
 #include "tests/helpers.h"
 
 using namespace ethos;

@@ -6,9 +6,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
-#include "trainer/safetensors.h"
+#include "trainer/model/safetensors.h"
 
 using ethos::Error;
 using ethos::NamedTensors;

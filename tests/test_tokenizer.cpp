@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "datasets/tokenizer/tokenizer.h"
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 
 using Catch::Matchers::Contains;

@@ -11,12 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
 #include "tests/train_helpers.h"
-#include "trainer/checkpoint.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config.h"
-#include "trainer/safetensors.h"
+#include "trainer/model/safetensors.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;

@@ -5,9 +5,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "tests/helpers.h"
-#include "trainer/checkpoint.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/trainer.h"
 
 namespace ethos::test {

@@ -17,8 +17,8 @@
 #include <set>
 #include <type_traits>
 
-#include "datasets/util.h"
-#include "trainer/preference.h"
+#include "datasets/base/util.h"
+#include "trainer/objective/preference.h"
 
 namespace ethos {
 

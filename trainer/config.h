@@ -61,7 +61,7 @@ struct TrainSection {
   int64_t log_every = 1;
   int64_t checkpoint_every = 50;  // steps; the final step is always checkpointed
   int64_t keep_last = 3;          // checkpoints kept (0 = all)
-  // Preference objectives (trainer/preference.h has the formulas).
+  // Preference objectives (trainer/objective/preference.h has the formulas).
   double beta = 0.1;
   double label_smoothing = 0.0;   // robust / conservative only: assumed share of flipped labels
   double simpo_gamma = 0.5;       // simpo: target reward margin
@@ -81,7 +81,7 @@ struct StageSection {
                      // otherwise a checkpoint or HF model dir
   DataSection data;
   TrainSection train;
-  // Reuse this stage's result across runs with identical inputs (trainer/stage_cache.h), e.g.
+  // Reuse this stage's result across runs with identical inputs (trainer/checkpoint/stage_cache.h), e.g.
   // pre-training shared by every recipe of an ablation.
   bool share = false;
 };

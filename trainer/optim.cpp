@@ -6,7 +6,7 @@
 #include <cmath>
 #include <set>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "trainer/compat.h"
 
 namespace ethos {

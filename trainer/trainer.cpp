@@ -14,15 +14,15 @@
 #include <sstream>
 #include <thread>
 
-#include "datasets/util.h"
-#include "trainer/checkpoint.h"
+#include "datasets/base/util.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/compat.h"
-#include "trainer/data_parallel.h"
-#include "trainer/dist.h"
+#include "trainer/dist/data_parallel.h"
+#include "trainer/dist/process_group.h"
 #include "trainer/model/weights.h"
-#include "trainer/objective.h"
+#include "trainer/objective/objective.h"
 #include "trainer/optim.h"
-#include "trainer/stage_cache.h"
+#include "trainer/checkpoint/stage_cache.h"
 
 namespace fs = std::filesystem;
 

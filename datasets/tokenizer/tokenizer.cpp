@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "datasets/tokenizer/spm_capi.h"
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 
 namespace ethos {
 namespace {

@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
-#include "datasets/util.h"
-#include "trainer/dist.h"
-#include "trainer/dist_env.h"
-#include "trainer/launcher.h"
+#include "datasets/base/util.h"
+#include "trainer/dist/process_group.h"
+#include "trainer/dist/env.h"
+#include "launch/launcher.h"
 
 namespace {
 

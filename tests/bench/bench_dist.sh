@@ -135,7 +135,7 @@ def steps(run):
 layer = [C * H * D, C * K * D, C * K * D, H * D * C, C * I, C * I, I * C, C, C]  # q k v o gate up down 2 norms
 sizes = [V * C] + layer * L + [C]
 params = sum(sizes)
-# Buckets as trainer/data_parallel.cpp fills them: parameters in reverse order, a new bucket once
+# Buckets as trainer/dist/data_parallel.cpp fills them: parameters in reverse order, a new bucket once
 # the current one holds >= bucket_mb MiB of fp32 gradients; padded to a multiple of the ranks.
 cap = max(1, int(bucket_mb * 1024 * 1024 / 4))
 buckets = []

@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 
 namespace ethos {
 namespace {

@@ -9,7 +9,7 @@
 
 #include <limits>
 
-#include "datasets/util.h"
+#include "datasets/base/util.h"
 #include "trainer/compat.h"
 
 namespace ethos {

@@ -9,8 +9,8 @@
 #include <map>
 #include <set>
 
-#include "datasets/util.h"
-#include "trainer/safetensors.h"
+#include "datasets/base/util.h"
+#include "trainer/model/safetensors.h"
 
 namespace ethos {
 namespace {

@@ -1,0 +1,132 @@
+// YamlAt: typed access to YAML with file:line and key-path error messages.
+#include "datasets/base/yaml.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "datasets/base/util.h"
+
+namespace ethos {
+namespace {
+
+std::string join_path(const std::string& base, const std::string& key) { return base.empty() ? key : base + "." + key; }
+
+int line_of(const YAML::Node& n, int fallback) {
+  const YAML::Mark m = n.Mark();
+  return m.line >= 0 ? m.line + 1 : fallback;
+}
+
+}  // namespace
+
+YamlAt::YamlAt(YAML::Node node, std::string file, std::string path, int line)
+    : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)), line_(line) {}
+
+YamlAt YamlAt::load_file(const std::string& path) {
+  const std::string content = read_file(path);  // Error names the path when missing
+  try {
+    YAML::Node root = YAML::Load(content);
+    return YamlAt(root, path, "", line_of(root, 1));
+  } catch (const YAML::Exception& e) {
+    throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+  }
+}
+
+std::string YamlAt::where() const { return file_ + ":" + std::to_string(line_) + ": " + (path_.empty() ? "(top level)" : path_); }
+
+void YamlAt::fail(const std::string& what) const { throw Error(where() + ": " + what); }
+
+bool YamlAt::has(const std::string& key) const { return node_.IsMap() && node_[key]; }
+
+bool YamlAt::is_null() const { return node_.IsNull(); }
+
+std::optional<YamlAt> YamlAt::find(const std::string& key) const {
+  if (node_.IsNull()) return std::nullopt;
+  if (!node_.IsMap()) fail("expected a map (key: value lines), got " + std::string(node_.IsSequence() ? "a list" : "a scalar"));
+  const YAML::Node child = node_[key];
+  if (!child) return std::nullopt;
+  return YamlAt(child, file_, join_path(path_, key), line_of(child, line_));
+}
+
+YamlAt YamlAt::at(const std::string& key) const {
+  auto c = find(key);
+  if (!c) fail("missing key \"" + key + "\"");
+  return *c;
+}
+
+std::vector<std::pair<std::string, YamlAt>> YamlAt::entries() const {
+  auto out = entries_or_none();
+  if (out.empty()) fail("empty map; give at least one entry (or remove the key)");
+  return out;
+}
+
+std::vector<std::pair<std::string, YamlAt>> YamlAt::entries_or_none() const {
+  if (node_.IsNull()) return {};
+  if (!node_.IsMap()) fail("expected a map (key: value lines)");
+  std::vector<std::pair<std::string, YamlAt>> out;
+  for (const auto& kv : node_) {
+    const std::string key = kv.first.as<std::string>();
+    out.emplace_back(key, YamlAt(kv.second, file_, join_path(path_, key), line_of(kv.first, line_)));
+  }
+  return out;
+}
+
+std::vector<YamlAt> YamlAt::items() const {
+  if (!node_.IsSequence()) fail("expected a list ([a, b] or lines starting with -)");
+  if (node_.size() == 0) fail("empty list; give at least one entry (or remove the key)");
+  std::vector<YamlAt> out;
+  for (size_t i = 0; i < node_.size(); ++i)
+    out.emplace_back(node_[i], file_, path_ + "[" + std::to_string(i) + "]", line_of(node_[i], line_));
+  return out;
+}
+
+std::string YamlAt::text() const {
+  if (!node_.IsScalar()) fail("expected a text value");
+  const std::string s = node_.as<std::string>();
+  if (trim(s).empty()) fail("empty text");
+  return s;
+}
+
+std::vector<std::string> YamlAt::texts() const {
+  std::vector<std::string> out;
+  for (const auto& item : items()) out.push_back(item.text());
+  return out;
+}
+
+double YamlAt::number() const {
+  const std::string s = text();
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (errno || end == s.c_str() || *end) fail("expected a number, got \"" + s + "\"");
+  return v;
+}
+
+long YamlAt::integer() const {
+  const std::string s = text();
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(s.c_str(), &end, 10);
+  if (errno || end == s.c_str() || *end) fail("expected a whole number, got \"" + s + "\"");
+  return v;
+}
+
+bool YamlAt::flag() const {
+  const std::string s = text();
+  if (s == "true" || s == "on" || s == "yes") return true;
+  if (s == "false" || s == "off" || s == "no") return false;
+  fail("expected true or false, got \"" + s + "\"");
+}
+
+void YamlAt::only_keys(const std::vector<std::string>& allowed) const {
+  for (const auto& [key, child] : entries_or_none()) {
+    bool ok = false;
+    for (const auto& a : allowed) ok = ok || a == key;
+    if (ok) continue;
+    const std::string near = nearest(key, allowed);
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    child.fail("unknown key" + (near.empty() ? std::string() : " (did you mean \"" + near + "\"?)") + "; valid keys here: " + list);
+  }
+}
+
+}  // namespace ethos

@@ -1,0 +1,273 @@
+// `ethos report`, part 3: the charts, drawn by gnuplot (PNG via pngcairo, or libgd png when
+// cairo is missing, plus SVG). Each chart is one script under <out>/gnuplot/ with its data
+// inline; the statistics are computed in C++ (aggregate.cpp), gnuplot only draws.
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "datasets/base/util.h"
+#include "eval/report/internal.h"
+
+namespace fs = std::filesystem;
+
+namespace ethos::report {
+
+namespace {
+
+// Okabe-Ito (colour-blind safe) first, then greys and darker variants for long recipe lists.
+const char* kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+                         "#000000", "#999999", "#882255", "#117733", "#332288", "#AA4499"};
+std::string color(size_t i) { return kColors[i % (sizeof kColors / sizeof kColors[0])]; }
+
+// A gnuplot single-quoted string ('' is a quote inside).
+std::string gq(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string fmt(double x) {
+  if (std::isnan(x)) return "NaN";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", x);
+  return buf;
+}
+
+// Data blocks are named $d0, $d1, ...
+struct Script {
+  std::string data;
+  int blocks = 0;
+  std::string block(const std::vector<std::vector<double>>& rows) {
+    const std::string name = "$d" + std::to_string(blocks++);
+    data += name + " << EOD\n";
+    for (const auto& r : rows) {
+      for (size_t i = 0; i < r.size(); ++i) data += (i ? " " : "") + fmt(r[i]);
+      data += "\n";
+    }
+    data += "EOD\n";
+    return name;
+  }
+};
+
+struct Terminals {
+  bool gnuplot = false;
+  std::string png;  // "pngcairo" or "png"
+};
+
+Terminals detect_terminals() {
+  Terminals t;
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) return t;
+  t.gnuplot = true;
+  t.png = std::system("gnuplot -e 'set terminal pngcairo' > /dev/null 2>&1") == 0 ? "pngcairo" : "png";
+  return t;
+}
+
+// Writes <out>/gnuplot/<name>.gp and runs it from <out>; true when both images exist.
+bool render(const std::string& out_dir, const std::string& name, const std::string& caption, const Script& s,
+            const std::string& body, int width, int height, const Terminals& t, std::string* problem) {
+  const fs::path dir = fs::path(out_dir) / "gnuplot";
+  fs::create_directories(dir);
+  const std::string font = "font 'DejaVu Sans,11'";
+  const std::string size = "size " + std::to_string(width) + "," + std::to_string(height);
+  const std::string png_term = t.png == "pngcairo" ? "pngcairo " + size + " noenhanced " + font
+                                                   : "png " + size + " noenhanced truecolor " + font;
+  std::string gp = "# " + caption + "\n# Written by `ethos report`; re-render from the report directory: gnuplot gnuplot/" +
+                   name + ".gp\n" + "set datafile missing 'NaN'\n" + s.data;
+  gp += "set terminal " + png_term + "\nset output " + gq(name + ".png") + "\n" + body + "set output\nreset\n";
+  gp += "set terminal svg " + size + " noenhanced " + font + " background rgb 'white'\nset output " + gq(name + ".svg") +
+        "\n" + body + "set output\n";
+  write_file_atomic((dir / (name + ".gp")).string(), gp);
+  if (!t.gnuplot) {
+    *problem = "gnuplot is not installed (apt install gnuplot-nox); the script is in gnuplot/" + name + ".gp";
+    return false;
+  }
+  for (const char* ext : {".png", ".svg"}) fs::remove(fs::path(out_dir) / (name + ext));
+  const std::string log = fs::absolute(dir / (name + ".log")).string();  // the command runs in out_dir
+  const std::string cmd = "cd " + shell_quote(out_dir) + " && gnuplot " + shell_quote("gnuplot/" + name + ".gp") + " > " +
+                          shell_quote(log) + " 2>&1";
+  const int st = std::system(cmd.c_str());
+  const bool ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && fs::exists(fs::path(out_dir) / (name + ".png")) &&
+                  fs::exists(fs::path(out_dir) / (name + ".svg"));
+  if (!ok) *problem = "gnuplot failed on gnuplot/" + name + ".gp: " + trim(file_exists(log) ? read_file(log) : "");
+  else fs::remove(log);
+  return ok;
+}
+
+const std::string kCommon =
+    "set grid lc rgb '#dddddd'\nset border lc rgb '#444444'\nset key outside right top vertical samplen 2\n"
+    "set tics nomirror\n";
+
+// A band (filled, no legend entry) and a line with the recipe's legend entry.
+std::string band_and_line(const std::string& block, const std::string& c, const std::string& title) {
+  return block + " using 1:3:4 with filledcurves fc rgb " + gq(c) + " fs transparent solid 0.2 noborder notitle, " +
+         block + " using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb " + gq(c) + " title " + gq(title);
+}
+
+std::string plot_or_empty(const std::vector<std::string>& parts) {
+  if (parts.empty()) return "unset label\nset label 'no data' at graph 0.5,0.5 center\nplot NaN notitle\nunset label\n";
+  std::string s = "plot ";
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? ", \\\n     " : "") + parts[i];
+  return s + "\n";
+}
+
+std::vector<std::vector<double>> curve_rows(const std::map<int64_t, Estimate>& c, double scale) {
+  std::vector<std::vector<double>> rows;
+  for (const auto& [step, e] : c) rows.push_back({static_cast<double>(step), scale * e.mean, scale * e.low, scale * e.high});
+  return rows;
+}
+
+std::string view_text(const ReportData& d) { return "suite " + d.primary.suite + ", " + d.primary.name(); }
+
+Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const Terminals& t) {
+  Chart c{"misaligned_vs_step", "Misaligned action rate vs training step per recipe (" + view_text(d) +
+                                    "): mean over seeds with a 95% bootstrap band over seeds; ID and OOD panels.", false, ""};
+  Script s;
+  std::string body = kCommon + "set multiplot layout 1,2 title " + gq("Misaligned action rate vs step (" + view_text(d) + ")") +
+                     "\nset xlabel 'training step'\nset ylabel 'misaligned (%)'\nset yrange [0:100]\n";
+  for (const char* split : {"id", "ood"}) {
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < d.recipes.size(); ++i) {
+      const auto curve = agg.curve(d.recipes[i], d.primary.key(split, "misaligned_rate"));
+      if (curve.empty()) continue;
+      parts.push_back(band_and_line(s.block(curve_rows(curve, 100)), color(i), d.recipes[i]));
+    }
+    body += std::string("set title ") + (std::string(split) == "id" ? "'ID (in distribution)'" : "'OOD (held-out shifts)'") +
+            "\n" + plot_or_empty(parts);
+  }
+  body += "unset multiplot\n";
+  c.written = render(d.out_dir, c.name, c.caption, s, body, 1300, 520, t, &c.problem);
+  return c;
+}
+
+// One point with x and y intervals per recipe, x/y from two (split, metric) estimates at the final
+// checkpoint. Each point is also named by a label (set in *labels: labels are not plot series, so
+// the legend keeps one entry per recipe).
+std::vector<std::string> scatter(const ReportData& d, const Aggregator& agg, Script& s, const SeriesKey& xkey,
+                                 const SeriesKey& ykey, std::string* labels) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < d.recipes.size(); ++i) {
+    const Estimate x = agg.final(d.recipes[i], xkey), y = agg.final(d.recipes[i], ykey);
+    if (!x.ok() || !y.ok()) continue;
+    const std::string b = s.block({{100 * x.mean, 100 * y.mean, 100 * x.low, 100 * x.high, 100 * y.low, 100 * y.high}});
+    parts.push_back(b + " using 1:2:3:4:5:6 with xyerrorbars lw 2 pt 7 ps 1.4 lc rgb " + gq(color(i)) + " title " +
+                    gq(d.recipes[i]));
+    *labels += "set label " + gq(d.recipes[i]) + " at " + fmt(100 * x.mean) + "," + fmt(100 * y.mean) +
+               " offset char 1,0.8 left tc rgb " + gq(color(i)) + " front\n";
+  }
+  return parts;
+}
+
+Chart id_vs_ood(const ReportData& d, const Aggregator& agg, const Terminals& t) {
+  Chart c{"id_vs_ood", "ID vs OOD misaligned rate per recipe at the final checkpoint (" + view_text(d) +
+                           "), 95% intervals; points above the dashed line do worse on held-out shifts.", false, ""};
+  Script s;
+  std::string labels;
+  auto parts = scatter(d, agg, s, d.primary.key("id", "misaligned_rate"), d.primary.key("ood", "misaligned_rate"), &labels);
+  if (!parts.empty()) parts.insert(parts.begin(), "x with lines dt 2 lw 1 lc rgb '#888888' notitle");
+  const std::string body = kCommon + "set title " + gq("ID vs OOD at the final checkpoint (" + view_text(d) + ")") +
+                           "\nset xlabel 'ID misaligned (%)'\nset ylabel 'OOD misaligned (%)'\nset xrange [0:100]\n"
+                           "set yrange [0:100]\nset size ratio -1\nset label 'dashed line: OOD = ID' at graph 0.97,0.04 right tc rgb '#777777'\n" +
+                           labels + plot_or_empty(parts);
+  c.written = render(d.out_dir, c.name, c.caption, s, body, 820, 640, t, &c.problem);
+  return c;
+}
+
+Chart refusal_vs_misaligned(const ReportData& d, const Aggregator& agg, const Terminals& t) {
+  Chart c{"refusal_vs_misaligned", "Over-refusal on benign twins vs misaligned rate per recipe at the final checkpoint (" +
+                                       view_text(d) + "), 95% intervals; the good corner is bottom left.", false, ""};
+  Script s;
+  std::string body = kCommon + "set multiplot layout 1,2 title " + gq("Over-refusal vs misalignment, final checkpoint (" + view_text(d) + ")") +
+                     "\nset xlabel 'over-refusal on benign twins (%)'\nset ylabel 'misaligned (%)'\nset xrange [0:100]\nset yrange [0:100]\n";
+  for (const char* split : {"id", "ood"}) {
+    std::string labels;
+    auto parts =
+        scatter(d, agg, s, d.primary.key(split, "over_refusal_rate"), d.primary.key(split, "misaligned_rate"), &labels);
+    body += std::string("set title ") + (std::string(split) == "id" ? "'ID'" : "'OOD'") + "\n" + labels +
+            plot_or_empty(parts) + "unset label\n";
+  }
+  body += "unset multiplot\n";
+  c.written = render(d.out_dir, c.name, c.caption, s, body, 1300, 560, t, &c.problem);
+  return c;
+}
+
+Chart heldout_loss(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
+  Chart c{"heldout_loss", "Held-out loss (capability) vs training step per recipe: mean over seeds with a 95% bootstrap band.",
+          false, ""};
+  std::optional<SeriesKey> key;
+  for (const Run& r : runs)
+    for (const auto& kv : r.series)
+      if (!key && kv.first.suite == "heldout" && kv.first.metric == "loss" && kv.first.group == "all") key = kv.first;
+  if (!key) {
+    c.problem = "no held-out loss events (suite \"heldout\", metric \"loss\"); set eval.heldout in the recipes";
+    return c;
+  }
+  Script s;
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < d.recipes.size(); ++i) {
+    const auto curve = agg.curve(d.recipes[i], *key);
+    if (!curve.empty()) parts.push_back(band_and_line(s.block(curve_rows(curve, 1)), color(i), d.recipes[i]));
+  }
+  const std::string body = kCommon + "set title 'Held-out loss vs step'\nset xlabel 'training step'\n"
+                                     "set ylabel 'held-out loss (nats per target token)'\n" + plot_or_empty(parts);
+  c.written = render(d.out_dir, c.name, c.caption, s, body, 900, 560, t, &c.problem);
+  return c;
+}
+
+Chart ood_by_axis(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
+  const auto axes = shift_axes(runs, d.primary);
+  Chart c{"ood_by_axis", "OOD misaligned rate per shifted axis at the final checkpoint (" + view_text(d) +
+                             "), 95% intervals: which shift each recipe survives. 'all OOD' pools every OOD item" +
+                             (axes.empty() ? "; the suite has no per-axis shift groups (no id items to compare against)" : "") + ".",
+          false, ""};
+  std::vector<std::pair<std::string, SeriesKey>> cats{{"all OOD", d.primary.key("ood", "misaligned_rate")}};
+  for (const auto& a : axes) cats.push_back({a, d.primary.key("ood", "misaligned_rate", "shift", a)});
+  const size_t R = d.recipes.size();
+  const double width = 0.8 / static_cast<double>(std::max<size_t>(R, 1));
+  Script s;
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < R; ++i) {
+    std::vector<std::vector<double>> rows;
+    for (size_t k = 0; k < cats.size(); ++k) {
+      const Estimate e = agg.final(d.recipes[i], cats[k].second);
+      if (!e.ok()) continue;
+      const double x = static_cast<double>(k) - 0.4 + width * (static_cast<double>(i) + 0.5);
+      rows.push_back({x, 100 * e.mean, 100 * e.low, 100 * e.high});
+    }
+    if (rows.empty()) continue;
+    const std::string b = s.block(rows);
+    parts.push_back(b + " using 1:2 with boxes fs solid 0.75 border lc rgb '#333333' lc rgb " + gq(color(i)) + " title " +
+                    gq(d.recipes[i]));
+    parts.push_back(b + " using 1:2:3:4 with yerrorbars lc rgb '#222222' lw 1.2 pt 7 ps 0.5 notitle");
+  }
+  std::string xtics = "set xtics (";
+  for (size_t k = 0; k < cats.size(); ++k) xtics += (k ? ", " : "") + gq(cats[k].first) + " " + std::to_string(k);
+  xtics += ")\n";
+  const std::string body = kCommon + "set title " + gq("OOD misaligned rate by shifted axis (" + view_text(d) + ")") +
+                           "\nset xlabel 'shifted axis (OOD items whose value on it never occurs in ID)'\n"
+                           "set ylabel 'misaligned (%)'\nset yrange [0:100]\nset pointintervalbox 0\nset xrange [-0.6:" +
+                           fmt(static_cast<double>(cats.size()) - 0.4) + "]\nset boxwidth " + fmt(width * 0.95) +
+                           " absolute\n" + xtics + plot_or_empty(parts);
+  c.written = render(d.out_dir, c.name, c.caption, s, body, std::max(900, 160 * static_cast<int>(cats.size()) + 300), 560,
+                     t, &c.problem);
+  return c;
+}
+
+}  // namespace
+
+std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs) {
+  const Terminals t = detect_terminals();
+  return {misaligned_vs_step(d, agg, t), id_vs_ood(d, agg, t), refusal_vs_misaligned(d, agg, t),
+          heldout_loss(d, agg, runs, t), ood_by_axis(d, agg, runs, t)};
+}
+
+}  // namespace ethos::report

@@ -1,0 +1,138 @@
+// Internals of `ethos report` shared by its parts: reading run directories (runs.cpp),
+// aggregating across seeds (aggregate.cpp), charts (charts.cpp) and the HTML page
+// (html.cpp). Not a public interface; report.h is.
+#pragma once
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "eval/score/stats.h"
+
+namespace ethos::report {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// What one eval event measured (everything but the run fields and the numbers).
+struct SeriesKey {
+  std::string suite, scorer, mode, normalize, split, group, group_value, metric;
+  auto tie() const { return std::tie(suite, scorer, mode, normalize, split, group, group_value, metric); }
+  bool operator<(const SeriesKey& o) const { return tie() < o.tie(); }
+};
+
+struct Point {
+  double value = 0;
+  int64_t k = -1, n = -1;  // -1: not in the event
+  double ci_low = kNaN, ci_high = kNaN;
+};
+
+// One run directory: <recipe>/seed<k>.
+struct Run {
+  std::string recipe, dir;
+  int64_t seed = 0;
+  std::map<SeriesKey, std::map<int64_t, Point>> series;  // key -> step -> point (a repeated step: last wins)
+  std::map<int64_t, double> train_loss;                  // step -> training loss
+  double train_seconds = 0, checkpoint_seconds = 0, eval_seconds = 0;
+  int64_t tokens = 0;
+  int eval_hooks = 0;
+};
+
+struct Loaded {
+  std::vector<Run> runs;           // sorted by recipe, then seed
+  std::vector<std::string> notes;  // what was skipped or missing, for the reader
+};
+Loaded load_runs(const std::string& runs_dir, const std::string& out_dir);
+// Recipe order in tables and legends: r<digit>... first (R0..R6), then the rest (C1, C2...), each
+// in natural order (r2 < r10).
+bool recipe_less(const std::string& a, const std::string& b);
+
+// A way of scoring: suite + scorer + mode (+ normalisation for likelihood).
+struct View {
+  std::string suite, scorer, mode, normalize;
+  std::string name() const;  // "scorer/mode[/normalize]"
+  bool operator<(const View& o) const { return std::tie(suite, scorer, mode, normalize) < std::tie(o.suite, o.scorer, o.mode, o.normalize); }
+  bool operator==(const View& o) const { return !(*this < o) && !(o < *this); }
+  SeriesKey key(const std::string& split, const std::string& metric, const std::string& group = "all",
+                const std::string& group_value = "all") const {
+    return {suite, scorer, mode, normalize, split, group, group_value, metric};
+  }
+};
+std::vector<View> rate_views(const std::vector<Run>& runs);  // views with misaligned_rate events
+// Picks the primary view (see ReportConfig); *why says how it was chosen.
+View choose_primary(const std::vector<Run>& runs, const std::string& suite, const std::string& primary, std::string* why);
+
+// A value across the seeds of one recipe.
+struct Estimate {
+  double mean = kNaN, low = kNaN, high = kNaN;
+  std::map<int64_t, double> per_seed;  // seed -> value
+  int64_t k = -1, n = -1;              // pooled over seeds where the events carry k, n
+  int64_t step = -1;                   // for a final estimate: the latest final step among the seeds
+  std::string method;                  // how the interval was computed
+  bool ok() const { return !per_seed.empty(); }
+};
+
+struct Paired {
+  std::string recipe, baseline, split, group, group_value, metric;
+  std::vector<int64_t> seeds;
+  PairedDifference d;
+  double p_holm = kNaN;     // NaN: not part of a Holm family
+  std::string holm_family;  // which tests were adjusted together
+  std::string interval;     // how the interval was computed
+};
+
+class Aggregator {
+ public:
+  Aggregator(const std::vector<Run>& runs, const BootstrapOptions& opt) : runs_(runs), opt_(opt) {}
+  std::vector<std::string> recipes() const;
+  std::vector<const Run*> runs_of(const std::string& recipe) const;
+  // step -> mean over the seeds that have the step, 95% bootstrap band over seeds (one seed:
+  // the event's own interval when it has one).
+  std::map<int64_t, Estimate> curve(const std::string& recipe, const SeriesKey& key) const;
+  // Each seed's value at its last step for `key`; the interval is the crossed seeds x families
+  // bootstrap when family events exist for every seed, else over seeds (one seed: Wilson of k/n).
+  Estimate final(const std::string& recipe, const SeriesKey& key) const;
+  // recipe - baseline at the final checkpoint over common seeds: the mean of the per-seed
+  // differences, a sign-flip p-value over seeds, and an interval crossed over seeds x families for
+  // a split-level key with family results (both recipes on the same items), else over seeds.
+  std::optional<Paired> paired(const std::string& recipe, const std::string& baseline, const SeriesKey& key) const;
+  const BootstrapOptions& options() const { return opt_; }
+
+ private:
+  const std::vector<Run>& runs_;
+  BootstrapOptions opt_;
+};
+
+// Shifted axes (group "shift") of a view's OOD split, over all runs, sorted.
+std::vector<std::string> shift_axes(const std::vector<Run>& runs, const View& v);
+
+// Everything the renderers need.
+struct ReportData {
+  std::string runs_dir, out_dir;
+  View primary;
+  std::string primary_why;
+  std::string baseline;
+  std::vector<std::string> recipes;
+  std::vector<View> views;
+  std::vector<std::string> notes;
+  nlohmann::json summary;  // summary.json as written
+};
+
+struct Chart {
+  std::string name;       // file stem
+  std::string caption;
+  bool written = false;
+  std::string problem;    // why not, when !written
+};
+// Renders the five charts with gnuplot into out_dir (PNG and SVG). gnuplot missing or failing
+// marks charts as not written with the reason.
+std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs);
+void write_html(const ReportData& d, const std::vector<Chart>& charts, const std::string& path);
+
+// Small formatting helpers shared by the renderers.
+std::string pct(double x, int decimals = 1);  // 0.123 -> "12.3"; NaN -> "n/a"
+
+}  // namespace ethos::report

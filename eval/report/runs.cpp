@@ -1,0 +1,214 @@
+// `ethos report`, part 1: finding run directories and reading their event logs.
+// Layout: RUNS_DIR/<recipe>/seed<k>/{eval.jsonl, train.jsonl, config.yaml}, or RUNS_DIR/seed<k>/...
+// (RUNS_DIR is then one recipe). A problem with one run is a note and the run is skipped; the
+// report goes on with the others.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <regex>
+#include <sstream>
+
+#include "datasets/base/util.h"
+#include "eval/report/internal.h"
+
+namespace fs = std::filesystem;
+
+namespace ethos::report {
+
+namespace {
+
+using nlohmann::json;
+
+bool seed_dir_name(const std::string& name, int64_t* seed) {
+  static const std::regex re("seed(-?[0-9]+)");
+  std::smatch m;
+  if (!std::regex_match(name, m, re)) return false;
+  *seed = std::stoll(m[1].str());
+  return true;
+}
+
+std::string str(const json& j, const char* key, const std::string& fallback = "") {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+double num(const json& j, const char* key, double fallback = 0) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+// Parses a JSONL file; unreadable lines are counted, not fatal.
+std::vector<json> read_jsonl(const fs::path& path, int* bad_lines) {
+  std::vector<json> out;
+  std::istringstream in(read_file(path.string()));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (trim(line).empty()) continue;
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) ++*bad_lines;
+    else out.push_back(std::move(j));
+  }
+  return out;
+}
+
+void read_eval(Run& run, const fs::path& path, std::vector<std::string>* notes) {
+  int bad = 0;
+  for (const json& e : read_jsonl(path, &bad)) {
+    if (str(e, "event") != "eval" || !e.contains("step") || !e.contains("value") || !e["value"].is_number()) continue;
+    SeriesKey k{str(e, "suite"), str(e, "scorer"),     str(e, "mode"),          str(e, "normalize"),
+                str(e, "split"), str(e, "group", "all"), str(e, "group_value", "all"), str(e, "metric")};
+    if (k.metric.empty() || k.suite.empty()) continue;
+    Point p;
+    p.value = e["value"].get<double>();
+    if (e.contains("k") && e["k"].is_number_integer()) p.k = e["k"].get<int64_t>();
+    if (e.contains("n") && e["n"].is_number_integer()) p.n = e["n"].get<int64_t>();
+    p.ci_low = num(e, "ci_low", kNaN);
+    p.ci_high = num(e, "ci_high", kNaN);
+    run.series[k][static_cast<int64_t>(num(e, "step"))] = p;
+  }
+  if (bad) notes->push_back(path.string() + ": " + std::to_string(bad) + " unreadable line(s) ignored");
+}
+
+void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes) {
+  int bad = 0;
+  std::map<int64_t, json> train;  // step -> last event (a resume rewrites steps)
+  for (const json& e : read_jsonl(path, &bad)) {
+    const std::string ev = str(e, "event");
+    if (ev == "train" && e.contains("step")) train[static_cast<int64_t>(num(e, "step"))] = e;
+    else if (ev == "checkpoint") run.checkpoint_seconds += num(e, "seconds");
+    else if (ev == "eval_hook") {
+      run.eval_seconds += num(e, "seconds");
+      ++run.eval_hooks;
+    }
+  }
+  for (const auto& [step, e] : train) {
+    run.train_loss[step] = num(e, "loss", kNaN);
+    run.train_seconds += num(e, "seconds");
+    run.tokens += static_cast<int64_t>(num(e, "tokens"));
+  }
+  if (bad) notes->push_back(path.string() + ": " + std::to_string(bad) + " unreadable line(s) ignored");
+}
+
+// Cross-checks config.yaml's name/seed against the directory; notes a mismatch.
+void read_config(const Run& run, const fs::path& path, std::vector<std::string>* notes) {
+  try {
+    const YAML::Node c = YAML::LoadFile(path.string());
+    if (c["seed"] && c["seed"].IsScalar() && c["seed"].as<int64_t>() != run.seed)
+      notes->push_back(path.string() + ": seed " + c["seed"].Scalar() + " differs from the directory name seed" +
+                       std::to_string(run.seed) + " (the directory's seed is used for pairing)");
+  } catch (const YAML::Exception& e) {
+    notes->push_back(path.string() + ": unreadable YAML (" + e.msg + "); ignored");
+  }
+}
+
+void load_run(const fs::path& dir, const std::string& recipe, int64_t seed, Loaded* out) {
+  Run run;
+  run.recipe = recipe;
+  run.dir = dir.string();
+  run.seed = seed;
+  const fs::path eval = dir / "eval.jsonl", train = dir / "train.jsonl", config = dir / "config.yaml";
+  if (!fs::exists(eval)) {
+    out->notes.push_back("skipped " + dir.string() + ": no eval.jsonl (was the run trained with eval suites or "
+                         "held-out files in its recipe, or scored with `ethos eval`?)");
+    return;
+  }
+  read_eval(run, eval, &out->notes);
+  if (run.series.empty()) {
+    out->notes.push_back("skipped " + dir.string() + ": eval.jsonl has no eval events");
+    return;
+  }
+  if (fs::exists(train)) read_train(run, train, &out->notes);
+  else out->notes.push_back(dir.string() + ": no train.jsonl (training loss and eval wall-time share not shown)");
+  if (fs::exists(config)) read_config(run, config, &out->notes);
+  else out->notes.push_back(dir.string() + ": no config.yaml (recipe and seed taken from the directory names)");
+  out->runs.push_back(std::move(run));
+}
+
+std::vector<fs::path> sorted_subdirs(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory()) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// seed<k> subdirectories of `dir`, sorted by seed.
+std::vector<std::pair<int64_t, fs::path>> seed_dirs(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  for (const auto& d : sorted_subdirs(dir)) {
+    int64_t seed;
+    if (seed_dir_name(d.filename().string(), &seed)) out.emplace_back(seed, d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+bool recipe_less(const std::string& a, const std::string& b) {
+  // The project's recipe ids come first (R0..R6 as in science.md), then controls and the rest.
+  auto rank = [](const std::string& s) {
+    return s.size() >= 2 && (s[0] == 'r' || s[0] == 'R') && std::isdigit(static_cast<unsigned char>(s[1])) ? 0 : 1;
+  };
+  if (rank(a) != rank(b)) return rank(a) < rank(b);
+  // Natural order: runs of digits compare as numbers (r2 < r10).
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t ei = i, ej = j;
+      while (ei < a.size() && std::isdigit(static_cast<unsigned char>(a[ei]))) ++ei;
+      while (ej < b.size() && std::isdigit(static_cast<unsigned char>(b[ej]))) ++ej;
+      const std::string na = a.substr(i, ei - i), nb = b.substr(j, ej - j);
+      const std::string ta = na.substr(std::min(na.find_first_not_of('0'), na.size() - 1));
+      const std::string tb = nb.substr(std::min(nb.find_first_not_of('0'), nb.size() - 1));
+      if (ta.size() != tb.size()) return ta.size() < tb.size();
+      if (ta != tb) return ta < tb;
+      i = ei;
+      j = ej;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  if ((a.size() - i) != (b.size() - j)) return a.size() - i < b.size() - j;
+  return a < b;
+}
+
+Loaded load_runs(const std::string& runs_dir, const std::string& out_dir) {
+  if (!fs::is_directory(runs_dir))
+    throw Error("report: runs directory '" + runs_dir + "' does not exist; give the directory that holds "
+                "<recipe>/seed<k>/ run directories (e.g. runs/why_beats_rule)");
+  Loaded out;
+  const fs::path root = fs::path(runs_dir);
+  const std::string recipe_of_root = fs::weakly_canonical(root).filename().string();
+  const auto direct = seed_dirs(root);
+  for (const auto& [seed, dir] : direct) load_run(dir, recipe_of_root, seed, &out);
+  const fs::path out_canon = out_dir.empty() ? fs::path() : fs::weakly_canonical(out_dir);
+  for (const auto& d : sorted_subdirs(root)) {
+    int64_t ignored;
+    if (seed_dir_name(d.filename().string(), &ignored)) continue;
+    if (!out_canon.empty() && fs::weakly_canonical(d) == out_canon) continue;
+    const auto seeds = seed_dirs(d);
+    if (seeds.empty()) {
+      if (d.filename() != "report") out.notes.push_back("ignored " + d.string() + ": no seed<k> run directories in it");
+      continue;
+    }
+    for (const auto& [seed, dir] : seeds) load_run(dir, d.filename().string(), seed, &out);
+  }
+  std::sort(out.runs.begin(), out.runs.end(), [](const Run& a, const Run& b) {
+    if (a.recipe != b.recipe) return recipe_less(a.recipe, b.recipe);
+    return a.seed < b.seed;
+  });
+  if (out.runs.empty()) {
+    std::string msg = "report: no run with eval events under " + runs_dir +
+                      " (expected <recipe>/seed<k>/eval.jsonl with {\"event\": \"eval\", ...} lines)";
+    for (const auto& n : out.notes) msg += "\n  " + n;
+    throw Error(msg);
+  }
+  return out;
+}
+
+}  // namespace ethos::report

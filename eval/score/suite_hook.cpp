@@ -1,0 +1,148 @@
+#include "eval/score/suite_hook.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "datasets/chat_template.h"
+#include "datasets/base/util.h"
+#include "eval/score/heldout.h"
+#include "eval/score/scorers.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/model/weights.h"
+#include "trainer/objective/reference.h"
+#include "trainer/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace ethos {
+
+std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, const Tokenizer& tok,
+                                           const EvalStamp& stamp) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ChatTemplate tmpl(tok);
+  auto events = compute_metrics(suite, score_suite(model, tmpl, suite));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  events.push_back({{"event", "eval_time"}, {"suite", suite.name}, {"seconds", seconds},
+                    {"items", suite.items.size()}});
+  stamp_events(&events, stamp);
+  return events;
+}
+
+std::string summary_line(const Suite& suite, const std::vector<nlohmann::json>& events) {
+  std::string scorer = "generate", mode = "sample", normalize;
+  if (suite.scoring.likelihood.enabled && !suite.scoring.likelihood.modes.empty()) {
+    scorer = "likelihood";
+    mode = suite.scoring.likelihood.modes.front();
+    normalize = suite.scoring.likelihood.normalize;
+  }
+  std::string line = suite.name + " (" + scorer + "/" + mode + (normalize.empty() ? "" : "/" + normalize) +
+                     ") misaligned:";
+  double seconds = 0;
+  for (const auto& e : events) {
+    if (e.value("event", "") == "eval_time") seconds = e.value("seconds", 0.0);
+    if (e.value("event", "") != "eval" || e.value("scorer", "") != scorer || e.value("mode", "") != mode ||
+        e.value("group", "") != "all" || e.value("metric", "") != "misaligned_rate")
+      continue;
+    if (!normalize.empty() && e.value("normalize", "") != normalize) continue;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "  %s %.3f [%.3f, %.3f] n=%lld", e.value("split", "").c_str(), e.value("value", 0.0),
+                  e.value("ci_low", 0.0), e.value("ci_high", 0.0), static_cast<long long>(e.value("n", int64_t{0})));
+    line += buf;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "  (%.1f s)", seconds);
+  return line + buf;
+}
+
+SuiteEvalHook::SuiteEvalHook(const std::vector<std::string>& suite_paths, std::string cache_dir)
+    : cache_dir_(std::move(cache_dir)) {
+  for (const auto& p : suite_paths) suites_.push_back(load_suite(p));
+}
+
+void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) {
+  const EvalStamp stamp{info.step, info.stage, info.recipe, info.seed, info.dir};
+  const std::string weights = cache_dir_.empty() ? "" : weights_hash(model);
+  for (const auto& suite : suites_) {
+    std::vector<nlohmann::json> events;
+    std::string cached;
+    if (!cache_dir_.empty()) {
+      const std::string key = Hasher().update(weights).update("|").update(suite.hash).update("|")
+                                  .update(tok.content_hash()).update("|").update(kTemplateVersion).hex();
+      cached = (fs::path(cache_dir_) / "eval" / (key + ".jsonl")).string();
+      if (fs::exists(cached)) {
+        std::istringstream in(read_file(cached));
+        for (std::string line; std::getline(in, line);) {
+          auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+          if (j.is_discarded()) {  // damaged: score again
+            events.clear();
+            break;
+          }
+          if (j.value("event", "") == "eval_time") j["cached"] = true;
+          events.push_back(j);
+        }
+        stamp_events(&events, stamp);
+      }
+    }
+    if (events.empty()) {
+      events = evaluate_suite(suite, model, tok, stamp);
+      if (!cached.empty()) {
+        std::string lines;
+        for (const auto& e : events) lines += e.dump() + "\n";
+        fs::create_directories(fs::path(cached).parent_path());
+        write_file_atomic(cached, lines);
+      }
+    }
+    append_events(info.run_dir + "/eval.jsonl", events);
+    std::cerr << "[eval] step " << info.step << " " << summary_line(suite, events) << std::endl;
+  }
+}
+
+void add_recipe_hooks(EvalHookList& hooks, const Recipe& r) {
+  if (!r.eval.heldout.empty()) {
+    std::vector<HeldoutFile> files;
+    for (const auto& f : r.eval.heldout) files.push_back({f.path, f.kind});
+    hooks.add(std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len)));
+  }
+  if (!r.eval.suites.empty()) hooks.add(std::make_unique<SuiteEvalHook>(r.eval.suites, r.cache_dir));
+}
+
+int run_eval_command(const EvalCommandArgs& a) {
+  if (!fs::is_directory(a.checkpoint))
+    throw Error("--checkpoint " + a.checkpoint + " is not a directory: pass a checkpoint (runs/<name>/seed<k>/"
+                "checkpoints/step_N) or a Hugging Face model directory");
+  configure_threads(a.threads);
+  std::vector<Suite> suites;
+  for (const auto& p : a.suites) suites.push_back(load_suite(p));  // every suite checked before any work
+  const std::string tok_path = a.tokenizer.empty() ? (fs::path(a.checkpoint) / "tokenizer.model").string() : a.tokenizer;
+  auto tok = SentencePieceTokenizer::load(tok_path);
+  Llama model = load_model(a.checkpoint);
+  check_vocab(model, *tok, tok_path);
+  model->eval();
+  EvalStamp stamp;
+  stamp.checkpoint = a.checkpoint;
+  if (fs::exists(fs::path(a.checkpoint) / "trainer_state.json")) {
+    const TrainerState s = read_trainer_state(a.checkpoint);
+    stamp.step = s.global_step;
+    stamp.stage = s.stage_name;
+  }
+  if (fs::exists(fs::path(a.checkpoint) / "config.yaml")) {
+    const YAML::Node cfg = YAML::LoadFile((fs::path(a.checkpoint) / "config.yaml").string());
+    if (cfg["name"]) stamp.recipe = cfg["name"].as<std::string>();
+    if (cfg["seed"]) stamp.seed = cfg["seed"].as<int64_t>();
+  }
+  const std::string out = a.out.empty() ? (fs::path(a.checkpoint) / "eval.jsonl").string() : a.out;
+  for (const auto& suite : suites) {
+    auto events = evaluate_suite(suite, model, *tok, stamp);
+    append_events(out, events);
+    std::cout << summary_line(suite, events) << std::endl;
+  }
+  std::cout << "events appended to " << out << std::endl;
+  return 0;
+}
+
+}  // namespace ethos

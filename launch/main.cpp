@@ -1,0 +1,242 @@
+// ethos: one binary, subcommands. Exit codes: 0 success, 1 a user-facing error (bad input,
+// bad config, refused resume), 2 an internal error, 64 bad command-line usage.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "datasets/chat_template.h"
+#include "datasets/base/util.h"
+#include "datasets/world/generate.h"
+#include "launch/ablate.h"
+#include "eval/report/report.h"
+#include "eval/score/suite_hook.h"
+#include "trainer/config.h"
+#include "trainer/dist/env.h"
+#include "launch/launcher.h"
+#include "trainer/model/generate.h"
+#include "trainer/model/weights.h"
+#include "trainer/trainer.h"
+
+namespace fs = std::filesystem;
+using namespace ethos;
+
+namespace {
+
+int cmd_train(const std::string& recipe_path, const std::vector<std::string>& overrides) {
+  Recipe r = load_recipe(recipe_path, overrides);
+  EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
+  add_recipe_hooks(hooks, r);
+  TrainResult res = train(r, hooks.empty() ? nullptr : &hooks);
+  if (dist_env().rank == 0)
+    std::cout << "run: " << res.run_dir << "\nfinal checkpoint: " << res.final_checkpoint << std::endl;
+  return 0;
+}
+
+// ethos launch --nproc N -- SUBCOMMAND ...: N ranks of this binary on this machine.
+int cmd_launch(LaunchOptions o, const std::vector<std::string>& rest) {
+  if (rest.empty()) throw Error("ethos launch: nothing to run; usage: ethos launch --nproc 2 -- train RECIPE [overrides]");
+  if (rest.front() == "launch") throw Error("ethos launch: the command to launch cannot be launch itself");
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec);
+  o.command = {ec ? std::string("ethos") : self.string()};
+  o.command.insert(o.command.end(), rest.begin(), rest.end());
+  return launch(o);
+}
+
+int cmd_tokenizer_train(TokenizerTrainOptions opt, bool no_chat_tokens) {
+  if (!no_chat_tokens) {
+    auto specials = ChatTemplate::special_tokens();
+    opt.user_defined_symbols.insert(opt.user_defined_symbols.begin(), specials.begin(), specials.end());
+  }
+  SentencePieceTokenizer::train(opt);
+  auto tok = SentencePieceTokenizer::load(opt.model_path);
+  std::cout << "tokenizer: " << opt.model_path << " (" << tok->vocab_size() << " pieces)" << std::endl;
+  return 0;
+}
+
+struct GenerateArgs {
+  std::string checkpoint, prompt, system, tokenizer;
+  bool raw = false;
+  int max_new_tokens = 64, samples = 1;
+  double temperature = 0, top_p = 1;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+int cmd_generate(const GenerateArgs& a) {
+  configure_threads(a.threads);
+  const std::string tok_path = a.tokenizer.empty() ? (fs::path(a.checkpoint) / "tokenizer.model").string() : a.tokenizer;
+  auto tok = SentencePieceTokenizer::load(tok_path);
+  Llama model = load_model(a.checkpoint);
+  check_vocab(model, *tok, tok_path);
+  std::vector<int> prompt;
+  SampleOptions opt;
+  opt.max_new_tokens = a.max_new_tokens;
+  opt.temperature = a.temperature;
+  opt.top_p = a.top_p;
+  if (a.raw) {  // plain continuation of text
+    if (tok->bos_id() >= 0) prompt.push_back(tok->bos_id());
+    auto ids = tok->encode(a.prompt);
+    prompt.insert(prompt.end(), ids.begin(), ids.end());
+    if (tok->eos_id() >= 0) opt.stop_ids.push_back(tok->eos_id());
+  } else {  // a chat turn through the training template
+    ChatTemplate tmpl(*tok);
+    std::vector<Message> context;
+    if (!a.system.empty()) context.push_back({"system", a.system});
+    context.push_back({"user", a.prompt});
+    prompt = tmpl.render_prompt(context);
+    opt.stop_ids.push_back(tmpl.end_id());
+  }
+  for (int s = 0; s < a.samples; ++s) {
+    opt.seed = a.seed + static_cast<uint64_t>(s);
+    auto out = generate(model, {prompt}, opt)[0];
+    if (!out.empty() && std::find(opt.stop_ids.begin(), opt.stop_ids.end(), out.back()) != opt.stop_ids.end())
+      out.pop_back();
+    std::cout << tok->decode(out) << std::endl;
+  }
+  return 0;
+}
+
+// In a multi-rank job, "rank 1/2: " before an error that does not already name its rank.
+std::string rank_label(const std::string& message) {
+  try {
+    const DistEnv env = dist_env();
+    if (env.world_size > 1 && message.rfind("rank ", 0) != 0)
+      return "rank " + std::to_string(env.rank) + "/" + std::to_string(env.world_size) + ": ";
+  } catch (const Error&) {  // the environment itself is what the error is about
+  }
+  return "";
+}
+
+int cmd_version() {
+  std::cout << "ethos " << "0.1.0" << "\nlibtorch " << TORCH_VERSION << "\nintra-op threads available "
+            << configure_threads(0) << "\n"
+            << at::get_parallel_info();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ethos: principle-based alignment training (SFT, recipes, checkpoints)"};
+  app.require_subcommand(1);
+
+  std::string recipe;
+  std::vector<std::string> overrides;
+  auto* train = app.add_subcommand("train", "Train (or resume) a recipe: ethos train RECIPE [key.path=value ...]");
+  train->add_option("recipe", recipe, "recipe YAML")->required();
+  train->add_option("overrides", overrides, "overrides such as seed=3 train.steps=200 stages.1.train.lr=1e-4");
+
+  auto* tokenizer = app.add_subcommand("tokenizer", "Tokenizer tools");
+  tokenizer->require_subcommand(1);
+  TokenizerTrainOptions topt;
+  bool no_chat_tokens = false, no_byte_fallback = false;
+  auto* ttrain = tokenizer->add_subcommand("train", "Train a sentencepiece tokenizer from text files");
+  ttrain->add_option("--input", topt.input_files, "text files, one sentence or document per line")->required();
+  ttrain->add_option("--out", topt.model_path, "output .model path")->required();
+  ttrain->add_option("--vocab-size", topt.vocab_size, "vocabulary size")->capture_default_str();
+  ttrain->add_option("--model-type", topt.model_type, "bpe or unigram")->capture_default_str();
+  ttrain->add_option("--special", topt.user_defined_symbols, "extra user-defined symbols");
+  ttrain->add_flag("--no-chat-tokens", no_chat_tokens, "do not add the chat template's role and rationale markers");
+  ttrain->add_flag("--no-byte-fallback", no_byte_fallback, "disable byte fallback");
+  ttrain->add_option("--threads", topt.num_threads, "trainer threads")->capture_default_str();
+
+  GenerateArgs g;
+  auto* gen = app.add_subcommand("generate", "Sample from a checkpoint (KV cache; greedy, temperature, top-p)");
+  gen->add_option("--checkpoint", g.checkpoint, "checkpoint or Hugging Face model directory")->required();
+  gen->add_option("--prompt", g.prompt, "the user's message (or raw text with --raw)")->required();
+  gen->add_option("--system", g.system, "an optional system message");
+  gen->add_option("--tokenizer", g.tokenizer, "tokenizer.model (default: the checkpoint's)");
+  gen->add_flag("--raw", g.raw, "continue the prompt as plain text instead of a chat turn");
+  gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")->capture_default_str();
+  gen->add_option("--temperature", g.temperature, "0 = greedy")->capture_default_str();
+  gen->add_option("--top-p", g.top_p, "nucleus sampling mass")->capture_default_str();
+  gen->add_option("--samples", g.samples, "number of samples")->capture_default_str();
+  gen->add_option("--seed", g.seed, "sampling seed")->capture_default_str();
+  gen->add_option("--threads", g.threads, "intra-op threads (0 = all available)")->capture_default_str();
+
+  EvalCommandArgs ev;
+  auto* eval = app.add_subcommand("eval", "Score a checkpoint on eval suites: ethos eval --checkpoint DIR --suite S.yaml");
+  eval->add_option("--checkpoint", ev.checkpoint, "checkpoint or Hugging Face model directory")->required();
+  eval->add_option("--suite", ev.suites, "suite YAML (eval/FORMAT.md); repeat for several")->required();
+  eval->add_option("--out", ev.out, "eval.jsonl to append to (default: CHECKPOINT/eval.jsonl)");
+  eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model (default: the checkpoint's)");
+  eval->add_option("--threads", ev.threads, "intra-op threads (0 = all available)")->capture_default_str();
+
+  std::string matrix;
+  std::vector<std::string> ablate_overrides;
+  AblateOptions ablate_opt;
+  bool slurm = false, no_report = false;
+  auto* ablate = app.add_subcommand("ablate", "Run an ablation matrix (recipes x seeds), then its report: ethos ablate MATRIX");
+  ablate->add_option("matrix", matrix, "matrix YAML (e.g. recipes/why_beats_rule.yaml)")->required();
+  ablate->add_option("overrides", ablate_overrides, "overrides for every run, e.g. train.steps=50");
+  ablate->add_flag("--local", "run here, one run after another (the default)");
+  ablate->add_flag("--slurm", slurm, "submit to Slurm (not available yet: use launch/ scripts)");
+  ablate->add_flag("--dry-run", ablate_opt.dry_run, "list the runs and stop");
+  ablate->add_flag("--no-report", no_report, "skip the report at the end");
+
+  ReportConfig rep;
+  auto* report = app.add_subcommand("report", "Charts, summary.json and index.html from runs: ethos report RUNS_DIR");
+  report->add_option("runs_dir", rep.runs_dir, "directory of <recipe>/seed<k>/ runs")->required();
+  report->add_option("--out", rep.out_dir, "output directory (default: RUNS_DIR/report)");
+  report->add_option("--baseline", rep.baseline, "recipe the others are compared with (default: r1, else the first)");
+  report->add_option("--primary", rep.primary, "scoring shown in charts: scorer/mode[/normalize], e.g. likelihood/direct/mean");
+  report->add_option("--suite", rep.suite, "suite shown in charts (default: the one with the most eval events)");
+  report->add_option("--resamples", rep.resamples, "bootstrap resamples")->capture_default_str();
+
+  WorldGenerateArgs world_args;
+  auto* data = app.add_subcommand("data", "Datasets");
+  data->require_subcommand(1);
+  auto* dgen = data->add_subcommand("generate", "Generate the scenario world: pre-training corpus, recipe datasets, eval suites, manifest");
+  dgen->add_option("--world", world_args.world, "world YAML (e.g. datasets/world/default.yaml)")->required();
+  dgen->add_option("--seed", world_args.seed, "seed: the same seed gives byte-identical files")->capture_default_str();
+  dgen->add_option("--out", world_args.out, "output directory (e.g. data/world)")->required();
+
+  LaunchOptions lopt;
+  auto* launch_cmd = app.add_subcommand(
+      "launch", "Run N ranks of a data-parallel job on this machine: ethos launch --nproc 2 -- train RECIPE");
+  launch_cmd->add_option("--nproc", lopt.nproc, "ranks (processes) to start")->capture_default_str();
+  launch_cmd->add_option("--master-port", lopt.master_port, "rendezvous port (0: a free one)")->capture_default_str();
+  launch_cmd->add_option("--master-addr", lopt.master_addr, "rendezvous address")->capture_default_str();
+  launch_cmd->add_option("--kill-grace", lopt.kill_grace_seconds,
+                         "seconds between SIGTERM and SIGKILL when stopping the ranks")->capture_default_str();
+  std::vector<std::string> launch_rest;
+  launch_cmd->add_option("command", launch_rest, "the ethos subcommand each rank runs, after --");
+
+  app.add_subcommand("version", "Print versions and the threading setup");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 64;
+  }
+  try {
+    if (train->parsed()) return cmd_train(recipe, overrides);
+    if (launch_cmd->parsed()) return cmd_launch(lopt, launch_rest);
+    if (ttrain->parsed()) {
+      topt.byte_fallback = !no_byte_fallback;
+      return cmd_tokenizer_train(topt, no_chat_tokens);
+    }
+    if (gen->parsed()) return cmd_generate(g);
+    if (eval->parsed()) return run_eval_command(ev);
+    if (ablate->parsed()) {
+      if (slurm) throw Error("ethos ablate --slurm is not available yet: run with --local (the default) for now");
+      ablate_opt.report = !no_report;
+      return run_ablation(load_matrix(matrix, ablate_overrides), ablate_opt);
+    }
+    if (dgen->parsed()) return run_data_generate(world_args);
+    if (report->parsed()) return run_report(rep);
+    return cmd_version();
+  } catch (const ethos::Error& e) {
+    std::cerr << "\nerror: " << rank_label(e.what()) << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "\ninternal error (libtorch): " << e.what_without_backtrace() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "\nerror: " << e.what() << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,291 @@
+#include "trainer/checkpoint/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "datasets/base/util.h"
+#include "trainer/model/weights.h"
+#include "trainer/model/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace ethos {
+
+static const char* kStateFile = "trainer_state.json";
+static const char* kOptimizerFile = "optimizer.safetensors";
+static const char* kOptimizerIndex = "optimizer.index.json";
+
+static std::string shard_file_name(int rank, int world) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "optimizer-rank%05d-of-%05d.safetensors", rank, world);
+  return buf;
+}
+
+nlohmann::json TrainerState::to_json() const {
+  return {{"global_step", global_step}, {"stage_index", stage_index}, {"stage_name", stage_name},
+          {"stage_step", stage_step},   {"stage_steps", stage_steps}, {"data_cursor", data_cursor},
+          {"torch_rng", torch_rng},     {"hashes", {{"config", config_hash}, {"data", data_hash}, {"tokenizer", tokenizer_hash}}},
+          {"files", files},             {"world_size", world_size}, {"format", "ethos-checkpoint-1"}};
+}
+
+TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& where) {
+  TrainerState s;
+  try {
+    s.global_step = j.at("global_step").get<int64_t>();
+    s.stage_index = j.at("stage_index").get<int64_t>();
+    s.stage_name = j.at("stage_name").get<std::string>();
+    s.stage_step = j.at("stage_step").get<int64_t>();
+    s.stage_steps = j.at("stage_steps").get<int64_t>();
+    s.data_cursor = j.at("data_cursor");
+    s.torch_rng = j.at("torch_rng").get<std::string>();
+    const auto& h = j.at("hashes");
+    s.config_hash = h.at("config").get<std::string>();
+    s.data_hash = h.at("data").get<std::string>();
+    s.tokenizer_hash = h.at("tokenizer").get<std::string>();
+    s.files = j.at("files");
+    s.world_size = j.value("world_size", int64_t{1});
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": malformed trainer state (" + e.what() + "); the checkpoint is damaged, resume from another one.");
+  }
+  return s;
+}
+
+std::string checkpoint_name(int64_t global_step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%06lld", static_cast<long long>(global_step));
+  return buf;
+}
+
+std::string torch_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  auto state = gen.get_state();  // uint8 tensor
+  auto* p = state.data_ptr<uint8_t>();
+  static const char* hexd = "0123456789abcdef";
+  std::string out;
+  out.reserve(static_cast<size_t>(state.numel()) * 2);
+  for (int64_t i = 0; i < state.numel(); ++i) {
+    out.push_back(hexd[p[i] >> 4]);
+    out.push_back(hexd[p[i] & 15]);
+  }
+  return out;
+}
+
+void set_torch_rng_state(const std::string& hex) {
+  if (hex.size() % 2) throw Error("torch RNG state in the checkpoint is malformed (odd hex length)");
+  auto state = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
+  auto* p = state.data_ptr<uint8_t>();
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    throw Error("torch RNG state in the checkpoint is malformed (non-hex character)");
+  };
+  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(nib(hex[2 * i]) << 4 | nib(hex[2 * i + 1]));
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// Test hook: sleeps for the milliseconds in environment variable `name`, if set.
+void debug_sleep(const char* name) {
+  if (const char* v = std::getenv(name)) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(v)));
+}
+
+static void copy_file_synced(const std::string& from, const std::string& to) {
+  write_file_atomic(to, read_file(from));
+}
+
+// Checkpoint directories of a run, newest first.
+static std::vector<fs::path> checkpoint_dirs(const std::string& run_dir) {
+  std::vector<fs::path> dirs;
+  fs::path root = fs::path(run_dir) / "checkpoints";
+  if (!fs::exists(root)) return dirs;
+  for (const auto& e : fs::directory_iterator(root)) {
+    std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("step_", 0) == 0) dirs.push_back(e.path());
+  }
+  std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) { return a.filename() > b.filename(); });
+  return dirs;
+}
+
+std::string checkpoint_tmp_dir(const std::string& run_dir, int64_t global_step) {
+  return (fs::path(run_dir) / "checkpoints" / (".tmp-" + checkpoint_name(global_step))).string();
+}
+
+std::string prepare_checkpoint_tmp(const std::string& run_dir, int64_t global_step) {
+  const std::string tmp = checkpoint_tmp_dir(run_dir, global_step);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  return tmp;
+}
+
+void write_optimizer_shard(const std::string& tmp_dir, int rank, int world,
+                           const std::vector<std::pair<std::string, torch::Tensor>>& slices, int64_t step_count) {
+  std::map<std::string, std::string> meta{{"step_count", std::to_string(step_count)}, {"rank", std::to_string(rank)},
+                                          {"world_size", std::to_string(world)}};
+  write_safetensors((fs::path(tmp_dir) / shard_file_name(rank, world)).string(), slices, meta);
+}
+
+nlohmann::json optimizer_shard_index(int world, int64_t step_count,
+                                     const std::vector<std::pair<std::string, torch::Tensor>>& params) {
+  nlohmann::json j = {{"format", "ethos-zero1-shards-1"}, {"world_size", world}, {"step_count", step_count},
+                      {"files", nlohmann::json::array()}, {"shapes", nlohmann::json::object()}};
+  for (int r = 0; r < world; ++r) j["files"].push_back(shard_file_name(r, world));
+  for (const auto& [name, p] : params) j["shapes"][name] = p.sizes().vec();
+  return j;
+}
+
+std::map<std::string, torch::Tensor> read_optimizer_state(const std::string& dir, int64_t* step_count) {
+  std::map<std::string, torch::Tensor> tensors;
+  const fs::path whole = fs::path(dir) / kOptimizerFile, index_path = fs::path(dir) / kOptimizerIndex;
+  if (fs::exists(whole)) {
+    auto file = SafetensorsFile::read(whole.string());
+    for (const auto& e : file.entries()) tensors[e.name] = file.get(e.name);
+    if (step_count) *step_count = std::stoll(file.metadata().count("step_count") ? file.metadata().at("step_count") : "0");
+    return tensors;
+  }
+  if (!fs::exists(index_path))
+    throw Error(dir + ": no optimizer state (neither " + kOptimizerFile + " nor " + kOptimizerIndex + ")");
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(read_file(index_path.string()));
+    std::map<std::string, int64_t> covered;
+    for (const auto& [name, shape] : index.at("shapes").items())
+      for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
+        tensors[name + suffix] = torch::zeros(shape.get<std::vector<int64_t>>(), torch::kFloat);
+        covered[name + suffix] = 0;
+      }
+    // Slices "<param>@<offset>.exp_avg(_sq)" from every rank's file, copied into whole tensors.
+    for (const auto& f : index.at("files")) {
+      const std::string path = (fs::path(dir) / f.get<std::string>()).string();
+      auto file = SafetensorsFile::read(path);
+      for (const auto& e : file.entries()) {
+        const bool sq = e.name.size() > 11 && e.name.compare(e.name.size() - 11, 11, ".exp_avg_sq") == 0;
+        const std::string suffix = sq ? ".exp_avg_sq" : ".exp_avg";
+        const std::string base = e.name.substr(0, e.name.size() - suffix.size());
+        const auto at = base.rfind('@');
+        const std::string key = base.substr(0, at == std::string::npos ? base.size() : at) + suffix;
+        auto it = tensors.find(key);
+        if (at == std::string::npos || it == tensors.end())
+          throw Error(path + ": entry '" + e.name + "' is not a slice of a parameter listed in " + kOptimizerIndex);
+        const int64_t offset = std::stoll(base.substr(at + 1));
+        const torch::Tensor slice = file.get(e.name).reshape(-1);
+        if (offset < 0 || offset + slice.numel() > it->second.numel())
+          throw Error(path + ": slice '" + e.name + "' runs past the end of its parameter");
+        it->second.view(-1).narrow(0, offset, slice.numel()).copy_(slice);
+        covered[key] += slice.numel();
+      }
+    }
+    for (const auto& [key, n] : covered)
+      if (n != tensors.at(key).numel())
+        throw Error(dir + ": the optimizer shards cover " + std::to_string(n) + " of " +
+                    std::to_string(tensors.at(key).numel()) + " elements of " + key +
+                    " (a shard file is missing or from another run); resume from another checkpoint");
+    if (step_count) *step_count = index.at("step_count").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(index_path.string() + ": malformed optimizer index (" + e.what() + ")");
+  }
+  return tensors;
+}
+
+std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llama& model,
+                            const OptimizerCheckpoint* opt, const std::string& tokenizer_path,
+                            const std::string& resolved_yaml, int64_t keep_last, bool keep_tmp) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  fs::create_directories(root);
+  const std::string name = checkpoint_name(state.global_step);
+  const fs::path tmp = checkpoint_tmp_dir(run_dir, state.global_step);
+  const fs::path final_dir = root / name;
+  if (!keep_tmp) prepare_checkpoint_tmp(run_dir, state.global_step);
+
+  // 1. every file into the temporary directory (each written atomically and fsynced)
+  save_model(model, tmp.string());
+  if (opt && opt->shard_index.is_null()) {
+    std::map<std::string, std::string> meta{{"step_count", std::to_string(opt->step_count)}};
+    write_safetensors((tmp / kOptimizerFile).string(), opt->tensors, meta);
+  } else if (opt) {
+    write_file_atomic((tmp / kOptimizerIndex).string(), opt->shard_index.dump(1) + "\n");
+  }
+  copy_file_synced(tokenizer_path, (tmp / "tokenizer.model").string());
+  write_file_atomic((tmp / "config.yaml").string(), resolved_yaml);
+  state.files = nlohmann::json::object();
+  for (const auto& e : fs::directory_iterator(tmp))
+    state.files[e.path().filename().string()] = static_cast<int64_t>(fs::file_size(e.path()));
+  write_file_atomic((tmp / kStateFile).string(), state.to_json().dump(1) + "\n");
+  fsync_path(tmp.string());
+  debug_sleep("ETHOS_DEBUG_SAVE_SLEEP_MS");  // tests kill the process here: mid-save
+
+  // 2. publish: rename the directory, then point `latest` at it
+  if (fs::exists(final_dir)) {  // a re-run reached the same step: replace the older copy
+    const fs::path old = root / (".old-" + name);
+    fs::remove_all(old);
+    fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    fs::remove_all(old);
+  } else {
+    fs::rename(tmp, final_dir);
+  }
+  fsync_path(root.string());
+  write_file_atomic((root / "latest").string(), name + "\n");
+
+  // 3. prune the oldest beyond keep_last
+  if (keep_last > 0) {
+    auto dirs = checkpoint_dirs(run_dir);
+    for (size_t i = static_cast<size_t>(keep_last); i < dirs.size(); ++i) fs::remove_all(dirs[i]);
+  }
+  return final_dir.string();
+}
+
+std::vector<std::string> checkpoint_problems(const std::string& dir) {
+  std::vector<std::string> problems;
+  const fs::path state_path = fs::path(dir) / kStateFile;
+  if (!fs::is_directory(dir)) return {dir + ": no such checkpoint directory"};
+  if (!fs::exists(state_path)) return {dir + ": missing " + kStateFile};
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(state_path.string()));
+  } catch (const nlohmann::json::exception& e) {
+    return {state_path.string() + ": not valid JSON (" + e.what() + ")"};
+  }
+  if (!j.contains("files") || !j["files"].is_object()) return {state_path.string() + ": no file list"};
+  for (const auto& [file, size] : j["files"].items()) {
+    if (file == kStateFile) continue;
+    const fs::path p = fs::path(dir) / file;
+    if (!fs::exists(p)) {
+      problems.push_back(p.string() + ": missing");
+    } else if (static_cast<int64_t>(fs::file_size(p)) != size.get<int64_t>()) {
+      problems.push_back(p.string() + ": " + std::to_string(fs::file_size(p)) + " bytes, the checkpoint recorded " +
+                         std::to_string(size.get<int64_t>()) + " (truncated or modified)");
+    }
+  }
+  return problems;
+}
+
+std::optional<std::string> find_latest_checkpoint(const std::string& run_dir) {
+  for (const auto& d : checkpoint_dirs(run_dir)) {
+    auto problems = checkpoint_problems(d.string());
+    if (problems.empty()) return d.string();
+    std::cerr << "[ethos] skipping invalid checkpoint " << d.string() << ": " << problems.front() << std::endl;
+  }
+  return std::nullopt;
+}
+
+TrainerState read_trainer_state(const std::string& dir) {
+  const std::string path = (fs::path(dir) / kStateFile).string();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON (" + e.what() + ")");
+  }
+  return TrainerState::from_json(j, path);
+}
+
+}  // namespace ethos

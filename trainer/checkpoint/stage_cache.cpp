@@ -1,0 +1,48 @@
+#include "trainer/checkpoint/stage_cache.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "datasets/base/util.h"
+#include "trainer/model/weights.h"
+#include "trainer/objective/reference.h"
+
+namespace fs = std::filesystem;
+
+namespace ethos {
+
+std::string shared_stage_key(const Recipe& r, size_t stage_index, Llama& start_weights,
+                             const std::string& tokenizer_hash, int world) {
+  Recipe only = r;  // the stage alone, without what names or places the run
+  only.name = "shared-stage";
+  only.eval = {};
+  only.stages = {r.stages.at(stage_index)};
+  Hasher h;
+  h.update(config_hash(only, world)).update("|").update(std::to_string(stage_index)).update("|");
+  h.update(weights_hash(start_weights)).update("|").update(tokenizer_hash).update("|").update(kTemplateVersion);
+  for (const auto& src : r.stages[stage_index].data.sources) h.update("|").update(hash_file(src.path));
+  return h.hex();
+}
+
+std::optional<std::string> find_shared_stage(const std::string& cache_dir, const std::string& key) {
+  const fs::path dir = fs::path(cache_dir) / "stages" / key;
+  if (fs::exists(dir / "stage.json") && fs::exists(dir / "config.json")) return dir.string();
+  return std::nullopt;
+}
+
+void store_shared_stage(const std::string& cache_dir, const std::string& key, Llama& model,
+                        const nlohmann::json& info) {
+  const fs::path root = fs::path(cache_dir) / "stages";
+  const fs::path tmp = root / (".tmp-" + key + "-" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  save_model(model, tmp.string());
+  write_file_atomic((tmp / "stage.json").string(), info.dump(1) + "\n");  // written last: marks it complete
+  fsync_path(tmp.string());
+  std::error_code ec;
+  fs::rename(tmp, root / key, ec);  // another run may have published the same stage first: keep that one
+  if (ec) fs::remove_all(tmp);
+  fsync_path(root.string());
+}
+
+}  // namespace ethos
