@@ -12,17 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "datasets/tokenizer/prepare.h"
 #include "trainer/model/llama.h"
 
 namespace ethos {
-
-struct TokenizerSection {
-  std::string path;                      // tokenizer.model to load (relative paths: to the CWD)
-  std::vector<std::string> train_files;  // if `path` does not exist and these are set: train it first
-  std::string model_type = "bpe";        // bpe | unigram
-  int64_t vocab_size = 1000;
-  bool byte_fallback = true;
-};
 
 struct ModelSection {
   std::string from;  // HF model dir to start from ("" = fresh init from `arch`)

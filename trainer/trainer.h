@@ -20,11 +20,6 @@ struct TrainResult {
 // non-finite loss (the last good checkpoint stays intact).
 TrainResult train(const Recipe& recipe, EvalHook* hook = nullptr);
 
-// Makes sure recipe.tokenizer.path exists, training it from tokenizer.train_files when it
-// does not (JSONL files contribute every string they contain), or when <path>.sources says it
-// was trained from other files or options. Returns the path.
-std::string prepare_tokenizer(const TokenizerSection& t, int threads);
-
 // Throws Error when the tokenizer has more pieces than the model's vocabulary (a tokenizer
 // that is not the model's), naming both sizes and the fix.
 void check_vocab(const Llama& model, const Tokenizer& tok, const std::string& tok_path);
