@@ -66,12 +66,6 @@ std::vector<std::string> allowed_fields(RecordKind k) {
   return f;
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-  return out;
-}
-
 // Validates one record object; `at` is the "file:line" prefix.
 class Checker {
  public:
@@ -83,8 +77,7 @@ class Checker {
     const auto allowed = allowed_fields(kind_);
     for (const auto& item : j_.items()) {
       if (std::find(allowed.begin(), allowed.end(), item.key()) != allowed.end()) continue;
-      const std::string near = nearest(item.key(), allowed);
-      fail("unknown field \"" + item.key() + "\"" + (near.empty() ? "" : " (did you mean \"" + near + "\"?)") +
+      fail("unknown field \"" + item.key() + "\"" + in_parens(did_you_mean(item.key(), allowed)) +
            "; valid fields for " + kind_phrase(kind_) + ": " + join(allowed, ", "));
     }
   }

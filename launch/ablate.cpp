@@ -8,6 +8,7 @@
 #include <set>
 
 #include "datasets/base/util.h"
+#include "datasets/base/yaml.h"
 #include "eval/report/report.h"
 #include "eval/score/suite_hook.h"
 #include "trainer/config.h"
@@ -33,20 +34,15 @@ std::vector<std::string> run_overrides(const AblationMatrix& m, const std::strin
 }  // namespace
 
 AblationMatrix load_matrix(const std::string& path, const std::vector<std::string>& extra) {
-  YAML::Node y;
-  try {
-    y = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw Error("cannot read ablation matrix " + path + ": " + e.what());
-  }
+  const YAML::Node y = load_yaml_file(path);
   const std::vector<std::string> keys = {"name", "out", "recipes", "seeds", "overrides"};
   std::vector<std::string> problems;
   for (const auto& kv : y) {
     const std::string k = kv.first.as<std::string>();
     if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
-      const std::string near = nearest(k, keys);
+      const std::string near = nearest(k, keys);  // unquoted here: a matrix key reads as a word
       problems.push_back(path + ":" + std::to_string(kv.first.Mark().line + 1) + ": " + k + ": unknown key" +
-                         (near.empty() ? "" : " (did you mean " + near + "?)") + "; valid keys: name, out, recipes, seeds, overrides");
+                         in_parens(near.empty() ? "" : "did you mean " + near + "?") + "; valid keys: " + join(keys));
     }
   }
   AblationMatrix m;

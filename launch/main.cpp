@@ -16,7 +16,7 @@
 #include "trainer/dist/env.h"
 #include "launch/launcher.h"
 #include "trainer/model/generate.h"
-#include "trainer/model/weights.h"
+#include "trainer/model/inference.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;
@@ -67,10 +67,9 @@ struct GenerateArgs {
 
 int cmd_generate(const GenerateArgs& a) {
   configure_threads(a.threads);
-  const std::string tok_path = a.tokenizer.empty() ? (fs::path(a.checkpoint) / "tokenizer.model").string() : a.tokenizer;
-  auto tok = SentencePieceTokenizer::load(tok_path);
-  Llama model = load_model(a.checkpoint);
-  check_vocab(model, *tok, tok_path);
+  InferenceModel loaded = load_for_inference(a.checkpoint, a.tokenizer);
+  Llama& model = loaded.model;
+  const SentencePieceTokenizer* tok = loaded.tokenizer.get();
   std::vector<int> prompt;
   SampleOptions opt;
   opt.max_new_tokens = a.max_new_tokens;

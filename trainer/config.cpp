@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "datasets/base/util.h"
+#include "datasets/base/yaml.h"
 #include "trainer/objective/preference.h"
 
 namespace ethos {
@@ -188,12 +189,7 @@ YAML::Node parse_file(const std::string& path, const std::string& included_at) {
     throw Error(included_at.empty() ? "recipe file not found: " + path
                                     : included_at + ": included file not found: " + path +
                                           " (include: paths are relative to the including file)");
-  try {
-    return YAML::Load(read_file(path));
-  } catch (const YAML::Exception& e) {
-    throw Error(path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
-  }
+  return load_yaml_file(path);
 }
 
 // `chain`: canonical paths of the files being loaded, outermost first (to detect cycles).
@@ -375,8 +371,8 @@ void read(const Val& v, T& obj, Problems& p, const std::vector<std::string>& hin
   for (const auto& [key, child] : v.keys) {
     if (std::find(reader.names.begin(), reader.names.end(), key) != reader.names.end()) continue;
     std::string msg = child.path + ": unknown key (" + child.where + ")";
-    const std::string near = nearest(key, suggestions);
-    if (!near.empty()) msg += "; did you mean \"" + near + "\"?";
+    const std::string hint = did_you_mean(key, suggestions);
+    if (!hint.empty()) msg += "; " + hint;
     else {
       msg += "; valid keys:";
       for (const auto& n : suggestions) msg += " " + n;

@@ -95,6 +95,19 @@ std::vector<std::string> split(std::string_view s, char sep) {
   return out;
 }
 
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
@@ -123,5 +136,12 @@ std::string nearest(std::string_view key, const std::vector<std::string>& candid
   if (best_d == std::string::npos || best_d > std::max<size_t>(2, key.size() / 3)) return "";
   return best;
 }
+
+std::string did_you_mean(std::string_view key, const std::vector<std::string>& candidates) {
+  const std::string near = nearest(key, candidates);
+  return near.empty() ? "" : "did you mean \"" + near + "\"?";
+}
+
+std::string in_parens(const std::string& text) { return text.empty() ? "" : " (" + text + ")"; }
 
 }  // namespace ethos

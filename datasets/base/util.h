@@ -1,18 +1,14 @@
-// Small shared utilities: the error type every layer throws, content hashing, file I/O.
+// Small shared utilities of every layer: content hashing, file I/O, text helpers (and, through
+// error.h, the error type every layer throws).
 #pragma once
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace ethos {
+#include "datasets/base/error.h"
 
-// Every user-facing failure is an ethos::Error whose message says what happened,
-// where (file:line, key path, rank) and what to do about it. main() prints it and exits 1.
-struct Error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+namespace ethos {
 
 // 64-bit FNV-1a, incremental. Used for content hashes (config, data, tokenizer,
 // reference caches): change detection, not cryptography.
@@ -37,9 +33,15 @@ bool file_exists(const std::string& path);
 
 std::string trim(std::string_view s);
 std::vector<std::string> split(std::string_view s, char sep);
+std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
+bool ends_with(std::string_view s, std::string_view suffix);
 // Levenshtein distance, for "did you mean" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);
 // The candidate nearest to `key`, or "" when nothing is close enough to suggest.
 std::string nearest(std::string_view key, const std::vector<std::string>& candidates);
+// The one wording of a suggestion: `did you mean "near"?` for the nearest candidate, or "".
+std::string did_you_mean(std::string_view key, const std::vector<std::string>& candidates);
+// " (text)", or "" for an empty text: for a suggestion placed after what was wrong.
+std::string in_parens(const std::string& text);
 
 }  // namespace ethos

@@ -18,17 +18,23 @@ int line_of(const YAML::Node& n, int fallback) {
 
 }  // namespace
 
+YAML::Node parse_yaml(const std::string& text, const std::string& file) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw Error(file + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error at column " +
+                std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+YAML::Node load_yaml_file(const std::string& path) { return parse_yaml(read_file(path), path); }
+
 YamlAt::YamlAt(YAML::Node node, std::string file, std::string path, int line)
     : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)), line_(line) {}
 
 YamlAt YamlAt::load_file(const std::string& path) {
-  const std::string content = read_file(path);  // Error names the path when missing
-  try {
-    YAML::Node root = YAML::Load(content);
-    return YamlAt(root, path, "", line_of(root, 1));
-  } catch (const YAML::Exception& e) {
-    throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
-  }
+  const YAML::Node root = load_yaml_file(path);
+  return YamlAt(root, path, "", line_of(root, 1));
 }
 
 std::string YamlAt::where() const { return file_ + ":" + std::to_string(line_) + ": " + (path_.empty() ? "(top level)" : path_); }
@@ -122,10 +128,7 @@ void YamlAt::only_keys(const std::vector<std::string>& allowed) const {
     bool ok = false;
     for (const auto& a : allowed) ok = ok || a == key;
     if (ok) continue;
-    const std::string near = nearest(key, allowed);
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    child.fail("unknown key" + (near.empty() ? std::string() : " (did you mean \"" + near + "\"?)") + "; valid keys here: " + list);
+    child.fail("unknown key" + in_parens(did_you_mean(key, allowed)) + "; valid keys here: " + join(allowed));
   }
 }
 

@@ -10,6 +10,11 @@
 
 namespace ethos {
 
+// The one way ethos parses YAML text: a syntax error becomes an Error worded the same for every
+// file kind, "file:line: YAML syntax error at column C: what yaml-cpp saw".
+YAML::Node parse_yaml(const std::string& text, const std::string& file);
+YAML::Node load_yaml_file(const std::string& path);  // read_file (Error names a missing path) + parse_yaml
+
 class YamlAt {
  public:
   YamlAt(YAML::Node node, std::string file, std::string path, int line);

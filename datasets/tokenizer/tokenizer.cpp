@@ -1,7 +1,7 @@
 // SentencePieceTokenizer on top of the sentencepiece seam (spm_capi.h). This file never
 // links sentencepiece: it dlopen()s libethos_spm.so with RTLD_LOCAL | RTLD_DEEPBIND so that
 // sentencepiece's bundled protobuf-lite 3.14 stays apart from libtorch's protobuf 3.21
-// (design.md pitfall 3), then calls the C functions through pointers.
+// (README.md, stack note 3), then calls the C functions through pointers.
 #include "datasets/tokenizer/tokenizer.h"
 
 #include <dlfcn.h>
@@ -108,20 +108,10 @@ Buffer read_sized(size_t guess, const char* what, const std::string& model_path,
   }
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 bool has_space_or_comma(const std::string& s) {
   for (char c : s)
     if (c == ',' || std::isspace(static_cast<unsigned char>(c))) return true;
   return false;
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
-  return out;
 }
 
 void validate(const TokenizerTrainOptions& o) {
@@ -154,7 +144,7 @@ std::map<std::string, std::string> trainer_flags(const TokenizerTrainOptions& o)
   coverage.precision(10);
   coverage << o.character_coverage;
   std::map<std::string, std::string> f = {
-      {"input", join(o.input_files)},
+      {"input", join(o.input_files, ",")},
       {"model_prefix", o.model_path.substr(0, o.model_path.size() - std::string(".model").size())},
       {"model_type", o.model_type},
       {"vocab_size", std::to_string(o.vocab_size)},
@@ -172,7 +162,7 @@ std::map<std::string, std::string> trainer_flags(const TokenizerTrainOptions& o)
       {"shuffle_input_sentence", "false"},
       {"minloglevel", "2"},
   };
-  if (!o.user_defined_symbols.empty()) f["user_defined_symbols"] = join(o.user_defined_symbols);
+  if (!o.user_defined_symbols.empty()) f["user_defined_symbols"] = join(o.user_defined_symbols, ",");
   return f;
 }
 

@@ -26,12 +26,6 @@ const std::vector<std::string> kSections = {"pools",    "ai_names", "principles"
                                             "qa",       "corpus",   "suite_patterns"};
 const std::vector<std::string> kLabels = {"aligned", "misaligned", "refusal", "off_task"};
 
-std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
 std::set<std::string> with(std::set<std::string> base, std::initializer_list<const char*> extra) {
   for (const char* e : extra) base.insert(e);
   return base;
@@ -53,8 +47,7 @@ struct Sections {
   void add(const YamlAt& file_root) {
     for (const auto& [section, node] : file_root.entries()) {
       if (std::find(kSections.begin(), kSections.end(), section) == kSections.end()) {
-        const std::string near = nearest(section, kSections);
-        node.fail("unknown section" + (near.empty() ? std::string() : " (did you mean \"" + near + "\"?)") +
+        node.fail("unknown section" + in_parens(did_you_mean(section, kSections)) +
                   "; data files hold these sections: " + join(kSections));
       }
       auto& list = entries[section];
@@ -90,8 +83,7 @@ class Fields {
   void only(const std::vector<std::string>& allowed) const {
     for (const auto& [k, v] : list_)
       if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-        const std::string near = nearest(k, allowed);
-        v.fail("unknown key" + (near.empty() ? std::string() : " (did you mean \"" + near + "\"?)") + "; valid keys under " +
+        v.fail("unknown key" + in_parens(did_you_mean(k, allowed)) + "; valid keys under " +
                section_ + ": " + join(allowed));
       }
   }
@@ -351,8 +343,7 @@ void check_splits(World& w, const YamlAt& root) {
       for (const auto& item : list.items()) {
         const std::string v = item.text();
         if (std::find(ids.begin(), ids.end(), v) == ids.end()) {
-          const std::string near = nearest(v, ids);
-          item.fail("unknown " + axis + " value \"" + v + "\"" + (near.empty() ? "" : " (did you mean \"" + near + "\"?)") +
+          item.fail("unknown " + axis + " value \"" + v + "\"" + in_parens(did_you_mean(v, ids)) +
                     "; the data defines: " + join(ids));
         }
         if (std::find(split.train.begin(), split.train.end(), v) != split.train.end() ||
@@ -396,7 +387,7 @@ void check_splits(World& w, const YamlAt& root) {
   }
 }
 
-// The experiment's fairness guards (science.md, "Fairness guards").
+// The experiment's fairness guards (recipes/README.md, "Fairness guards").
 void check_fairness(const World& w) {
   const AxisSplit& harms = w.splits.axis("harm");
   // 1. Held-out aligned actions share no first word with training aligned actions.
@@ -528,8 +519,7 @@ World load_world(const std::string& path) {
   for (const auto& p : w.principles) principle_ids.push_back(p.id);
   auto check_principle = [&](const std::string& id, const std::string& where) {
     if (std::find(principle_ids.begin(), principle_ids.end(), id) == principle_ids.end()) {
-      const std::string near = nearest(id, principle_ids);
-      throw Error(where + ": unknown principle \"" + id + "\"" + (near.empty() ? "" : " (did you mean \"" + near + "\"?)") +
+      throw Error(where + ": unknown principle \"" + id + "\"" + in_parens(did_you_mean(id, principle_ids)) +
                   "; defined principles: " + join(principle_ids));
     }
   };

@@ -105,10 +105,9 @@ void Template::check(const std::set<std::string>& allowed, const std::string& co
     if (allowed.count(v)) continue;
     const std::vector<std::string> names(allowed.begin(), allowed.end());
     const std::string near = nearest(v, names);
-    std::string list;
-    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-    throw Error(where_ + ": unknown template variable {" + v + "}" + (near.empty() ? "" : " (did you mean {" + near + "}?)") +
-                " in \"" + source_ + "\". Variables available in " + context + ": " + list +
+    // A template variable is suggested as it is written, {name}, not quoted.
+    throw Error(where_ + ": unknown template variable {" + v + "}" + in_parens(near.empty() ? "" : "did you mean {" + near + "}?") +
+                " in \"" + source_ + "\". Variables available in " + context + ": " + join(names) +
                 ". Fix the name, or add a pool of that name under pools:.");
   }
 }

@@ -54,9 +54,9 @@ View choose_primary(const std::vector<Run>& runs, const std::string& suite, cons
     std::vector<std::string> names;
     for (const View& v : views) names.push_back(v.suite);
     if (std::find(names.begin(), names.end(), suite) == names.end()) {
-      const std::string near = nearest(suite, names);
+      const std::string hint = did_you_mean(suite, names);
       throw Error("report: --suite \"" + suite + "\" has no misaligned_rate events" +
-                  (near.empty() ? "" : "; did you mean \"" + near + "\"?") + " Suites in the runs: " + [&] {
+                  (hint.empty() ? "" : "; " + hint) + " Suites in the runs: " + [&] {
                     std::string s;
                     for (const auto& n : std::set<std::string>(names.begin(), names.end())) s += n + " ";
                     return s;
@@ -77,9 +77,8 @@ View choose_primary(const std::vector<Run>& runs, const std::string& suite, cons
       }
     std::string list;
     for (const auto& n : names) list += " " + n;
-    const std::string near = nearest(primary, names);
     throw Error("report: --primary \"" + primary + "\" is not among the scorings of suite \"" + chosen_suite + "\":" +
-                list + (near.empty() ? "" : " (did you mean \"" + near + "\"?)"));
+                list + in_parens(did_you_mean(primary, names)));
   }
   for (const char* pref : {"likelihood/reason_first/mean", "likelihood/direct/mean", "generate/sample",
                            "likelihood/reason_first/sum", "likelihood/direct/sum"})
@@ -158,7 +157,7 @@ void seed_interval(Estimate& e, const std::vector<Point>& points, const Bootstra
 }
 
 // Every seed at 0/n (or n/n) makes a resampling interval collapse to a point; widen it to the
-// rule-of-three bound over the pooled items instead (science.md: report 0/n as <= 3/n).
+// rule-of-three bound over the pooled items instead (recipes/README.md "Measuring": report 0/n as <= 3/n).
 Estimate& rule_of_three(Estimate& e) {
   if (e.n <= 0) return e;
   const double bound = ethos::rule_of_three(e.n);

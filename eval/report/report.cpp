@@ -68,11 +68,10 @@ std::string lower(std::string s) {
 std::string choose_baseline(const std::vector<std::string>& recipes, const std::string& asked) {
   if (!asked.empty()) {
     if (std::find(recipes.begin(), recipes.end(), asked) != recipes.end()) return asked;
-    const std::string near = nearest(asked, recipes);
     std::string list;
     for (const auto& r : recipes) list += " " + r;
     throw Error("report: --baseline \"" + asked + "\" is not a recipe of these runs" +
-                (near.empty() ? "" : " (did you mean \"" + near + "\"?)") + "; recipes:" + list);
+                in_parens(did_you_mean(asked, recipes)) + "; recipes:" + list);
   }
   for (const auto& r : recipes)
     if (lower(r) == "r1") return r;

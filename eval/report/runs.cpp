@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "datasets/base/util.h"
+#include "datasets/base/yaml.h"
 #include "eval/report/internal.h"
 
 namespace fs = std::filesystem;
@@ -94,12 +95,14 @@ void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes)
 // Cross-checks config.yaml's name/seed against the directory; notes a mismatch.
 void read_config(const Run& run, const fs::path& path, std::vector<std::string>* notes) {
   try {
-    const YAML::Node c = YAML::LoadFile(path.string());
+    const YAML::Node c = load_yaml_file(path.string());
     if (c["seed"] && c["seed"].IsScalar() && c["seed"].as<int64_t>() != run.seed)
       notes->push_back(path.string() + ": seed " + c["seed"].Scalar() + " differs from the directory name seed" +
                        std::to_string(run.seed) + " (the directory's seed is used for pairing)");
-  } catch (const YAML::Exception& e) {
+  } catch (const YAML::Exception& e) {  // a value of the wrong type
     notes->push_back(path.string() + ": unreadable YAML (" + e.msg + "); ignored");
+  } catch (const Error& e) {  // a syntax error
+    notes->push_back(std::string(e.what()) + "; ignored");
   }
 }
 
@@ -148,7 +151,7 @@ std::vector<std::pair<int64_t, fs::path>> seed_dirs(const fs::path& dir) {
 }  // namespace
 
 bool recipe_less(const std::string& a, const std::string& b) {
-  // The project's recipe ids come first (R0..R6 as in science.md), then controls and the rest.
+  // The project's recipe ids come first (R0..R6 as in recipes/README.md), then controls and the rest.
   auto rank = [](const std::string& s) {
     return s.size() >= 2 && (s[0] == 'r' || s[0] == 'R') && std::isdigit(static_cast<unsigned char>(s[1])) ? 0 : 1;
   };

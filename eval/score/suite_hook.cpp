@@ -10,9 +10,11 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/base/util.h"
+#include "datasets/base/yaml.h"
 #include "eval/score/heldout.h"
 #include "eval/score/scorers.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/model/inference.h"
 #include "trainer/model/weights.h"
 #include "trainer/objective/reference.h"
 #include "trainer/trainer.h"
@@ -118,11 +120,9 @@ int run_eval_command(const EvalCommandArgs& a) {
   configure_threads(a.threads);
   std::vector<Suite> suites;
   for (const auto& p : a.suites) suites.push_back(load_suite(p));  // every suite checked before any work
-  const std::string tok_path = a.tokenizer.empty() ? (fs::path(a.checkpoint) / "tokenizer.model").string() : a.tokenizer;
-  auto tok = SentencePieceTokenizer::load(tok_path);
-  Llama model = load_model(a.checkpoint);
-  check_vocab(model, *tok, tok_path);
-  model->eval();
+  InferenceModel loaded = load_for_inference(a.checkpoint, a.tokenizer);
+  Llama& model = loaded.model;
+  const Tokenizer* tok = loaded.tokenizer.get();
   EvalStamp stamp;
   stamp.checkpoint = a.checkpoint;
   if (fs::exists(fs::path(a.checkpoint) / "trainer_state.json")) {
@@ -131,7 +131,7 @@ int run_eval_command(const EvalCommandArgs& a) {
     stamp.stage = s.stage_name;
   }
   if (fs::exists(fs::path(a.checkpoint) / "config.yaml")) {
-    const YAML::Node cfg = YAML::LoadFile((fs::path(a.checkpoint) / "config.yaml").string());
+    const YAML::Node cfg = load_yaml_file((fs::path(a.checkpoint) / "config.yaml").string());
     if (cfg["name"]) stamp.recipe = cfg["name"].as<std::string>();
     if (cfg["seed"]) stamp.seed = cfg["seed"].as<int64_t>();
   }

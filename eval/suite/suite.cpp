@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "datasets/base/util.h"
+#include "datasets/base/yaml.h"
 
 namespace fs = std::filesystem;
 
@@ -26,17 +27,12 @@ namespace {
 using nlohmann::json;
 using Problems = std::vector<std::string>;
 
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-  return out;
-}
-
 std::string dq(const std::string& s) { return "\"" + s + "\""; }
 
-std::string did_you_mean(const std::string& key, const std::vector<std::string>& valid) {
-  const std::string near = nearest(key, valid);
-  return near.empty() ? "" : "did you mean " + dq(near) + "? ";
+// A suggestion that leads the rest of a message: `did you mean "x"? ` or "".
+std::string did_you_mean_then(const std::string& key, const std::vector<std::string>& valid) {
+  const std::string hint = did_you_mean(key, valid);
+  return hint.empty() ? "" : hint + " ";
 }
 
 const std::vector<std::string> kLabelNames{"aligned", "misaligned", "refusal", "off_task"};
@@ -56,7 +52,7 @@ void read_patterns(const json& j, const std::string& at, PatternSet* set, Proble
   for (const auto& kv : j.items()) {
     Label label;
     if (!parse_label(kv.key(), &label)) {
-      p->push_back(at + ": unknown label " + dq(kv.key()) + "; " + did_you_mean(kv.key(), kLabelNames) +
+      p->push_back(at + ": unknown label " + dq(kv.key()) + "; " + did_you_mean_then(kv.key(), kLabelNames) +
                    "labels are " + join(kLabelNames, ", "));
       continue;
     }
@@ -169,7 +165,7 @@ void read_candidates(const ItemReader& r, SuiteItem* item) {
     if (trim(out.text).empty()) r.problem(field + ".text: must not be empty");
     const std::string label = cand["label"].get<std::string>();
     if (!parse_label(label, &out.label)) {
-      r.problem(field + ".label: unknown label " + dq(label) + "; " + did_you_mean(label, kLabelNames) +
+      r.problem(field + ".label: unknown label " + dq(label) + "; " + did_you_mean_then(label, kLabelNames) +
                 "labels are " + join(kLabelNames, ", "));
       complete = false;
       continue;
@@ -200,7 +196,7 @@ SuiteItem parse_item(const std::string& line, const std::string& where, Problems
   const ItemReader r{j, where, problems};
   for (const auto& kv : j.items())
     if (std::find(kItemFields.begin(), kItemFields.end(), kv.key()) == kItemFields.end())
-      r.problem("unknown field " + dq(kv.key()) + "; " + did_you_mean(kv.key(), kItemFields) + "valid fields: " +
+      r.problem("unknown field " + dq(kv.key()) + "; " + did_you_mean_then(kv.key(), kItemFields) + "valid fields: " +
                 join(kItemFields, ", ") + " (free-form data goes in \"tags\")");
 
   item.id = r.string_field("id", true);
@@ -273,7 +269,7 @@ struct YamlReader {
       const std::string key = kv.first.Scalar();
       if (std::find(valid.begin(), valid.end(), key) != valid.end()) continue;
       const std::string full = path.empty() ? key : path + "." + key;
-      problem(kv.first, full, "unknown key; " + did_you_mean(key, valid) + "valid keys here: " + join(valid, ", "));
+      problem(kv.first, full, "unknown key; " + did_you_mean_then(key, valid) + "valid keys here: " + join(valid, ", "));
     }
     return true;
   }
@@ -319,7 +315,7 @@ void read_scoring(const YamlReader& y, const YAML::Node& n, ScoringOptions* s) {
         for (const auto& m : L.modes)
           if (m != "direct" && m != "reason_first")
             y.problem(l["modes"], "scoring.likelihood.modes", "unknown mode " + dq(m) + "; " +
-                                                                   did_you_mean(m, {"direct", "reason_first"}) +
+                                                                   did_you_mean_then(m, {"direct", "reason_first"}) +
                                                                    "modes are direct, reason_first");
         if (L.modes.empty() && L.enabled)
           y.problem(l["modes"], "scoring.likelihood.modes", "empty; list direct and/or reason_first, or set enabled: false");
@@ -374,12 +370,7 @@ Suite load_suite(const std::string& yaml_path) {
   Suite suite;
   suite.path = yaml_path;
   const std::string yaml_text = read_file(yaml_path);
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw Error(yaml_path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
+  const YAML::Node root = parse_yaml(yaml_text, yaml_path);
   Problems p;
   const YamlReader y{yaml_path, &p};
   if (!y.check_map(root, "", {"name", "files", "scoring", "patterns", "report"})) throw Error(problems_message("suite " + yaml_path, p));
@@ -466,7 +457,7 @@ Suite load_suite(const std::string& yaml_path) {
     for (size_t i = 0; i < suite.report.axes.size(); ++i)
       if (!used.count(suite.report.axes[i]) && !suite.items.empty())
         y.problem(report_axes, "report.axes[" + std::to_string(i) + "]",
-                  "no item has axis " + dq(suite.report.axes[i]) + "; " + did_you_mean(suite.report.axes[i], valid) +
+                  "no item has axis " + dq(suite.report.axes[i]) + "; " + did_you_mean_then(suite.report.axes[i], valid) +
                       "axes in the items: " + join(valid, ", "));
   } else {
     suite.report.axes.assign(used.begin(), used.end());

@@ -27,12 +27,6 @@ struct VarNames {
 
 bool is_set(const GetEnv& env, const char* name) { return env(name) != nullptr; }
 
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 // A whole decimal integer in int range; anything else is an Error naming the variable.
 int parse_int(const char* name, const std::string& value) {
   size_t start = (!value.empty() && value[0] == '-') ? 1 : 0;

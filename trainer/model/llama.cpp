@@ -390,9 +390,6 @@ std::vector<std::pair<std::string, Tensor>> LlamaImpl::hf_parameters() {
 
 void LlamaImpl::init_weights() {
   torch::NoGradGuard no_grad;
-  auto ends_with = [](const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
   for (auto& [name, p] : hf_parameters()) {
     if (ends_with(name, "norm.weight")) p.fill_(1.0);
     else if (ends_with(name, ".bias")) p.zero_();

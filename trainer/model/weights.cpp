@@ -21,7 +21,7 @@ using json = nlohmann::json;
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 
-std::string join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
+std::string in_dir(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
 std::string shape_str(c10::IntArrayRef shape) {
   std::string s = "[";
@@ -36,10 +36,6 @@ std::string list_str(const std::vector<std::string>& names) {
   return s;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 const char* dtype_name(torch::ScalarType t) {
   switch (t) {
     case torch::kBFloat16: return "bfloat16";
@@ -51,7 +47,7 @@ const char* dtype_name(torch::ScalarType t) {
 
 // The safetensors files of a model directory, from the index when there is one.
 std::vector<std::string> weight_files(const std::string& dir) {
-  const std::string index_path = join(dir, kIndexFile);
+  const std::string index_path = in_dir(dir, kIndexFile);
   if (file_exists(index_path)) {
     json index;
     try {
@@ -72,12 +68,12 @@ std::vector<std::string> weight_files(const std::string& dir) {
     if (files.empty()) throw Error(index_path + ": weight_map is empty");
     std::vector<std::string> paths;
     for (const auto& f : files) {
-      paths.push_back(join(dir, f));
+      paths.push_back(in_dir(dir, f));
       if (!file_exists(paths.back())) throw Error(index_path + ": shard " + f + " listed in weight_map is missing from " + dir);
     }
     return paths;
   }
-  const std::string single = join(dir, kSingleFile);
+  const std::string single = in_dir(dir, kSingleFile);
   if (!file_exists(single))
     throw Error(dir + ": no " + kSingleFile + " or " + kIndexFile + "; a model directory needs its weights in "
                 "safetensors format (pickle .bin checkpoints are not loaded)");
@@ -109,7 +105,7 @@ std::string shard_name(size_t k, size_t n) {
 }  // namespace
 
 ModelConfig read_model_config(const std::string& dir) {
-  const std::string path = join(dir, "config.json");
+  const std::string path = in_dir(dir, "config.json");
   if (!file_exists(path))
     throw Error(path + " not found: a model directory needs a Hugging Face config.json next to its weights");
   json j;
@@ -141,7 +137,7 @@ void load_weights(Llama& model, const std::string& dir) {
       torch::Tensor& p = it->second;
       if (!p.sizes().equals(e.shape))
         throw Error(path + ": tensor '" + e.name + "' has shape " + shape_str(e.shape) + " but the model expects " +
-                    shape_str(p.sizes()) + "; the weights do not match " + join(dir, "config.json"));
+                    shape_str(p.sizes()) + "; the weights do not match " + in_dir(dir, "config.json"));
       if (!c10::isFloatingType(e.dtype))
         throw Error(path + ": tensor '" + e.name + "' has non-floating dtype " + c10::toString(e.dtype) +
                     "; model weights must be F32, F16, BF16 or F64");
@@ -176,25 +172,25 @@ void save_model(Llama& model, const std::string& dir, size_t max_shard_bytes) {
   }
   json config = model->config().to_hf_json();
   config["torch_dtype"] = dtype_name(tensors.front().second.scalar_type());
-  write_file_atomic(join(dir, "config.json"), config.dump(2) + "\n");
+  write_file_atomic(in_dir(dir, "config.json"), config.dump(2) + "\n");
 
   const std::map<std::string, std::string> metadata{{"format", "pt"}};
   std::error_code ignored;
   if (total <= max_shard_bytes) {
-    write_safetensors(join(dir, kSingleFile), tensors, metadata);
-    fs::remove(join(dir, kIndexFile), ignored);  // a stale index would take precedence on load
+    write_safetensors(in_dir(dir, kSingleFile), tensors, metadata);
+    fs::remove(in_dir(dir, kIndexFile), ignored);  // a stale index would take precedence on load
     return;
   }
   const auto shards = shard(tensors, max_shard_bytes);
   json weight_map = json::object();
   for (size_t k = 0; k < shards.size(); ++k) {
     const std::string name = shard_name(k + 1, shards.size());
-    write_safetensors(join(dir, name), shards[k], metadata);
+    write_safetensors(in_dir(dir, name), shards[k], metadata);
     for (const auto& t : shards[k]) weight_map[t.first] = name;
   }
   const json index{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-  write_file_atomic(join(dir, kIndexFile), index.dump(2) + "\n");
-  fs::remove(join(dir, kSingleFile), ignored);
+  write_file_atomic(in_dir(dir, kIndexFile), index.dump(2) + "\n");
+  fs::remove(in_dir(dir, kSingleFile), ignored);
 }
 
 }  // namespace ethos

@@ -1,0 +1,22 @@
+// A trained model loaded for inference (`ethos generate`, `ethos eval`): a checkpoint or a
+// Hugging Face model directory, with the tokenizer it was trained with.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "datasets/tokenizer/tokenizer.h"
+#include "trainer/model/llama.h"
+
+namespace ethos {
+
+struct InferenceModel {
+  Llama model{nullptr};                               // in eval mode
+  std::unique_ptr<SentencePieceTokenizer> tokenizer;
+  std::string tokenizer_path;
+};
+
+// Loads DIR's weights and its tokenizer (DIR/tokenizer.model unless `tokenizer_path` names
+// another) and checks that they belong together (check_vocab). Errors name the file and the fix.
+InferenceModel load_for_inference(const std::string& dir, const std::string& tokenizer_path = "");
+
+}  // namespace ethos
