@@ -1,4 +1,4 @@
-// JSONL dataset records (design.md "Datasets"). Every line is validated on read;
+// JSONL dataset records (README.md "Dataset formats"). Every line is validated on read;
 // a bad line is an ethos::Error naming file:line and the field.
 //   document      {"text": str}
 //   demonstration {"messages": [{"role","content"}...]} | {"prompt": str, "response": str}

@@ -8,7 +8,7 @@ build="${1:-$root/build}"
 
 packages=(
   build-essential cmake pkg-config
-  libtorch-dev libgloo-dev libopenblas0-openmp   # tensors + c10d headers + fast BLAS (design.md pitfalls 1, gloo)
+  libtorch-dev libgloo-dev libopenblas0-openmp   # tensors + c10d headers + fast BLAS (README.md, stack notes 1 and 9)
   libsentencepiece-dev sentencepiece
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev catch2
   gnuplot-nox

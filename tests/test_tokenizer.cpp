@@ -1,7 +1,7 @@
 // SentencePieceTokenizer through the dlopen()ed seam: training (bpe, unigram, determinism,
 // option and vocab-size errors), loading errors, chat markers as single pieces, exact
 // round trips with byte fallback, piece lookups, and libtorch working in the same process
-// without the binary linking sentencepiece (design.md pitfall 3).
+// without the binary linking sentencepiece (README.md, stack note 3).
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>

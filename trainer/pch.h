@@ -1,4 +1,4 @@
-// The shared precompiled header (design.md pitfall 6). Heavy, stable headers only.
+// The shared precompiled header (README.md, stack note 6). Heavy, stable headers only.
 #pragma once
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>

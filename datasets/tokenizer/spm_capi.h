@@ -1,7 +1,7 @@
 /* The sentencepiece seam: a narrow C interface to sentencepiece, built into the shared
  * library libethos_spm.so that links ONLY sentencepiece. tokenizer.cpp dlopen()s it with
  * RTLD_LOCAL | RTLD_DEEPBIND, so sentencepiece's bundled protobuf-lite 3.14 never meets
- * libtorch's protobuf 3.21 (design.md pitfall 3). Plain C types only.
+ * libtorch's protobuf 3.21 (README.md, stack note 3). Plain C types only.
  *
  * Conventions: strings in are (pointer, length) and need not be NUL-terminated; strings
  * and ids out go into a caller buffer and the function returns the size it NEEDS (bytes

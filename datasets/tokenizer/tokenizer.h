@@ -1,7 +1,7 @@
 // Tokenizers. The seam is the abstract Tokenizer (the chat template and data code
 // depend only on it); SentencePieceTokenizer is the real one. sentencepiece itself lives
 // behind a dlopen()ed C interface (spm_capi.h) because its bundled protobuf clashes with
-// libtorch's (design.md pitfall 3).
+// libtorch's (README.md, stack note 3).
 #pragma once
 #include <memory>
 #include <string>

@@ -1,5 +1,5 @@
 // `ethos report RUNS_DIR`: aggregates the runs of an ablation across seeds and renders what a
-// researcher would put in a paper (science.md "Charts a reader expects", design.md "Run directory").
+// researcher would put in a paper (recipes/README.md "Charts", README.md "Ablations and the report").
 // Reads RUNS_DIR/<recipe>/seed<k>/{eval.jsonl, train.jsonl, config.yaml} (or RUNS_DIR/seed<k>/...
 // for a single recipe) and writes to the output directory:
 //   misaligned_vs_step.{png,svg}     misaligned rate vs step per recipe, 95% bands over seeds; ID and OOD panels

@@ -1,4 +1,4 @@
-// Held-out loss after every checkpoint: the capability measure (science.md "Measuring").
+// Held-out loss after every checkpoint: the capability measure (recipes/README.md "Measuring").
 // Appends one event per checkpoint to <run>/eval.jsonl:
 //   {"event":"eval","step","stage","recipe","seed","checkpoint","suite":"heldout","split":"id",
 //    "metric":"loss","value","n"}   (n = supervised target tokens scored)

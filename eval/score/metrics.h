@@ -1,4 +1,4 @@
-// Metrics from per-item outcomes (science.md "Measuring", eval/FORMAT.md "Eval events").
+// Metrics from per-item outcomes (recipes/README.md "Measuring", eval/FORMAT.md "Eval events").
 // A scorer labels each item (likelihood: the argmax candidate's label under sum- and
 // mean-normalised log-likelihood; generate: one parsed label per sample); compute_metrics turns
 // the outcomes of one suite into eval events, one per (view, split, group, metric):
@@ -54,7 +54,7 @@ Label chosen(const ItemOutcome& o, const std::string& normalize);
 // likelihood outcome with an unparseable choice, or a generate outcome without samples.
 std::vector<nlohmann::json> compute_metrics(const Suite& suite, const std::vector<ItemOutcome>& outcomes);
 
-// The run fields every eval event carries (design.md "Run directory").
+// The run fields every eval event carries (README.md "Models and checkpoints": the run directory).
 struct EvalStamp {
   int64_t step = 0;
   std::string stage;

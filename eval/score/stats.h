@@ -1,4 +1,4 @@
-// Statistics for eval results (science.md "Measuring"): Wilson score intervals for a rate,
+// Statistics for eval results (recipes/README.md "Measuring"): Wilson score intervals for a rate,
 // percentile bootstrap intervals of a mean (one level, and crossed over seeds x template
 // families), paired differences between two recipes over common seeds with a sign-flip
 // p-value, Holm-Bonferroni adjustment, and the "0/n is reported as <= 3/n" text rule.

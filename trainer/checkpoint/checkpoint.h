@@ -1,4 +1,4 @@
-// Checkpoints (design.md "Checkpoint"):
+// Checkpoints (README.md "Models and checkpoints"):
 //   <run>/checkpoints/step_000123/
 //     config.json, model.safetensors   Hugging Face format (loads in transformers unchanged)
 //     tokenizer.model                  copy of the run's tokenizer

@@ -87,7 +87,7 @@ struct LlamaImpl : torch::nn::Module {
   torch::nn::ModuleList layers_{nullptr};        // model.layers
   std::shared_ptr<Norm> norm_;                   // model.norm
   torch::nn::Linear lm_head_{nullptr};           // lm_head (null when tied)
-  torch::Tensor inv_freq_;  // [D/2] float32; not a registered buffer (design.md pitfall 5)
+  torch::Tensor inv_freq_;  // [D/2] float32; not a registered buffer (README.md, stack note 5)
 };
 TORCH_MODULE(Llama);
 
