@@ -18,7 +18,10 @@ dpkg-deb -x "$work"/libtorch-dev_*.deb "$work/root"
 inc="$work/root/usr/include"
 grep -E "define TORCH_VERSION_(MAJOR|MINOR)" "$inc/torch/csrc/api/include/torch/version.h"
 status=0
-for f in "$root"/trainer/*.cpp "$root"/trainer/model/*.cpp "$root"/eval/*.cpp "$root"/tests/test_*.cpp "$root"/tests/bench/*.cpp; do
+# Every C++ source of the torch floors and above (datasets/ has no torch), and the tests.
+mapfile -t sources < <(cd "$root" && find trainer eval launch -name '*.cpp' | sort; ls tests/test_*.cpp tests/bench/*.cpp)
+for rel in "${sources[@]}"; do
+  f="$root/$rel"
   if g++ -std=c++17 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -DCATCH_CONFIG_PREFIX_ALL \
        -DETHOS_SOURCE_DIR='""' -DETHOS_BINARY_DIR='""' -DETHOS_BIN='""' \
        -isystem "$inc" -isystem "$inc/torch/csrc/api/include" -I "$root" "$f" 2>"$work/err.txt"; then
