@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -16,13 +15,13 @@
 
 #include "datasets/base/util.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/stage_cache.h"
 #include "trainer/compat.h"
 #include "trainer/dist/data_parallel.h"
 #include "trainer/dist/process_group.h"
 #include "trainer/model/weights.h"
 #include "trainer/objective/objective.h"
 #include "trainer/optim.h"
-#include "trainer/checkpoint/stage_cache.h"
 
 namespace fs = std::filesystem;
 
