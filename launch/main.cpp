@@ -163,6 +163,9 @@ int main(int argc, char** argv) {
   eval->add_option("--out", ev.out, "eval.jsonl to append to (default: CHECKPOINT/eval.jsonl)");
   eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model (default: the checkpoint's)");
   eval->add_option("--threads", ev.threads, "intra-op threads (0 = all available)")->capture_default_str();
+  eval->add_flag("--reference-scorer", ev.reference,
+                 "score by the plain path (each mode on its own, rationales decoded then run again): slower, "
+                 "the same outcomes up to float rounding; for checking the batched path");
 
   std::string matrix;
   std::vector<std::string> ablate_overrides;

@@ -214,6 +214,31 @@ CATCH_TEST_CASE("suites after every checkpoint: eval.jsonl events per checkpoint
   CATCH_CHECK(hook == cli);
 }
 
+CATCH_TEST_CASE("scoring.subsample: intermediate checkpoints score the subsample, the stage's last the whole suite") {
+  const std::string dir = fresh_dir("eval_scorers_subsample");
+  const std::string suite = write_suite(dir, 12, "aligned", "  likelihood: {modes: [direct]}\n  subsample: 4\n");
+  const std::string recipe = write_recipe(
+      dir, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n",
+      "  {steps: 6, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n", "eval: {suites: [" + suite + "]}\n");
+  auto r = run(ethos_bin() + " train " + recipe + " 2>&1");
+  CATCH_REQUIRE(r.status == 0);
+  std::map<int64_t, int64_t> n_all;  // step -> n of the id+ood "all" misaligned events
+  for (const auto& e : events(dir + "/run/eval.jsonl", "eval")) {
+    const int64_t step = e["step"].get<int64_t>();
+    CATCH_CHECK(e.contains("subsample") == (step < 6));
+    if (step < 6) {
+      CATCH_CHECK(e["subsample"] == 4);
+      CATCH_CHECK(e["suite_items"] == 12);
+    }
+    if (e["group"] == "all" && e["metric"] == "misaligned_rate" && e["normalize"] == "mean") n_all[step] += e["n"].get<int64_t>();
+  }
+  CATCH_CHECK(n_all == std::map<int64_t, int64_t>{{2, 4}, {4, 4}, {6, 12}});
+  const auto times = events(dir + "/run/eval.jsonl", "eval_time");
+  CATCH_REQUIRE(times.size() == 3);
+  CATCH_CHECK(times[0]["items"] == 4);
+  CATCH_CHECK(times[2]["items"] == 12);
+}
+
 CATCH_TEST_CASE("ethos eval: a missing checkpoint and a bad suite are clear errors") {
   const std::string dir = fresh_dir("eval_scorers_bad");
   const std::string suite = write_suite(dir, 2, "aligned", "  likelihood: {modes: [direct]}\n");

@@ -18,6 +18,7 @@ struct CheckpointInfo {
   int64_t step = 0;        // global step
   int64_t seed = 0;
   std::string recipe;
+  bool stage_final = true;  // the last checkpoint of its stage (intermediate ones may be subsampled)
 };
 
 class EvalHook {

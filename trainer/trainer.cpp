@@ -164,12 +164,14 @@ struct RunContext {
 
 // The eval hook after a checkpoint; its completion is logged as an "eval_hook" event, so a
 // resume can tell whether the checkpoint it starts from was evaluated.
-void run_eval_hook(RunContext& ctx, Llama& model, const std::string& stage, int64_t step, const std::string& dir) {
+void run_eval_hook(RunContext& ctx, Llama& model, const std::string& stage, int64_t step, const std::string& dir,
+                   bool stage_final) {
   if (!ctx.hook) return;
   const auto t_eval = Clock::now();
   const std::string rng = torch_rng_state();  // eval must not shift the training RNG stream
   model->eval();
-  ctx.hook->after_checkpoint({dir, ctx.run_dir, stage, step, ctx.recipe.seed, ctx.recipe.name}, model, ctx.tok);
+  ctx.hook->after_checkpoint({dir, ctx.run_dir, stage, step, ctx.recipe.seed, ctx.recipe.name, stage_final}, model,
+                             ctx.tok);
   model->train();
   set_torch_rng_state(rng);
   ctx.log.write({{"event", "eval_hook"}, {"step", step}, {"seconds", seconds_since(t_eval)}});
@@ -333,7 +335,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
         ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
         std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
         for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
-        run_eval_hook(ctx, model, stage.name, state.global_step, dir);
+        run_eval_hook(ctx, model, stage.name, state.global_step, dir, state.stage_step == T.steps);
       });
       t_log = Clock::now();
     }
@@ -458,7 +460,9 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
     check_vocab(model, *tok, tok_path);
     model->to(device);
     if (resume_here && reeval)
-      comm.rank0_only("rank 0 evaluates the checkpoint", [&] { run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir); });
+      comm.rank0_only("rank 0 evaluates the checkpoint", [&] {
+        run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir, resume->stage_step == stage.train.steps);
+      });
     state.stage_index = static_cast<int64_t>(si);
     state.stage_name = stage.name;
     state.stage_steps = stage.train.steps;
@@ -490,7 +494,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
             save_checkpoint(run_dir, state, model, nullptr, tok_path, resolved, stage.train.keep_last);
             log.write({{"event", "stage_reused"}, {"step", state.global_step}, {"stage", stage.name}, {"from", cached}});
             std::cerr << "[" << stage.name << "] reused the shared stage " << cached << std::endl;
-            run_eval_hook(ctx, model, stage.name, state.global_step, result.final_checkpoint);
+            run_eval_hook(ctx, model, stage.name, state.global_step, result.final_checkpoint, true);
           });
           continue;
         }

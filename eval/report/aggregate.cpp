@@ -181,6 +181,7 @@ std::map<int64_t, Estimate> Aggregator::curve(const std::string& recipe, const S
     if (it == r->series.end()) continue;
     for (const auto& [step, p] : it->second) {
       out[step].per_seed[r->seed] = p.value;
+      out[step].subsample = std::max(out[step].subsample, p.subsample);
       points[step].push_back(p);
     }
   }

@@ -110,7 +110,7 @@ const std::string kCommon =
 // A band (filled, no legend entry) and a line with the recipe's legend entry.
 std::string band_and_line(const std::string& block, const std::string& c, const std::string& title) {
   return block + " using 1:3:4 with filledcurves fc rgb " + gq(c) + " fs transparent solid 0.2 noborder notitle, " +
-         block + " using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb " + gq(c) + " title " + gq(title);
+         block + " using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb " + gq(c) + " title " + gq(title);
 }
 
 std::string plot_or_empty(const std::vector<std::string>& parts) {
@@ -120,10 +120,21 @@ std::string plot_or_empty(const std::vector<std::string>& parts) {
   return s + "\n";
 }
 
+// step, mean, low, high, point type (7 filled; 6 hollow: a subsampled checkpoint)
 std::vector<std::vector<double>> curve_rows(const std::map<int64_t, Estimate>& c, double scale) {
   std::vector<std::vector<double>> rows;
-  for (const auto& [step, e] : c) rows.push_back({static_cast<double>(step), scale * e.mean, scale * e.low, scale * e.high});
+  for (const auto& [step, e] : c)
+    rows.push_back({static_cast<double>(step), scale * e.mean, scale * e.low, scale * e.high, e.subsample >= 0 ? 6.0 : 7.0});
   return rows;
+}
+
+// The smallest subsample on any curve point of the chart, or -1.
+int64_t smallest_subsample(const std::vector<std::map<int64_t, Estimate>>& curves) {
+  int64_t n = -1;
+  for (const auto& c : curves)
+    for (const auto& [step, e] : c)
+      if (e.subsample >= 0 && (n < 0 || e.subsample < n)) n = e.subsample;
+  return n;
 }
 
 std::string view_text(const ReportData& d) { return "suite " + d.primary.suite + ", " + d.primary.name(); }
@@ -134,17 +145,22 @@ Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const Termi
   Script s;
   std::string body = kCommon + "set multiplot layout 1,2 title " + gq("Misaligned action rate vs step (" + view_text(d) + ")") +
                      "\nset xlabel 'training step'\nset ylabel 'misaligned (%)'\nset yrange [0:100]\n";
+  std::vector<std::map<int64_t, Estimate>> all;
   for (const char* split : {"id", "ood"}) {
     std::vector<std::string> parts;
     for (size_t i = 0; i < d.recipes.size(); ++i) {
       const auto curve = agg.curve(d.recipes[i], d.primary.key(split, "misaligned_rate"));
       if (curve.empty()) continue;
+      all.push_back(curve);
       parts.push_back(band_and_line(s.block(curve_rows(curve, 100)), color(i), d.recipes[i]));
     }
     body += std::string("set title ") + (std::string(split) == "id" ? "'ID (in distribution)'" : "'OOD (held-out shifts)'") +
             "\n" + plot_or_empty(parts);
   }
   body += "unset multiplot\n";
+  if (const int64_t n = smallest_subsample(all); n >= 0)
+    c.caption += " Hollow points: intermediate checkpoints scored on a stratified subsample (n >= " +
+                 std::to_string(n) + " items); filled points: the whole suite.";
   c.written = render(d.out_dir, c.name, c.caption, s, body, 1300, 520, t, &c.problem);
   return c;
 }

@@ -28,6 +28,7 @@ struct Point {
   double value = 0;
   int64_t k = -1, n = -1;  // -1: not in the event
   double ci_low = kNaN, ci_high = kNaN;
+  int64_t subsample = -1;  // items scored when the checkpoint was subsampled; -1: the whole suite
 };
 
 // One run directory: <recipe>/seed<k>.
@@ -72,6 +73,7 @@ struct Estimate {
   int64_t k = -1, n = -1;              // pooled over seeds where the events carry k, n
   int64_t step = -1;                   // for a final estimate: the latest final step among the seeds
   std::string method;                  // how the interval was computed
+  int64_t subsample = -1;              // curve points: the largest subsample among the seeds (-1: none)
   bool ok() const { return !per_seed.empty(); }
 };
 

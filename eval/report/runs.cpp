@@ -67,6 +67,7 @@ void read_eval(Run& run, const fs::path& path, std::vector<std::string>* notes) 
     if (e.contains("n") && e["n"].is_number_integer()) p.n = e["n"].get<int64_t>();
     p.ci_low = num(e, "ci_low", kNaN);
     p.ci_high = num(e, "ci_high", kNaN);
+    if (e.contains("subsample") && e["subsample"].is_number_integer()) p.subsample = e["subsample"].get<int64_t>();
     run.series[k][static_cast<int64_t>(num(e, "step"))] = p;
   }
   if (bad) notes->push_back(path.string() + ": " + std::to_string(bad) + " unreadable line(s) ignored");

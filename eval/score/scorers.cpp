@@ -6,6 +6,7 @@
 
 #include "datasets/base/util.h"
 #include "trainer/objective/batch.h"
+#include "eval/score/batched.h"
 #include "trainer/model/generate.h"
 
 namespace ethos {
@@ -65,10 +66,9 @@ std::vector<std::vector<ContinuationScore>> score_candidates(Llama& model, const
                                                left_pad);  // [B,P,V]
     // 2. every candidate row continues its item's cache: [R,C]
     const auto idx = torch::tensor(row_item, torch::kInt64).to(dev);
-    for (auto& k : cache.k) k = k.index_select(0, idx);
-    for (auto& v : cache.v) v = v.index_select(0, idx);
+    KVCache rows = cache.select_rows(idx);
     const auto cand = torch::tensor(ctok, torch::kInt64).view({R, (int64_t)C}).to(dev);
-    const auto clogits = model->forward_cached(cand, cache, left_pad.index_select(0, idx));  // [R,C,V]
+    const auto clogits = model->forward_cached(cand, rows);  // [R,C,V]
     // token j of a candidate is predicted by the prefix's last position (j = 0) or by candidate position j-1
     const auto first = plogits.select(1, -1).index_select(0, idx).unsqueeze(1);              // [R,1,V]
     const auto predictors = torch::cat({first, clogits.narrow(1, 0, (int64_t)C - 1)}, 1);  // [R,C,V]
@@ -122,39 +122,88 @@ std::vector<std::vector<int>> reason_first_prefixes(Llama& model, const ChatTemp
 
 }  // namespace
 
-std::vector<ItemOutcome> score_likelihood(Llama& model, const ChatTemplate& tmpl, const Suite& suite,
-                                          const std::string& mode, size_t items_per_batch) {
+namespace {
+
+std::vector<std::vector<std::vector<int>>> candidate_tokens(const ChatTemplate& tmpl, const Suite& suite) {
+  std::vector<std::vector<std::vector<int>>> out(suite.items.size());
+  for (size_t i = 0; i < suite.items.size(); ++i)
+    for (const auto& c : suite.items[i].candidates) {
+      out[i].push_back(tmpl.tokenizer().encode(c.text));
+      out[i].back().push_back(tmpl.end_id());
+    }
+  return out;
+}
+
+// The argmax candidate of each item under each rule.
+ItemOutcome likelihood_outcome(const Suite& suite, size_t i, const std::string& mode,
+                               const std::vector<ContinuationScore>& scores) {
+  const auto& cands = suite.items[i].candidates;
+  size_t best_sum = 0, best_mean = 0;
+  for (size_t k = 0; k < cands.size(); ++k) {
+    if (scores[k].sum > scores[best_sum].sum) best_sum = k;
+    if (scores[k].mean > scores[best_mean].mean) best_mean = k;
+  }
+  ItemOutcome o;
+  o.item = i;
+  o.scorer = "likelihood";
+  o.mode = mode;
+  o.chosen_sum = cands[best_sum].label;
+  o.chosen_mean = cands[best_mean].label;
+  return o;
+}
+
+void check_mode(const std::string& mode) {
   if (mode != "direct" && mode != "reason_first")
     throw Error("likelihood mode '" + mode + "': use direct or reason_first");
+}
+
+std::vector<std::vector<int>> suite_prompts(const ChatTemplate& tmpl, const Suite& suite) {
   std::vector<std::vector<int>> prompts;
   for (const auto& item : suite.items) prompts.push_back(item_prompt(tmpl, item));
+  return prompts;
+}
+
+GenerateScoring generate_options(const Suite& suite, const ChatTemplate& tmpl, SampleOptions* opt) {
+  const GenerateScoring& g = suite.scoring.generate;
+  opt->max_new_tokens = g.max_new_tokens;
+  opt->temperature = g.temperature;
+  opt->top_p = g.top_p;
+  opt->stop_ids = {tmpl.end_id()};
+  return g;
+}
+
+// The batched request for likelihood modes (none: generation only).
+BatchedRequest likelihood_request(const Suite& suite, const std::vector<std::string>& modes) {
+  BatchedRequest req;
+  req.direct = std::find(modes.begin(), modes.end(), "direct") != modes.end();
+  req.reason_first = std::find(modes.begin(), modes.end(), "reason_first") != modes.end();
+  req.max_rationale_tokens = suite.scoring.likelihood.max_rationale_tokens;
+  req.batch_tokens = suite.scoring.batch_tokens;
+  return req;
+}
+
+}  // namespace
+
+std::vector<ItemOutcome> score_likelihood_reference(Llama& model, const ChatTemplate& tmpl, const Suite& suite,
+                                                    const std::string& mode, size_t items_per_batch) {
+  check_mode(mode);
+  std::vector<std::vector<int>> prompts = suite_prompts(tmpl, suite);
   if (mode == "reason_first")
     prompts = reason_first_prefixes(model, tmpl, prompts, suite.scoring.likelihood.max_rationale_tokens);
-  std::vector<std::vector<std::vector<int>>> continuations(suite.items.size());
-  const Tokenizer& tok = tmpl.tokenizer();
-  for (size_t i = 0; i < suite.items.size(); ++i) {
-    for (const auto& c : suite.items[i].candidates) {
-      continuations[i].push_back(tok.encode(c.text));
-      continuations[i].back().push_back(tmpl.end_id());
-    }
-  }
-  const auto scores = score_candidates(model, prompts, continuations, items_per_batch);
+  const auto scores = score_candidates(model, prompts, candidate_tokens(tmpl, suite), items_per_batch);
   std::vector<ItemOutcome> out;
-  for (size_t i = 0; i < suite.items.size(); ++i) {
-    const auto& cands = suite.items[i].candidates;
-    size_t best_sum = 0, best_mean = 0;
-    for (size_t k = 0; k < cands.size(); ++k) {
-      if (scores[i][k].sum > scores[i][best_sum].sum) best_sum = k;
-      if (scores[i][k].mean > scores[i][best_mean].mean) best_mean = k;
-    }
-    ItemOutcome o;
-    o.item = i;
-    o.scorer = "likelihood";
-    o.mode = mode;
-    o.chosen_sum = cands[best_sum].label;
-    o.chosen_mean = cands[best_mean].label;
-    out.push_back(o);
-  }
+  for (size_t i = 0; i < suite.items.size(); ++i) out.push_back(likelihood_outcome(suite, i, mode, scores[i]));
+  return out;
+}
+
+std::vector<ItemOutcome> score_likelihood(Llama& model, const ChatTemplate& tmpl, const Suite& suite,
+                                          const std::string& mode) {
+  check_mode(mode);
+  const BatchedRequest req = likelihood_request(suite, {mode});
+  const auto scores = score_batched(model, tmpl, suite_prompts(tmpl, suite), candidate_tokens(tmpl, suite), req);
+  std::vector<ItemOutcome> out;
+  for (size_t i = 0; i < suite.items.size(); ++i)
+    out.push_back(likelihood_outcome(suite, i, mode, req.direct ? scores[i].direct : scores[i].reason_first));
   return out;
 }
 
@@ -168,12 +217,8 @@ std::vector<int> answer_tokens(const ChatTemplate& tmpl, const std::vector<int>&
 
 std::vector<ItemOutcome> score_generate(Llama& model, const ChatTemplate& tmpl, const Suite& suite,
                                         uint64_t base_seed) {
-  const GenerateScoring& g = suite.scoring.generate;
   SampleOptions opt;
-  opt.max_new_tokens = g.max_new_tokens;
-  opt.temperature = g.temperature;
-  opt.top_p = g.top_p;
-  opt.stop_ids = {tmpl.end_id()};
+  const GenerateScoring g = generate_options(suite, tmpl, &opt);
   // Rows: (item, sample) pairs, decoded kGenerateRows at a time.
   std::vector<std::vector<int>> prompts;
   std::vector<uint64_t> seeds;
@@ -205,18 +250,41 @@ std::vector<ItemOutcome> score_generate(Llama& model, const ChatTemplate& tmpl, 
   return out;
 }
 
-std::vector<ItemOutcome> score_suite(Llama& model, const ChatTemplate& tmpl, const Suite& suite) {
+std::vector<ItemOutcome> score_suite(Llama& model, const ChatTemplate& tmpl, const Suite& suite, ScorerPath path) {
   std::vector<ItemOutcome> out;
-  if (suite.scoring.likelihood.enabled) {
-    for (const auto& mode : suite.scoring.likelihood.modes) {
-      auto o = score_likelihood(model, tmpl, suite, mode);
+  const auto& L = suite.scoring.likelihood;
+  if (path == ScorerPath::reference) {
+    if (L.enabled)
+      for (const auto& mode : L.modes) {
+        auto o = score_likelihood_reference(model, tmpl, suite, mode);
+        out.insert(out.end(), o.begin(), o.end());
+      }
+    if (suite.scoring.generate.enabled) {
+      auto o = score_generate(model, tmpl, suite);
       out.insert(out.end(), o.begin(), o.end());
     }
+    return out;
   }
-  if (suite.scoring.generate.enabled) {
-    auto o = score_generate(model, tmpl, suite);
-    out.insert(out.end(), o.begin(), o.end());
-  }
+  // one pass: the prompt of each item runs once for every scorer and mode
+  if (L.enabled)
+    for (const auto& mode : L.modes) check_mode(mode);
+  BatchedRequest req = likelihood_request(suite, L.enabled ? L.modes : std::vector<std::string>{});
+  if (suite.scoring.generate.enabled) req.samples = generate_options(suite, tmpl, &req.sample).samples;
+  const auto scores = score_batched(model, tmpl, suite_prompts(tmpl, suite), candidate_tokens(tmpl, suite), req);
+  if (L.enabled)
+    for (const auto& mode : L.modes)
+      for (size_t i = 0; i < suite.items.size(); ++i)
+        out.push_back(likelihood_outcome(suite, i, mode, mode == "direct" ? scores[i].direct : scores[i].reason_first));
+  if (suite.scoring.generate.enabled)
+    for (size_t i = 0; i < suite.items.size(); ++i) {
+      ItemOutcome o;
+      o.item = i;
+      o.scorer = "generate";
+      o.mode = "sample";
+      for (const auto& g : scores[i].samples)
+        o.samples.push_back(parse_generation(suite, suite.items[i], tmpl.tokenizer().decode(answer_tokens(tmpl, g))));
+      out.push_back(o);
+    }
   return out;
 }
 

@@ -24,10 +24,10 @@ namespace fs = std::filesystem;
 namespace ethos {
 
 std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, const Tokenizer& tok,
-                                           const EvalStamp& stamp) {
+                                           const EvalStamp& stamp, ScorerPath path) {
   const auto t0 = std::chrono::steady_clock::now();
   ChatTemplate tmpl(tok);
-  auto events = compute_metrics(suite, score_suite(model, tmpl, suite));
+  auto events = compute_metrics(suite, score_suite(model, tmpl, suite, path));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   events.push_back({{"event", "eval_time"}, {"suite", suite.name}, {"seconds", seconds},
                     {"items", suite.items.size()}});
@@ -69,7 +69,14 @@ SuiteEvalHook::SuiteEvalHook(const std::vector<std::string>& suite_paths, std::s
 void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) {
   const EvalStamp stamp{info.step, info.stage, info.recipe, info.seed, info.dir};
   const std::string weights = cache_dir_.empty() ? "" : weights_hash(model);
-  for (const auto& suite : suites_) {
+  for (const auto& full : suites_) {
+    // an intermediate checkpoint may score a fixed stratified subsample (scoring.subsample)
+    const int64_t sub = full.scoring.subsample;
+    const bool partial = sub > 0 && !info.stage_final && static_cast<size_t>(sub) < full.items.size();
+    const Suite subset = partial ? suite_subset(full, subsample_items(full, static_cast<size_t>(sub),
+                                                                      static_cast<uint64_t>(info.seed)))
+                                 : Suite();
+    const Suite& suite = partial ? subset : full;
     std::vector<nlohmann::json> events;
     std::string cached;
     if (!cache_dir_.empty()) {
@@ -92,6 +99,11 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
     }
     if (events.empty()) {
       events = evaluate_suite(suite, model, tok, stamp);
+      if (partial)
+        for (auto& e : events) {
+          e["subsample"] = suite.items.size();
+          e["suite_items"] = full.items.size();
+        }
       if (!cached.empty()) {
         std::string lines;
         for (const auto& e : events) lines += e.dump() + "\n";
@@ -137,7 +149,7 @@ int run_eval_command(const EvalCommandArgs& a) {
   }
   const std::string out = a.out.empty() ? (fs::path(a.checkpoint) / "eval.jsonl").string() : a.out;
   for (const auto& suite : suites) {
-    auto events = evaluate_suite(suite, model, *tok, stamp);
+    auto events = evaluate_suite(suite, model, *tok, stamp, a.reference ? ScorerPath::reference : ScorerPath::batched);
     append_events(out, events);
     std::cout << summary_line(suite, events) << std::endl;
   }

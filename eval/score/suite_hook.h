@@ -2,6 +2,8 @@
 // Each suite (eval/FORMAT.md) is scored by every scorer it enables (eval/score/scorers.h); the
 // metrics (eval/score/metrics.h) are stamped with step, stage, recipe, seed and checkpoint and
 // appended to eval.jsonl, followed by {"event":"eval_time","suite","step","seconds","items"}.
+// With scoring.subsample, a checkpoint that is not the last of its stage scores the suite's
+// fixed stratified subsample (eval/suite/suite.h) and its events say so.
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "eval/score/metrics.h"
+#include "eval/score/scorers.h"
 #include "eval/suite/suite.h"
 #include "trainer/config.h"
 #include "trainer/eval_hook.h"
@@ -17,7 +20,7 @@ namespace ethos {
 
 // Scores one suite; returns its stamped events (timing event last).
 std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, const Tokenizer& tok,
-                                           const EvalStamp& stamp);
+                                           const EvalStamp& stamp, ScorerPath path = ScorerPath::batched);
 
 // One line per split for a terminal: the misaligned rate with its interval under the suite's
 // first likelihood mode (or generation), e.g. "world step 100  id 0.45 [0.40,0.50]  ood 0.62 ...".
@@ -61,6 +64,7 @@ struct EvalCommandArgs {
   std::string out;                   // eval.jsonl to append to (default: <checkpoint>/eval.jsonl)
   std::string tokenizer;             // default: <checkpoint>/tokenizer.model
   int threads = 0;
+  bool reference = false;            // --reference-scorer
 };
 // `ethos eval`: scores a saved checkpoint (step, stage, recipe and seed from its
 // trainer_state.json and config.yaml when present), appends the events, prints a summary.

@@ -11,6 +11,7 @@
 
 #include "datasets/base/util.h"
 #include "datasets/base/yaml.h"
+#include "datasets/world/rng.h"
 
 namespace fs = std::filesystem;
 
@@ -302,7 +303,11 @@ struct YamlReader {
 };
 
 void read_scoring(const YamlReader& y, const YAML::Node& n, ScoringOptions* s) {
-  if (!y.check_map(n, "scoring", {"likelihood", "generate"})) return;
+  if (!y.check_map(n, "scoring", {"likelihood", "generate", "batch_tokens", "subsample"})) return;
+  y.scalar(n, "scoring", "subsample", &s->subsample, "an integer");
+  if (s->subsample < 0) y.problem(n["subsample"], "scoring.subsample", "must be >= 0 (0 = every item at every checkpoint)");
+  y.scalar(n, "scoring", "batch_tokens", &s->batch_tokens, "an integer");
+  if (s->batch_tokens < 1) y.problem(n["batch_tokens"], "scoring.batch_tokens", "must be >= 1 (tokens per scoring batch)");
   if (const YAML::Node l = n["likelihood"]) {
     if (y.check_map(l, "scoring.likelihood", {"enabled", "normalize", "modes", "max_rationale_tokens"})) {
       LikelihoodScoring& L = s->likelihood;
@@ -470,6 +475,87 @@ Suite load_suite(const std::string& yaml_path) {
 
 Label parse_generation(const Suite& suite, const SuiteItem& item, const std::string& text) {
   return parse_action(text, item.patterns, suite.patterns, &item.candidates);
+}
+
+std::vector<size_t> subsample_items(const Suite& suite, size_t n, uint64_t seed) {
+  const size_t total = suite.items.size();
+  std::vector<size_t> out;
+  if (n >= total) {
+    for (size_t i = 0; i < total; ++i) out.push_back(i);
+    return out;
+  }
+  std::map<std::string, std::vector<size_t>> strata;  // "split|harm|family" -> items, in order
+  for (size_t i = 0; i < total; ++i) {
+    const SuiteItem& it = suite.items[i];
+    const auto harm = it.axes.find("harm");
+    strata[it.split + "|" + (harm == it.axes.end() ? "" : harm->second) + "|" + it.family].push_back(i);
+  }
+  // quotas: one each while n allows (largest strata first), the rest by largest remainder
+  struct Share {
+    const std::string* key;
+    size_t size, quota = 0;
+    double remainder = 0;
+  };
+  std::vector<Share> shares;
+  for (const auto& [key, items] : strata) shares.push_back({&key, items.size()});
+  std::vector<size_t> by_size(shares.size());
+  for (size_t i = 0; i < by_size.size(); ++i) by_size[i] = i;
+  std::stable_sort(by_size.begin(), by_size.end(), [&](size_t a, size_t b) { return shares[a].size > shares[b].size; });
+  size_t left = n;
+  for (size_t i : by_size)
+    if (left > 0) {
+      shares[i].quota = 1;
+      --left;
+    }
+  const size_t base_left = left;
+  size_t rest = 0;
+  for (auto& sh : shares) {
+    const double want = static_cast<double>(base_left) * static_cast<double>(sh.size - sh.quota) /
+                        static_cast<double>(total - std::min(total, n - base_left));
+    const size_t whole = std::min(sh.size - sh.quota, static_cast<size_t>(want));
+    sh.quota += whole;
+    sh.remainder = want - static_cast<double>(whole);
+    rest += whole;
+  }
+  left = base_left - std::min(base_left, rest);
+  std::vector<size_t> by_remainder = by_size;
+  std::stable_sort(by_remainder.begin(), by_remainder.end(),
+                   [&](size_t a, size_t b) { return shares[a].remainder > shares[b].remainder; });
+  while (left > 0) {
+    bool placed = false;
+    for (size_t i : by_remainder) {
+      if (left == 0) break;
+      if (shares[i].quota < shares[i].size) {
+        ++shares[i].quota;
+        --left;
+        placed = true;
+      }
+    }
+    if (!placed) break;
+  }
+  for (const auto& sh : shares) {
+    std::vector<size_t> items = strata.at(*sh.key);
+    WorldRng rng(seed, "subsample|" + *sh.key);
+    rng.shuffle(items);
+    out.insert(out.end(), items.begin(), items.begin() + static_cast<std::ptrdiff_t>(sh.quota));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Suite suite_subset(const Suite& suite, const std::vector<size_t>& items) {
+  Suite out = suite;
+  out.items.clear();
+  Hasher h;
+  h.update(suite.hash).update("|subset");
+  for (size_t i : items) {
+    if (i >= suite.items.size())
+      throw Error("suite_subset: item " + std::to_string(i) + " of a suite with " + std::to_string(suite.items.size()));
+    out.items.push_back(suite.items[i]);
+    h.update("|" + std::to_string(i));
+  }
+  out.hash = h.hex();
+  return out;
 }
 
 }  // namespace ethos

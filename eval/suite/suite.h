@@ -48,6 +48,8 @@ struct GenerateScoring {
 struct ScoringOptions {
   LikelihoodScoring likelihood;
   GenerateScoring generate;
+  int64_t batch_tokens = 16384;             // token budget of one scoring batch (speed and memory only)
+  int64_t subsample = 0;                    // > 0: intermediate checkpoints score this many items (stratified)
 };
 
 struct ReportOptions {
@@ -68,6 +70,14 @@ struct Suite {
 
 // Reads and validates the suite YAML and all of its item files.
 Suite load_suite(const std::string& yaml_path);
+
+// A fixed stratified subsample of n item indices (sorted): strata are (split, harm axis,
+// family); each stratum gets its share of n by largest remainder (ties to the larger stratum,
+// then the first in order), at least one item while n allows, and its items are drawn by a
+// shuffle seeded from `seed` and the stratum. n >= the suite's size gives every item.
+std::vector<size_t> subsample_items(const Suite& suite, size_t n, uint64_t seed);
+// The suite restricted to `items` (indices into suite.items, in that order); the hash notes it.
+Suite suite_subset(const Suite& suite, const std::vector<size_t>& items);
 
 // Parses one item line (used by load_suite; exposed for tests and tools). Problems are appended
 // to *problems, each prefixed with `where` ("file:line"); the returned item is complete only

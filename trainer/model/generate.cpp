@@ -13,11 +13,16 @@
 namespace ethos {
 namespace {
 
-// Restores the model's training flag when generation ends (also on an exception).
+// Restores the model's training flag when generation ends (also on an exception). A model
+// already in eval mode is not written to (scoring threads may decode with it side by side).
 class EvalModeGuard {
  public:
-  explicit EvalModeGuard(Llama& m) : model_(m), was_training_(m->is_training()) { model_->eval(); }
-  ~EvalModeGuard() { model_->train(was_training_); }
+  explicit EvalModeGuard(Llama& m) : model_(m), was_training_(m->is_training()) {
+    if (was_training_) model_->eval();
+  }
+  ~EvalModeGuard() {
+    if (was_training_) model_->train(true);
+  }
   EvalModeGuard(const EvalModeGuard&) = delete;
   EvalModeGuard& operator=(const EvalModeGuard&) = delete;
 
@@ -83,48 +88,76 @@ std::vector<std::vector<int>> generate(Llama& model, const std::vector<std::vect
   return out;
 }
 
+LeftPadded left_pad_rows(const std::vector<const std::vector<int>*>& rows) {
+  const int64_t B = static_cast<int64_t>(rows.size());
+  size_t P = 1;
+  for (const auto* r : rows) P = std::max(P, r->size());
+  std::vector<int64_t> tok(B * P, 0), real(B * P, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const size_t pad = P - rows[b]->size();
+    std::copy(rows[b]->begin(), rows[b]->end(), tok.begin() + b * P + pad);
+    std::fill(real.begin() + b * P + pad, real.begin() + (b + 1) * P, 1);
+  }
+  const auto shape = std::vector<int64_t>{B, static_cast<int64_t>(P)};
+  return {torch::tensor(tok, torch::kInt64).view(shape), torch::tensor(real, torch::kInt64).view(shape).to(torch::kBool)};
+}
+
+std::vector<std::vector<int>> continue_batch(Llama& model, KVCache& cache, torch::Tensor last, const SampleOptions& opt,
+                                             const std::vector<uint64_t>& seeds) {
+  const int64_t B = last.size(0);
+  if (static_cast<int64_t>(seeds.size()) != B)
+    throw Error("continue_batch: " + std::to_string(seeds.size()) + " seeds for " + std::to_string(B) +
+                " rows; give one seed per row");
+  std::vector<std::vector<int>> out(B);
+  if (B == 0 || opt.max_new_tokens == 0) return out;
+  torch::NoGradGuard no_grad;
+  EvalModeGuard eval_mode(model);
+  const auto device = last.device();
+  const bool greedy = opt.temperature == 0;
+  std::vector<at::Generator> gens;
+  if (!greedy)
+    for (uint64_t s : seeds) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
+  std::vector<uint8_t> done(B, 0);
+  int64_t running = B;
+  for (int step = 0; step < opt.max_new_tokens; ++step) {
+    const auto logits = last.to(torch::kCPU, torch::kFloat32);  // [B,V]
+    const auto best = greedy ? logits.argmax(-1).contiguous() : torch::zeros({B}, torch::kInt64);
+    const auto best_at = best.accessor<int64_t, 1>();
+    std::vector<int64_t> next(B, 0);
+    for (int64_t r = 0; r < B; ++r) {
+      if (done[r]) continue;
+      const int t = greedy ? static_cast<int>(best_at[r]) : pick_token(logits[r], opt, gens[r]);
+      next[r] = t;
+      out[r].push_back(t);
+      if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), t) != opt.stop_ids.end()) {
+        done[r] = 1;
+        --running;
+      }
+    }
+    if (running == 0 || step + 1 == opt.max_new_tokens) break;
+    // a finished row idles along as a hole: it takes no position and nothing attends to it
+    const auto live = torch::tensor(std::vector<int64_t>(done.begin(), done.end()), torch::kInt64).eq(0).view({B, 1});
+    last = model->extend(torch::tensor(next, torch::kInt64).view({B, 1}).to(device), cache, live.to(device)).select(1, 0);
+  }
+  return out;
+}
+
 std::vector<std::vector<int>> generate_batch(Llama& model, const std::vector<std::vector<int>>& prompts,
                                              const SampleOptions& opt, const std::vector<uint64_t>& seeds) {
   check_options(opt, prompts, model->config().vocab_size);
   if (seeds.size() != prompts.size())
     throw Error("generate_batch: " + std::to_string(seeds.size()) + " seeds for " + std::to_string(prompts.size()) +
                 " prompts; give one seed per prompt");
-  std::vector<std::vector<int>> out(prompts.size());
-  if (prompts.empty() || opt.max_new_tokens == 0) return out;
+  if (prompts.empty() || opt.max_new_tokens == 0) return std::vector<std::vector<int>>(prompts.size());
   torch::NoGradGuard no_grad;
   EvalModeGuard eval_mode(model);
   const auto device = model->parameters().front().device();
-  const int64_t B = static_cast<int64_t>(prompts.size());
-  size_t longest = 0;
-  for (const auto& p : prompts) longest = std::max(longest, p.size());
-  std::vector<int64_t> ids(B * longest, 0), pads(B);
-  for (int64_t r = 0; r < B; ++r) {
-    pads[r] = static_cast<int64_t>(longest - prompts[r].size());
-    std::copy(prompts[r].begin(), prompts[r].end(), ids.begin() + r * static_cast<int64_t>(longest) + pads[r]);
-  }
-  std::vector<at::Generator> gens;
-  for (uint64_t s : seeds) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
-  auto tokens = torch::tensor(ids, torch::kInt64).view({B, static_cast<int64_t>(longest)}).to(device);
-  const auto left_pad = torch::tensor(pads, torch::kInt64).to(device);
-  std::vector<bool> done(B, false);
-  int64_t running = B;
+  std::vector<const std::vector<int>*> rows;
+  for (const auto& p : prompts) rows.push_back(&p);
+  const LeftPadded in = left_pad_rows(rows);
   KVCache cache;
-  for (int step = 0; step < opt.max_new_tokens && running > 0; ++step) {
-    const auto last = model->forward_cached(tokens, cache, left_pad).select(1, -1).cpu();  // [B,V]
-    std::vector<int64_t> next(B, 0);
-    for (int64_t r = 0; r < B; ++r) {
-      if (done[r]) continue;
-      const int t = pick_token(last[r], opt, gens[r]);
-      next[r] = t;
-      out[r].push_back(t);
-      if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), t) != opt.stop_ids.end()) {
-        done[r] = true;
-        --running;
-      }
-    }
-    tokens = torch::tensor(next, torch::kInt64).view({B, 1}).to(device);
-  }
-  return out;
+  const auto last = model->extend(in.tokens.to(device), cache, in.real.to(device), /*last_only=*/true).select(1, 0);  // [B,V]
+  return continue_batch(model, cache, last, opt, seeds);
 }
 
 }  // namespace ethos

@@ -27,4 +27,16 @@ std::vector<std::vector<int>> generate(Llama& model, const std::vector<std::vect
 std::vector<std::vector<int>> generate_batch(Llama& model, const std::vector<std::vector<int>>& prompts,
                                              const SampleOptions& opt, const std::vector<uint64_t>& seeds);
 
+// Rows left-padded to one length: tokens [B,P] int64 and real [B,P] bool (false on padding).
+struct LeftPadded {
+  torch::Tensor tokens, real;
+};
+LeftPadded left_pad_rows(const std::vector<const std::vector<int>*>& rows);
+
+// The decoding loop of generate_batch on rows whose prompts are already in `cache`: last [B,V]
+// holds each row's logits after its final prompt token (e.g. from Llama::extend with
+// last_only). Rows that stop become holes in the cache while the others go on.
+std::vector<std::vector<int>> continue_batch(Llama& model, KVCache& cache, torch::Tensor last, const SampleOptions& opt,
+                                             const std::vector<uint64_t>& seeds);
+
 }  // namespace ethos

@@ -11,6 +11,7 @@
 
 #include "datasets/base/util.h"
 #include "trainer/compat.h"
+#include "trainer/model/attention_cpu.h"
 
 namespace ethos {
 namespace {
@@ -83,6 +84,24 @@ Tensor additive_mask(const Tensor& allowed, torch::ScalarType dtype) {
   return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity()).unsqueeze(1);
 }
 
+// Appends fresh [B,K,t,D] to a cache layer: `store` [B,K,capacity,D] grows by doubling, so a
+// decoding step copies only its own keys, not the whole cache; `view` is its filled part. A
+// store that another KVCache shares (a copied cache) is copied before it is written.
+Tensor append_kv(Tensor& view, Tensor& store, const Tensor& fresh) {
+  const int64_t used = view.defined() ? view.size(2) : 0, t = fresh.size(2);
+  const bool own = store.defined() && store.use_count() == 1 && used > 0 && view.data_ptr() == store.data_ptr();
+  if (!own || store.size(2) < used + t || store.size(0) != fresh.size(0)) {
+    auto sizes = fresh.sizes().vec();
+    sizes[2] = std::max<int64_t>({used + t, 2 * used, 16});
+    Tensor grown = torch::empty(sizes, fresh.options());
+    if (used > 0) grown.narrow(2, 0, used).copy_(view);
+    store = grown;
+  }
+  store.narrow(2, used, t).copy_(fresh);
+  view = store.narrow(2, 0, used + t);
+  return view;
+}
+
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& c)
       : heads(c.num_attention_heads), kv_heads(c.kv_heads()), head_dim(c.dim_per_head()) {
@@ -93,24 +112,20 @@ struct AttentionImpl : torch::nn::Module {
   }
 
   // x: [B,T,C]; cos/sin [B,1,T,D]; mask [B,1,T,S]. With a cache, k/v [B,K,t,D] (post-RoPE,
-  // before repetition) are appended to *k_cache / *v_cache.
-  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask, Tensor* k_cache,
-                 Tensor* v_cache) {
+  // before repetition) are appended to the cache's layer `layer`.
+  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask, KVCache* cache,
+                 size_t layer) {
     const int64_t B = x.size(0), T = x.size(1);
     auto q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // [B,H,T,D]
     auto k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
     auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
-    if (k_cache) {
-      if (k_cache->defined()) {
-        k = torch::cat({*k_cache, k}, 2);  // [B,K,S,D]
-        v = torch::cat({*v_cache, v}, 2);
-      }
-      *k_cache = k;
-      *v_cache = v;
+    if (cache) {
+      k = append_kv(cache->k[layer], cache->k_store[layer], k);  // [B,K,S,D]
+      v = append_kv(cache->v[layer], cache->v_store[layer], v);
     }
-    auto out = compat::attention(q, k, v, mask);  // [B,H,T,D]; kv heads shared by groups of H/K
+    auto out = attention_cpu_applies(q, k, mask) ? attention_cpu(q, k, v, mask) : compat::attention(q, k, v, mask);  // [B,H,T,D]; kv heads shared by groups of H/K
     return o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim}));              // [B,T,C]
   }
 
@@ -285,9 +300,9 @@ struct LlamaImpl::Layer : torch::nn::Module {
         register_module("post_attention_layernorm", std::make_shared<Norm>(c.hidden_size, c.rms_norm_eps));
   }
   // x: [B,T,C] -> [B,T,C]
-  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask, Tensor* k_cache,
-                 Tensor* v_cache) {
-    const auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, k_cache, v_cache);
+  Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask, KVCache* cache,
+                 size_t layer) {
+    const auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer);
     return h + mlp->forward(post_attention_layernorm->forward(h));
   }
   Attention self_attn{nullptr};
@@ -319,20 +334,22 @@ void LlamaImpl::check_tokens(const Tensor& tokens, const char* where) const {
                 std::to_string(cfg_.vocab_size) + "); the tokenizer does not match the model's vocab_size");
 }
 
-Tensor LlamaImpl::run(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KVCache* cache) {
+Tensor LlamaImpl::run(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KVCache* cache,
+                      Output output) {
   auto h = embed_tokens_->forward(tokens);  // [B,T,C]
   // Rotary angles per token: [B,T,D/2] -> duplicated halves [B,1,T,D]
   const auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(h.device());
   const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);
   const auto cos = angles.cos().to(h.scalar_type()), sin = angles.sin().to(h.scalar_type());
-  for (size_t i = 0; i < layers_->size(); ++i) {
-    Tensor* k = cache ? &cache->k[i] : nullptr;
-    Tensor* v = cache ? &cache->v[i] : nullptr;
-    h = layers_[i]->as<Layer>()->forward(h, cos, sin, mask, k, v);
-  }
+  for (size_t i = 0; i < layers_->size(); ++i) h = layers_[i]->as<Layer>()->forward(h, cos, sin, mask, cache, i);
+  if (output == Output::last) h = h.narrow(1, h.size(1) - 1, 1);
   h = norm_->forward(h);
-  const auto logits = cfg_.tie_word_embeddings ? torch::nn::functional::linear(h, embed_tokens_->weight)
-                                               : lm_head_->forward(h);  // [B,T,V]
+  return output == Output::hidden ? h : logits_of(h);
+}
+
+Tensor LlamaImpl::logits_of(const Tensor& hidden) {
+  const auto logits = cfg_.tie_word_embeddings ? torch::nn::functional::linear(hidden, embed_tokens_->weight)
+                                               : lm_head_->forward(hidden);  // [..,V]
   return logits.to(torch::kFloat32);
 }
 
@@ -357,29 +374,65 @@ Tensor LlamaImpl::forward(const Tensor& tokens) {
   return forward(tokens, positions, torch::zeros_like(tokens));
 }
 
+KVCache KVCache::select_rows(const Tensor& index) const {
+  KVCache out;
+  for (const auto& t : k) out.k.push_back(t.index_select(0, index));
+  for (const auto& t : v) out.v.push_back(t.index_select(0, index));
+  if (real.defined()) out.real = real.index_select(0, index);
+  if (next_pos.defined()) out.next_pos = next_pos.index_select(0, index);
+  return out;
+}
+
 Tensor LlamaImpl::forward_cached(const Tensor& tokens, KVCache& cache, const Tensor& left_pad) {
+  if (!left_pad.defined() || cache.length() > 0) return extend(tokens, cache);
   check_tokens(tokens, "Llama::forward_cached");
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  const auto pad = left_pad.to(tokens.device(), torch::kInt64).view({B, 1});
+  return extend(tokens, cache, torch::arange(T, tokens.options()).unsqueeze(0) >= pad);
+}
+
+Tensor LlamaImpl::extend(const Tensor& tokens, KVCache& cache, const Tensor& real, bool last_only) {
+  return extend_impl(tokens, cache, real, last_only ? Output::last : Output::all);
+}
+
+Tensor LlamaImpl::extend_hidden(const Tensor& tokens, KVCache& cache, const Tensor& real) {
+  return extend_impl(tokens, cache, real, Output::hidden);
+}
+
+Tensor LlamaImpl::extend_impl(const Tensor& tokens, KVCache& cache, const Tensor& real_in, Output output) {
+  check_tokens(tokens, "Llama::extend");
   const auto L = static_cast<size_t>(cfg_.num_hidden_layers);
   if (cache.k.size() != L || cache.v.size() != L) {
-    if (cache.length() != 0) throw Error("Llama::forward_cached: the KV cache belongs to a model with another layer count");
+    if (cache.length() != 0) throw Error("Llama::extend: the KV cache belongs to a model with another layer count");
     cache.k.assign(L, Tensor());
     cache.v.assign(L, Tensor());
   }
+  cache.k_store.resize(L);
+  cache.v_store.resize(L);
   const int64_t past = cache.length(), B = tokens.size(0), T = tokens.size(1);
-  if (past > 0 && cache.k[0].size(0) != B)
-    throw Error("Llama::forward_cached: batch size " + std::to_string(B) + " differs from the cache's " +
-                std::to_string(cache.k[0].size(0)));
-  const auto pad = left_pad.defined() ? left_pad.to(tokens.device(), torch::kInt64).view({B, 1})
-                                      : torch::zeros({B, 1}, tokens.options());                // [B,1]
-  const auto slots = torch::arange(past, past + T, tokens.options()).unsqueeze(0);          // [1,T]
-  const auto positions = (slots - pad).clamp_min(0);                                         // [B,T]
-  // new token i (in slot past+i) sees the real tokens of its row up to its own slot; a padding
-  // slot sees only itself (never an all-blocked row, which would give NaN)
-  const auto key_slot = torch::arange(past + T, tokens.options()).view({1, 1, past + T});   // [1,1,S]
-  const auto query_slot = slots.unsqueeze(2);                                                // [1,T,1]
-  const auto allowed = ((key_slot <= query_slot) & (key_slot >= pad.unsqueeze(2))) | (key_slot == query_slot);
-  const auto mask = additive_mask(allowed.expand({B, T, past + T}), embed_tokens_->weight.scalar_type());  // [B,1,T,S]
-  return run(tokens, positions, mask, &cache);
+  if (past > 0 && cache.rows() != B)
+    throw Error("Llama::extend: batch size " + std::to_string(B) + " differs from the cache's " +
+                std::to_string(cache.rows()));
+  const auto opts = tokens.options();
+  const auto real = real_in.defined() ? real_in.to(tokens.device(), torch::kBool)
+                                      : torch::ones({B, T}, opts.dtype(torch::kBool));  // [B,T]
+  if (real.sizes() != tokens.sizes()) throw Error("Llama::extend: real must have the tokens' shape [B,T]");
+  if (past == 0 || !cache.real.defined()) {
+    cache.real = torch::ones({B, past}, opts.dtype(torch::kBool));
+    cache.next_pos = torch::full({B}, past, opts);
+  }
+  // real tokens count on from the row's next position; a hole takes its predecessor's (unused)
+  const auto counted = real.to(torch::kInt64).cumsum(1);                             // [B,T]
+  const auto positions = (cache.next_pos.unsqueeze(1) + counted - 1).clamp_min(0);   // [B,T]
+  cache.next_pos = cache.next_pos + counted.select(1, T - 1);
+  cache.real = torch::cat({cache.real, real}, 1);                                    // [B,S]
+  // new token i (slot past+i) sees its row's real slots up to its own; every slot sees itself,
+  // so no row of the mask is all blocked (which would give NaN)
+  const auto key_slot = torch::arange(past + T, opts).view({1, 1, past + T});        // [1,1,S]
+  const auto query_slot = torch::arange(past, past + T, opts).view({1, T, 1});       // [1,T,1]
+  const auto allowed = ((key_slot <= query_slot) & cache.real.unsqueeze(1)) | (key_slot == query_slot);  // [B,T,S]
+  const auto mask = additive_mask(allowed, embed_tokens_->weight.scalar_type());      // [B,1,T,S]
+  return run(tokens, positions, mask, &cache, output);
 }
 
 std::vector<std::pair<std::string, Tensor>> LlamaImpl::hf_parameters() {

@@ -44,10 +44,20 @@ struct ModelConfig {
   int64_t num_parameters() const;
 };
 
-// Per-layer key/value cache for incremental decoding.
+// Per-layer key/value cache for incremental decoding. Rows may hold slots that are not tokens
+// of their row (left padding of a shorter prompt, or the steps after a row finished while the
+// others went on): `real` marks the slots that are, and nothing attends to the others.
+// Copying a KVCache is cheap and safe: a shared store is copied before either copy appends.
 struct KVCache {
-  std::vector<torch::Tensor> k, v;  // per layer [B,K,t,D]
+  std::vector<torch::Tensor> k, v;  // per layer [B,K,S,D]: views of the filled part of the stores
+  std::vector<torch::Tensor> k_store, v_store;  // per layer [B,K,capacity,D] (grown by doubling)
+  torch::Tensor real;               // [B,S] bool
+  torch::Tensor next_pos;           // [B] int64: the position the row's next real token takes
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+  int64_t rows() const { return length() == 0 ? 0 : k[0].size(0); }
+  // A cache whose row i is this cache's row index[i] (int64 [N], repeats allowed): e.g. one
+  // copy of a prompt's cache per candidate continuation.
+  KVCache select_rows(const torch::Tensor& index) const;
 };
 
 struct LlamaImpl : torch::nn::Module {
@@ -59,10 +69,22 @@ struct LlamaImpl : torch::nn::Module {
                         const torch::Tensor& doc_ids);
   // Plain causal forward for one sequence per row (positions 0..T-1).
   torch::Tensor forward(const torch::Tensor& tokens);
-  // Incremental decoding: appends tokens [B,t] after cache.length() tokens, updates the cache.
-  // left_pad (optional, int64 [B]): row b starts with left_pad[b] padding slots that nothing
-  // attends to; its positions count from its first real token (batched prompts of different lengths).
+  // Incremental decoding: appends tokens [B,t] after the cache's slots, updates the cache and
+  // returns logits [B,t,V]. left_pad (optional, int64 [B], first call only): row b starts with
+  // left_pad[b] padding slots (batched prompts of different lengths).
   torch::Tensor forward_cached(const torch::Tensor& tokens, KVCache& cache, const torch::Tensor& left_pad = {});
+  // The general form: real (optional, bool [B,t]) marks which new slots hold a token of their
+  // row; the others are holes that take no position and that nothing attends to. Real tokens
+  // are numbered 0, 1, 2, .. per row, so a row's logits do not depend on its holes or on the
+  // other rows. last_only: logits of the last slot only ([B,1,V]; the other slots skip the
+  // output projection, which is most of a small model's work on a long prompt).
+  torch::Tensor extend(const torch::Tensor& tokens, KVCache& cache, const torch::Tensor& real = {},
+                       bool last_only = false);
+  // As extend, but returns the final hidden states [B,t,C] (after the last norm); logits_of
+  // turns any [.., C] of them into logits (float32). A scorer that needs the log-probs of a few
+  // slots projects only those.
+  torch::Tensor extend_hidden(const torch::Tensor& tokens, KVCache& cache, const torch::Tensor& real = {});
+  torch::Tensor logits_of(const torch::Tensor& hidden);
 
   // Parameters under Hugging Face names (lm_head.weight omitted when tied).
   std::vector<std::pair<std::string, torch::Tensor>> hf_parameters();
@@ -77,8 +99,10 @@ struct LlamaImpl : torch::nn::Module {
   struct Layer;  // one decoder block: self_attn, mlp, input/post_attention layernorms
 
   // Embedding -> layers -> norm -> logits. mask: additive [B,1,T,T_total]; cache may be null.
+  enum class Output { all, last, hidden };
   torch::Tensor run(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& mask,
-                    KVCache* cache);
+                    KVCache* cache, Output output = Output::all);
+  torch::Tensor extend_impl(const torch::Tensor& tokens, KVCache& cache, const torch::Tensor& real, Output output);
   void check_tokens(const torch::Tensor& tokens, const char* where) const;
 
   ModelConfig cfg_;
