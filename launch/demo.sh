@@ -5,7 +5,7 @@
 #   3. ethos ablate recipes/why_beats_rule_tiny.yaml: pre-train the bad prior once per seed,
 #      align with every recipe (R0..R6, C1, C2, DPO with and without reasons), score the suites
 #      after every checkpoint, then render the report (charts, summary.json, index.html).
-# About 10 minutes on 2 cores once built (33 runs; the first build adds about 14). Killed, it resumes where it stopped when started again.
+# About 7 minutes on 2 cores once built (33 runs; the first build adds about 14). Killed, it resumes where it stopped when started again.
 #   launch/demo.sh                 the tiny study (3 seeds)
 #   launch/demo.sh --full          the default world and recipes/why_beats_rule.yaml (5 seeds; hours)
 #   launch/demo.sh [--full] --dry-run    list the runs

@@ -1,39 +1,85 @@
 #!/usr/bin/env bash
 # Eval harness cost (tests/bench/README.md): likelihood-scoring throughput in items/s for each
-# mode on a suite, and the share of a run's wall time spent in eval hooks.
+# mode on a suite, by the plain path (--reference-scorer, the scorer before batching) and the
+# batched path side by side in one run, and the share of wall time spent in eval hooks.
 #
-# Usage: tests/bench/bench_eval.sh RUN_DIR [SUITE_YAML] [build-dir]
-#   RUN_DIR     a finished run (its newest checkpoint is scored; its train.jsonl gives the share)
+# Usage: tests/bench/bench_eval.sh RUNS [SUITE_YAML] [build-dir]
+#   RUNS        a finished run (its newest checkpoint is scored), or a study directory such as
+#               runs/why_beats_rule_tiny (its first run's checkpoint is scored; the eval share
+#               is summed over every <recipe>/seed<k> run under it)
 #   SUITE_YAML  default: data/world-tiny/eval/world.yaml
-# Environment: THREADS (2).
+# Environment: THREADS (2); BASELINE_BIN: another ethos binary (e.g. a build of an older commit)
+# whose default path is timed too, as a third column. Run it alone: another busy process on the
+# same cores ruins the numbers.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-RUN=${1:?usage: bench_eval.sh RUN_DIR [SUITE_YAML] [build-dir]}
+RUNS=${1:?usage: bench_eval.sh RUNS [SUITE_YAML] [build-dir]}
 SUITE=${2:-data/world-tiny/eval/world.yaml}
 BUILD=${3:-$SRC/build}
 THREADS=${THREADS:-2}
 PY=/usr/bin/python3
-ckpt="$RUN/checkpoints/$(cat "$RUN/checkpoints/latest")"
+if [ -f "$RUNS/train.jsonl" ]; then
+  run=$RUNS
+  logs=("$RUNS/train.jsonl")
+else
+  mapfile -t logs < <(find "$RUNS" -mindepth 3 -maxdepth 3 -name train.jsonl | sort)
+  [ ${#logs[@]} -gt 0 ] || { echo "bench_eval: no <recipe>/seed<k>/train.jsonl under $RUNS" >&2; exit 1; }
+  run=$(dirname "${logs[0]}")
+fi
+ckpt="$run/checkpoints/$(cat "$run/checkpoints/latest")"
 WORK=$BUILD/bench_eval
 rm -rf "$WORK"
 mkdir -p "$WORK"
-for mode in direct reason_first; do
-  sed -E "s/modes: \[[^]]*\]/modes: [$mode]/" "$SUITE" > "$(dirname "$SUITE")/.bench_$mode.yaml"
-  "$BUILD/ethos" eval --checkpoint "$ckpt" --suite "$(dirname "$SUITE")/.bench_$mode.yaml" --threads "$THREADS" \
-    --out "$WORK/$mode.jsonl" > "$WORK/$mode.out"
-  rm -f "$(dirname "$SUITE")/.bench_$mode.yaml"
+suite_dir=$(dirname "$SUITE")
+for mode in direct reason_first both; do
+  modes=$mode
+  [ "$mode" = both ] && modes="direct, reason_first"
+  yaml="$suite_dir/.bench_$mode.yaml"
+  sed -E "s/modes: \[[^]]*\]/modes: [$modes]/" "$SUITE" > "$yaml"
+  for path in reference batched; do
+    flag=""
+    [ "$path" = reference ] && flag=--reference-scorer
+    "$BUILD/ethos" eval --checkpoint "$ckpt" --suite "$yaml" --threads "$THREADS" $flag \
+      --out "$WORK/$path-$mode.jsonl" > "$WORK/$path-$mode.out"
+  done
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    "$BASELINE_BIN" eval --checkpoint "$ckpt" --suite "$yaml" --threads "$THREADS" \
+      --out "$WORK/baseline-$mode.jsonl" > "$WORK/baseline-$mode.out"
+  fi
+  rm -f "$yaml"
 done
-"$PY" - "$WORK" "$RUN" <<'EOF'
-import json, sys
-work, run = sys.argv[1], sys.argv[2]
-for mode in ("direct", "reason_first"):
-    t = [json.loads(l) for l in open(f"{work}/{mode}.jsonl") if '"eval_time"' in l][0]
-    print(f"likelihood {mode:<13} {t['items'] / t['seconds']:8.1f} items/s  ({t['items']} items in {t['seconds']:.1f} s)")
-ev = [json.loads(l) for l in open(f"{run}/train.jsonl") if l.strip()]
-train = sum(e.get("seconds", 0) for e in ev if e.get("event") == "train")
-ckpt = sum(e.get("seconds", 0) for e in ev if e.get("event") == "checkpoint")
-hooks = sum(e.get("seconds", 0) for e in ev if e.get("event") == "eval_hook")
-total = train + ckpt + hooks
-print(f"eval hooks in {run}: {hooks:.1f} s of {total:.1f} s (train {train:.1f}, checkpoints {ckpt:.1f}) = "
-      f"{100 * hooks / total:.1f}% (target <= 15%)")
+"$PY" - "$WORK" "$ckpt" "$SUITE" "${logs[@]}" <<'EOF'
+import json, os, sys
+work, ckpt, suite, logs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+baseline = os.path.exists(f"{work}/baseline-direct.jsonl")
+def timing(path, mode):
+    t = [json.loads(l) for l in open(f"{work}/{path}-{mode}.jsonl") if '"eval_time"' in l][0]
+    return t["items"] / t["seconds"], t["items"], t["seconds"]
+def values(path, mode):
+    return {(e["mode"], e["normalize"], e["split"], e["group"], e["group_value"], e["metric"]): e["value"]
+            for e in map(json.loads, open(f"{work}/{path}-{mode}.jsonl")) if e.get("event") == "eval"}
+print(f"checkpoint {ckpt}\nsuite      {suite}")
+print(f"{'likelihood mode':<24}{'plain items/s':>14}{'batched items/s':>17}{'speed-up':>10}" +
+      (f"{'baseline bin':>14}{'vs it':>8}" if baseline else "") + "  same metrics")
+for mode in ("direct", "reason_first", "both"):
+    old, new = timing("reference", mode), timing("batched", mode)
+    same = values("reference", mode) == values("batched", mode)
+    label = mode if mode != "both" else "direct + reason_first"
+    extra = ""
+    if baseline:
+        base = timing("baseline", mode)
+        extra = f"{base[0]:>14.1f}{new[0] / base[0]:>7.2f}x"
+        same = same and values("baseline", mode) == values("batched", mode)
+    print(f"{label:<24}{old[0]:>14.1f}{new[0]:>17.1f}{new[0] / old[0]:>9.2f}x{extra}  {'yes' if same else 'NO'}"
+          f"   ({old[1]} items: {old[2]:.2f} s -> {new[2]:.2f} s)")
+train = ckpt_s = hooks = 0.0
+for log in logs:
+    for e in map(json.loads, filter(str.strip, open(log))):
+        ev = e.get("event")
+        if ev == "train": train += e.get("seconds", 0)
+        elif ev == "checkpoint": ckpt_s += e.get("seconds", 0)
+        elif ev == "eval_hook": hooks += e.get("seconds", 0)
+total = train + ckpt_s + hooks
+print(f"eval hooks over {len(logs)} run(s): {hooks:.1f} s of {total:.1f} s (train {train:.1f}, checkpoints "
+      f"{ckpt_s:.1f}) = {100 * hooks / total:.1f}% (target <= 20%)")
 EOF
