@@ -71,6 +71,14 @@ std::string write_suite(const std::string& dir, int n, const std::string& answer
   return dir + "/suite.yaml";
 }
 
+// dir/recipe.yaml: SFT on the tiny demonstrations, `suite` scored after every checkpoint.
+std::string recipe_with_suite(const std::string& dir, const std::string& suite, const std::string& train_yaml) {
+  return write_recipe(dir,
+                      "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
+                          ", kind: demonstration}]\n",
+                      train_yaml, "eval: {suites: [" + suite + "]}\n");
+}
+
 double metric(const std::vector<nlohmann::json>& events, const std::string& scorer, const std::string& mode,
               const std::string& split, const std::string& name, const std::string& normalize = "mean") {
   for (const auto& e : events)
@@ -176,9 +184,7 @@ CATCH_TEST_CASE("length normalisation changes the choice where it should") {
 CATCH_TEST_CASE("suites after every checkpoint: eval.jsonl events per checkpoint, and ethos eval agrees") {
   const std::string dir = fresh_dir("eval_scorers_hook");
   const std::string suite = write_suite(dir, 8, "aligned", "  likelihood: {modes: [direct]}\n");
-  const std::string recipe = write_recipe(
-      dir, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n",
-      "  {steps: 6, batch_size: 4, checkpoint_every: 3, keep_last: 0}\n", "eval: {suites: [" + suite + "]}\n");
+  const std::string recipe = recipe_with_suite(dir, suite, "  {steps: 6, batch_size: 4, checkpoint_every: 3, keep_last: 0}\n");
   auto r = run(ethos_bin() + " train " + recipe + " 2>&1");
   CATCH_REQUIRE(r.status == 0);
   CATCH_CHECK_THAT(r.output, Contains("[eval] step 3 known"));
@@ -217,9 +223,7 @@ CATCH_TEST_CASE("suites after every checkpoint: eval.jsonl events per checkpoint
 CATCH_TEST_CASE("scoring.subsample: intermediate checkpoints score the subsample, the stage's last the whole suite") {
   const std::string dir = fresh_dir("eval_scorers_subsample");
   const std::string suite = write_suite(dir, 12, "aligned", "  likelihood: {modes: [direct]}\n  subsample: 4\n");
-  const std::string recipe = write_recipe(
-      dir, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n",
-      "  {steps: 6, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n", "eval: {suites: [" + suite + "]}\n");
+  const std::string recipe = recipe_with_suite(dir, suite, "  {steps: 6, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n");
   auto r = run(ethos_bin() + " train " + recipe + " 2>&1");
   CATCH_REQUIRE(r.status == 0);
   std::map<int64_t, int64_t> n_all;  // step -> n of the id+ood "all" misaligned events
@@ -257,9 +261,7 @@ CATCH_TEST_CASE("ethos eval: a missing checkpoint and a bad suite are clear erro
   CATCH_CHECK_THAT(bad.output, Contains("aligned"));
 
   // A recipe naming a bad suite stops before training.
-  const std::string recipe = write_recipe(
-      dir, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n",
-      "  {steps: 2}\n", "eval: {suites: [" + dir + "/bad.yaml]}\n");
+  const std::string recipe = recipe_with_suite(dir, dir + "/bad.yaml", "  {steps: 2}\n");
   auto train_bad = run(ethos_bin() + " train " + recipe + " 2>&1");
   CATCH_CHECK(train_bad.status == 1);
   CATCH_CHECK_FALSE(fs::exists(dir + "/run/train.jsonl"));

@@ -20,20 +20,21 @@ namespace {
 
 using torch::Tensor;
 
-// Summed log-prob of each candidate row continuing `cache` (row r = the cache's row r), whose
-// first token is predicted by first [R,V]. cands: one token list per row. Only the slots that
-// predict a candidate token go through the output projection (no padding, no last slot).
-std::vector<double> continuation_sums(Llama& model, KVCache cache, const Tensor& first,
+// Summed log-prob of each candidate row r continuing row item_row[r] of `cache`, whose first
+// token is predicted by that row's logits in last [B,V]. cands: one token list per row. Only
+// the slots that predict a candidate token go through the output projection (no padding, no
+// last slot).
+std::vector<double> continuation_sums(Llama& model, const KVCache& cache, const Tensor& last, const Tensor& item_row,
                                       const std::vector<const std::vector<int>*>& cands) {
   const int64_t R = static_cast<int64_t>(cands.size());
   size_t C = 1;
   for (const auto* c : cands) C = std::max(C, c->size());
-  const auto dev = first.device();
-  // token 0 of each row, from `first`
+  const auto dev = last.device();
+  // token 0 of each row, from its item's logits (normalised once per item)
   std::vector<int64_t> head(R);
   for (int64_t r = 0; r < R; ++r) head[r] = (*cands[r])[0];
-  const auto head_t = torch::tensor(head, torch::kInt64).to(dev).unsqueeze(1);
-  auto sums = (first.gather(1, head_t).squeeze(1) - first.logsumexp(1)).to(torch::kDouble);  // [R]
+  const auto head_t = torch::tensor(head, torch::kInt64).to(dev);
+  auto sums = (last.index({item_row, head_t}) - last.logsumexp(1).index_select(0, item_row)).to(torch::kDouble);  // [R]
   if (C > 1) {
     // slots 0..C-2 of every row; slot j predicts token j+1 when the candidate has one
     const int64_t W = static_cast<int64_t>(C) - 1;
@@ -49,7 +50,8 @@ std::vector<double> continuation_sums(Llama& model, KVCache cache, const Tensor&
       }
     }
     const auto shape = std::vector<int64_t>{R, W};
-    const auto hidden = model->extend_hidden(torch::tensor(tok, torch::kInt64).view(shape).to(dev), cache,
+    KVCache rows = cache.select_rows(item_row);
+    const auto hidden = model->extend_hidden(torch::tensor(tok, torch::kInt64).view(shape).to(dev), rows,
                                              torch::tensor(real, torch::kInt64).view(shape).to(dev, torch::kBool));  // [R,W,C]
     if (!slot.empty()) {
       const auto picked = hidden.reshape({R * W, hidden.size(2)}).index_select(0, torch::tensor(slot, torch::kInt64).to(dev));
@@ -236,15 +238,14 @@ std::vector<ItemScores> score_batched(Llama& model, const ChatTemplate& tmpl, co
       }
     const auto cand_index = torch::tensor(cand_row, torch::kInt64).to(dev);
     if (req.direct && !cand_tokens.empty())
-      fill_scores(continuation_sums(model, cache.select_rows(cand_index), last.index_select(0, cand_index), cand_tokens),
-                  cand_tokens, cand_owner, out, false);
+      fill_scores(continuation_sums(model, cache, last, cand_index, cand_tokens), cand_tokens, cand_owner, out, false);
     if (req.samples > 0) {
       std::vector<int64_t> sample_row;
       std::vector<uint64_t> seeds;
       for (int64_t b = 0; b < B; ++b)
         for (int s = 0; s < req.samples; ++s) {
           sample_row.push_back(b);
-          seeds.push_back(req.base_seed + 1000003ULL * batch[b] + static_cast<uint64_t>(s));
+          seeds.push_back(sample_seed(req.base_seed, batch[b], s));
         }
       const auto index = torch::tensor(sample_row, torch::kInt64).to(dev);
       KVCache copy = cache.select_rows(index);
@@ -256,8 +257,7 @@ std::vector<ItemScores> score_batched(Llama& model, const ChatTemplate& tmpl, co
       const auto after = decode_rationales(model, tmpl, cache, req.max_rationale_tokens, rationale);
       for (int64_t b = 0; b < B; ++b) out[batch[b]].rationale = rationale[b];
       if (!cand_tokens.empty())
-        fill_scores(continuation_sums(model, cache.select_rows(cand_index), after.index_select(0, cand_index), cand_tokens),
-                    cand_tokens, cand_owner, out, true);
+        fill_scores(continuation_sums(model, cache, after, cand_index, cand_tokens), cand_tokens, cand_owner, out, true);
     }
   };
   const auto batches = plan_batches(prompts, candidates, req);

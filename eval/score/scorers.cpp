@@ -215,6 +215,10 @@ std::vector<int> answer_tokens(const ChatTemplate& tmpl, const std::vector<int>&
   return std::vector<int>(begin, end);
 }
 
+Label generated_label(const ChatTemplate& tmpl, const Suite& suite, const SuiteItem& item, const std::vector<int>& generated) {
+  return parse_generation(suite, item, tmpl.tokenizer().decode(answer_tokens(tmpl, generated)));
+}
+
 std::vector<ItemOutcome> score_generate(Llama& model, const ChatTemplate& tmpl, const Suite& suite,
                                         uint64_t base_seed) {
   SampleOptions opt;
@@ -227,7 +231,7 @@ std::vector<ItemOutcome> score_generate(Llama& model, const ChatTemplate& tmpl, 
     const auto prompt = item_prompt(tmpl, suite.items[i]);
     for (int s = 0; s < g.samples; ++s) {
       prompts.push_back(prompt);
-      seeds.push_back(base_seed + 1000003ULL * i + static_cast<uint64_t>(s));
+      seeds.push_back(sample_seed(base_seed, i, s));
       owner.push_back(i);
     }
   }
@@ -241,11 +245,8 @@ std::vector<ItemOutcome> score_generate(Llama& model, const ChatTemplate& tmpl, 
     const size_t end = std::min(prompts.size(), at + kGenerateRows);
     const auto generated = generate_batch(model, {prompts.begin() + at, prompts.begin() + end}, opt,
                                           {seeds.begin() + at, seeds.begin() + end});
-    for (size_t r = at; r < end; ++r) {
-      const SuiteItem& item = suite.items[owner[r]];
-      const std::string text = tmpl.tokenizer().decode(answer_tokens(tmpl, generated[r - at]));
-      out[owner[r]].samples.push_back(parse_generation(suite, item, text));
-    }
+    for (size_t r = at; r < end; ++r)
+      out[owner[r]].samples.push_back(generated_label(tmpl, suite, suite.items[owner[r]], generated[r - at]));
   }
   return out;
 }
@@ -282,7 +283,7 @@ std::vector<ItemOutcome> score_suite(Llama& model, const ChatTemplate& tmpl, con
       o.scorer = "generate";
       o.mode = "sample";
       for (const auto& g : scores[i].samples)
-        o.samples.push_back(parse_generation(suite, suite.items[i], tmpl.tokenizer().decode(answer_tokens(tmpl, g))));
+        o.samples.push_back(generated_label(tmpl, suite, suite.items[i], g));
       out.push_back(o);
     }
   return out;

@@ -59,6 +59,14 @@ std::vector<ItemOutcome> score_likelihood_reference(Llama& model, const ChatTemp
 std::vector<ItemOutcome> score_generate(Llama& model, const ChatTemplate& tmpl, const Suite& suite,
                                         uint64_t base_seed = 0);
 
+// The seed of sample s of item i (both paths).
+inline uint64_t sample_seed(uint64_t base_seed, size_t item, int sample) {
+  return base_seed + 1000003ULL * item + static_cast<uint64_t>(sample);
+}
+
+// The parser's label for a generated continuation: its answer part (below), decoded.
+Label generated_label(const ChatTemplate& tmpl, const Suite& suite, const SuiteItem& item, const std::vector<int>& generated);
+
 // The answer part of a generated continuation: the tokens after <|/rationale|> if the model
 // wrote a rationale span, without the final <|end|>.
 std::vector<int> answer_tokens(const ChatTemplate& tmpl, const std::vector<int>& generated);
