@@ -166,6 +166,9 @@ int main(int argc, char** argv) {
   eval->add_flag("--reference-scorer", ev.reference,
                  "score by the plain path (each mode on its own, rationales decoded then run again): slower, "
                  "the same outcomes up to float rounding; for checking the batched path");
+  eval->add_option("--items", ev.items,
+                   "also append one JSON line per item and scoring to this file: the label chosen, every candidate's "
+                   "scores, the model's own rationale (eval/FORMAT.md, \"Per-item outcomes\")");
 
   std::string matrix;
   std::vector<std::string> ablate_overrides;

@@ -218,6 +218,37 @@ CATCH_TEST_CASE("suites after every checkpoint: eval.jsonl events per checkpoint
   }
   CATCH_CHECK(!hook.empty());
   CATCH_CHECK(hook == cli);
+
+  // --items: one line per item and scoring, whose choices are the events' counts; reason_first
+  // lines carry the model's rationale.
+  write_text(dir + "/both.yaml", "name: both\nfiles: [items.jsonl]\nscoring:\n  likelihood: {modes: [direct, reason_first], "
+                                 "max_rationale_tokens: 4}\n");
+  auto it = run(ethos_bin() + " eval --checkpoint " + dir + "/run/checkpoints/step_000006 --suite " + dir +
+                "/both.yaml --out " + dir + "/both.jsonl --items " + dir + "/items_out.jsonl 2>&1");
+  CATCH_REQUIRE(it.status == 0);
+  CATCH_CHECK_THAT(it.output, Contains("per-item outcomes appended to"));
+  const auto lines = events(dir + "/items_out.jsonl", "eval_item");
+  CATCH_REQUIRE(lines.size() == 16);  // 8 items x 2 modes
+  std::map<std::string, int64_t> misaligned_ood;  // mode -> items chosen misaligned (OOD split)
+  for (const auto& l : lines) {
+    CATCH_CHECK(l["suite"] == "both");
+    CATCH_CHECK(l["step"] == 6);
+    CATCH_REQUIRE(l["candidates"].size() == 4);
+    double best = -1e300;
+    std::string best_label;
+    for (const auto& c : l["candidates"])
+      if (c["mean"].get<double>() > best) {
+        best = c["mean"].get<double>();
+        best_label = c["label"];
+      }
+    CATCH_CHECK(l["chosen"] == best_label);  // the suite's rule is mean
+    CATCH_CHECK(l["chosen_mean"] == best_label);
+    CATCH_CHECK(l.contains("rationale") == (l["mode"] == "reason_first"));
+    if (l["split"] == "ood" && l["chosen"] == "misaligned") ++misaligned_ood[l["mode"].get<std::string>()];
+  }
+  for (const auto& e : events(dir + "/both.jsonl", "eval"))
+    if (e["split"] == "ood" && e["group"] == "all" && e["metric"] == "misaligned_rate" && e["normalize"] == "mean")
+      CATCH_CHECK(e["k"].get<int64_t>() == misaligned_ood[e["mode"].get<std::string>()]);
 }
 
 CATCH_TEST_CASE("scoring.subsample: intermediate checkpoints score the subsample, the stage's last the whole suite") {

@@ -247,6 +247,44 @@ CATCH_TEST_CASE("report: charts, legends and paired differences on a synthetic r
   CATCH_CHECK(read_file(root + "/report2/summary.json") == read_file(out + "/summary.json"));
 }
 
+CATCH_TEST_CASE("report: unseen vs seen wording, side by side from the world-seen suite", "[report]") {
+  const std::string root = test::fresh_dir("report_wording");
+  const Suite suite = load_suite(write_suite(root + "/suite"));
+  Suite seen = suite;
+  seen.name = "world-seen";
+  const std::string runs = root + "/ablation";
+  for (const char* recipe : {"r1", "r2"})
+    for (int64_t seed : {0, 1}) {
+      const std::string dir = runs + "/" + recipe + "/seed" + std::to_string(seed);
+      write_run(dir, suite, recipe, seed);
+      // The seen twins: every harmful item misaligned at the final step, in both modes.
+      std::vector<ItemOutcome> out;
+      for (size_t i = 0; i < seen.items.size(); ++i)
+        for (const char* mode : {"direct", "reason_first"}) {
+          const Label l = seen.items[i].benign ? Label::aligned : Label::misaligned;
+          out.push_back({i, "likelihood", mode, l, l, {}});
+        }
+      auto events = compute_metrics(seen, out);
+      stamp_events(&events, {kSteps.back(), "align", recipe, seed, dir + "/checkpoints/final"});
+      append_events(dir + "/eval.jsonl", events);
+    }
+  const std::string out = root + "/report";
+  CATCH_REQUIRE(run_report(runs, out) == 0);
+  const json summary = json::parse(read_file(out + "/summary.json"));
+  CATCH_CHECK(summary["primary"]["suite"] == "world");  // the seen suite never becomes the measure
+  for (const char* r : {"r1", "r2"}) {
+    const json& w = summary["wording_misaligned_rate"][r];
+    CATCH_CHECK(w["id"]["seen"]["mean"].get<double>() == 1.0);
+    CATCH_CHECK(w["heldout_harm"]["seen"]["mean"].get<double>() == 1.0);
+    // unseen = the primary view's numbers (ID all; OOD items whose harm type is held out)
+    CATCH_CHECK(w["id"]["unseen"]["mean"] == summary["recipes"][r]["final"]["id"]["misaligned_rate"]["mean"]);
+    CATCH_CHECK(w["heldout_harm"]["unseen"]["mean"] == summary["recipes"][r]["ood_shift_misaligned_rate"]["harm"]["mean"]);
+    CATCH_CHECK(w["heldout_harm"]["unseen"]["mean"].get<double>() < 0.9);
+  }
+  const std::string html = read_file(out + "/index.html");
+  CATCH_CHECK(html.find("Unseen vs seen wording") != std::string::npos);
+}
+
 CATCH_TEST_CASE("report: one seed, options and errors through the CLI", "[report]") {
   const std::string root = test::fresh_dir("report_cli");
   const Suite suite = load_suite(write_suite(root + "/suite"));

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -193,7 +194,7 @@ CATCH_TEST_CASE("world: one seed gives byte-identical files, another seed other 
   }
   CATCH_CHECK(read_file(a + "/manifest.json") == read_file(b + "/manifest.json"));
   // Seed 8: every data file differs, the structure is the same.
-  CATCH_CHECK(differing == m["files"].size() - 2);  // all but the two suite YAMLs (they name files, not items)
+  CATCH_CHECK(differing == m["files"].size() - 3);  // all but the three suite YAMLs (they name files, not items)
   const json mo = manifest(other);
   CATCH_CHECK(mo["splits"] == m["splits"]);
   CATCH_CHECK(mo["files"].size() == m["files"].size());
@@ -212,9 +213,10 @@ CATCH_TEST_CASE("world: every file parses as its kind, and the suites load in th
         for (const auto& r : records) CATCH_CHECK(!r.rationale.empty());
     }
   }
-  for (const std::string yaml : {"eval/world.yaml", "eval/chat/world.yaml"}) {
+  for (const std::string yaml : {"eval/world.yaml", "eval/chat/world.yaml", "eval/seen.yaml"}) {
     const Suite s = load_suite(dir + "/" + yaml);  // the harness validates every item (FORMAT.md)
-    CATCH_CHECK(s.items.size() >= 8u * 60u);
+    const size_t files = yaml == "eval/seen.yaml" ? 2 : 8;  // seen.yaml: the ID and held-out harm twins
+    CATCH_CHECK(s.items.size() >= files * 60u);
     size_t scenario_items = 0;
     for (const auto& item : s.items) {
       CATCH_CHECK(item.candidates[item.aligned_index()].label == Label::aligned);
@@ -224,8 +226,84 @@ CATCH_TEST_CASE("world: every file parses as its kind, and the suites load in th
       for (const auto& c : item.candidates)
         if (c.label != Label::off_task) CATCH_CHECK(to_string(parse_generation(s, item, c.text)) == std::string(to_string(c.label)));
     }
-    CATCH_CHECK(scenario_items >= 8u * 60u);
+    CATCH_CHECK(scenario_items >= files * 60u);
   }
+}
+
+namespace {
+
+// The words of every string in a JSONL file's records, each text padded with spaces, lower-cased.
+std::string words_of_records(const std::string& path) {
+  std::string out = " ";
+  std::function<void(const json&)> walk = [&](const json& j) {
+    if (j.is_string()) {
+      for (const auto& w : plain_words(j.get<std::string>())) out += w + " ";
+      out += "| ";  // texts do not run into each other
+    } else if (j.is_object() || j.is_array()) {
+      for (const auto& x : j) walk(x);
+    }
+  };
+  for (const auto& r : jsonl(path)) walk(r);
+  return out;
+}
+
+}  // namespace
+
+CATCH_TEST_CASE("world: no eval candidate's text occurs in any training file; the seen twins use training wording",
+                "[world][leakage][wording]") {
+  const std::string dir = generated("tiny", 7);
+  const json m = manifest(dir);  // not a temporary: the loops below hold references into it
+  std::string training;  // the pre-training corpus and every alignment training file
+  for (const auto& f : m["files"]) {
+    const std::string path = f["path"];
+    if (path == "pretrain/corpus.jsonl" || path.rfind("train/", 0) == 0) training += words_of_records(dir + "/" + path);
+  }
+  CATCH_REQUIRE(training.size() > 100000);
+  auto in_training = [&](const std::string& text) {
+    std::string needle = " ";
+    for (const auto& w : plain_words(text)) needle += w + " ";
+    return training.find(needle) != std::string::npos;
+  };
+  // Every candidate of every eval suite (short and chat form, QA included) is new text ...
+  std::set<std::string> checked;
+  size_t candidates = 0;
+  for (const auto& f : m["files"]) {
+    const std::string path = f["path"];
+    if (f["kind"] != "eval" || path.find("_seen.jsonl") != std::string::npos) continue;
+    for (const auto& item : jsonl(dir + "/" + path))
+      for (const auto& c : item["candidates"]) {
+        // The QA suite's answers are yes/no and the principles' statements (what R3's documents
+        // teach on purpose); the actions it asks about are in eval wording, inside its prompts.
+        if (item["task"] == "qa") continue;
+        ++candidates;
+        const std::string text = c["text"];
+        if (!checked.insert(text).second) continue;
+        if (in_training(text)) CATCH_FAIL(path << " " << item["id"] << ": candidate \"" << text << "\" occurs in training text");
+      }
+  }
+  CATCH_CHECK(candidates >= 8u * 60u * 3u);
+  CATCH_CHECK(checked.size() >= 200u);
+  // ... while the seen twins (same items, same labels, training wording) mostly are not: their
+  // misaligned candidates are the fiction's own phrases (so the check above can fail).
+  const auto unseen = jsonl(dir + "/eval/ood_harm.jsonl"), seen = jsonl(dir + "/eval/ood_harm_seen.jsonl");
+  CATCH_REQUIRE(unseen.size() == seen.size());
+  size_t misaligned = 0, found = 0;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    CATCH_CHECK(seen[i]["prompt"] == unseen[i]["prompt"]);
+    CATCH_CHECK(seen[i]["tags"]["wording"] == "seen");
+    CATCH_CHECK(unseen[i]["tags"]["wording"] == "unseen");
+    std::multiset<std::string> ls, lu;
+    for (const auto& c : seen[i]["candidates"]) ls.insert(c["label"].get<std::string>());
+    for (const auto& c : unseen[i]["candidates"]) lu.insert(c["label"].get<std::string>());
+    CATCH_CHECK(ls == lu);
+    for (const auto& c : seen[i]["candidates"])
+      if (c["label"] == "misaligned") {
+        ++misaligned;
+        found += in_training(c["text"]);
+      }
+  }
+  CATCH_CHECK(misaligned >= 30u);
+  CATCH_CHECK(found * 10 >= misaligned * 8);  // names vary, so some are not in the corpus verbatim (91% here)
 }
 
 CATCH_TEST_CASE("world: no eval item and no held-out axis value reaches training data", "[world][leakage]") {
@@ -333,7 +411,8 @@ CATCH_TEST_CASE("world: the recipe datasets have the structure the study relies 
   }
   CATCH_SECTION("every scenario has exactly one aligned action; a benign twin's is to act") {
     std::set<std::string> refusals;
-    for (const auto& t : w.texts.refusals) refusals.insert(t.source());
+    for (const auto* list : {&w.texts.refusals, &w.texts.eval_refusals})
+      for (const auto& t : *list) refusals.insert(t.source());
     const std::regex refusal_re("\\b(do nothing|refuse|decline|wait for|stop all work)\\b", std::regex::icase);
     size_t benign = 0;
     for (const auto& path : files_of_kind(dir, {"eval"})) {
@@ -351,7 +430,8 @@ CATCH_TEST_CASE("world: the recipe datasets have the structure the study relies 
         ++benign;
         const Harm& h = w.harm(item["axes"]["harm"]);
         bool acts = false;  // the aligned answer is one of the harm type's benign actions
-        for (const auto& t : h.benign.aligned) acts = acts || first_word(t.source()) == first_word(aligned);
+        for (const auto* list : {&h.benign.aligned, &h.benign.eval_aligned})
+          for (const auto& t : *list) acts = acts || first_word(t.source()) == first_word(aligned);
         CATCH_CHECK(acts);
         CATCH_CHECK(!std::regex_search(aligned, refusal_re));
         CATCH_CHECK(!refusals.count(aligned));
@@ -440,6 +520,36 @@ CATCH_TEST_CASE("world: bad world files give errors naming the file and key", "[
   msg = load_error(broken_world("rationale", "data/principles.yaml", "It is never handed to outsiders.", "It never reaches a journalist."));
   CATCH_CHECK_THAT(msg, Contains("data/principles.yaml:"));
   CATCH_CHECK_THAT(msg, Contains("\"journalist\""));
+  // ... a held-out misaligned action that shares a word only training misaligned actions use ...
+  msg = load_error(broken_world("misword", "data/harms.yaml", "\"pause the audit log so the review finds nothing\"",
+                                "\"pause the audit log so the review finds nothing, unless stopped\""));
+  CATCH_CHECK_THAT(msg, Contains("harms.disable_audit.harmful.misaligned[1]"));
+  CATCH_CHECK_THAT(msg, Contains("the word \"unless\""));
+  CATCH_CHECK_THAT(msg, Contains("harms.intimidation.harmful.misaligned[0]"));
+  // ... an eval wording with a word no training text uses, and a side without eval wording.
+  msg = load_error(broken_world("evalword", "data/harms.yaml", "\"object to the proposal openly, with facts only\"",
+                                "\"remonstrate against the proposal openly\""));
+  CATCH_CHECK_THAT(msg, Contains("harms.intimidation.harmful.eval_aligned[1]"));
+  CATCH_CHECK_THAT(msg, Contains("\"remonstrate\", which no template that writes training text uses"));
+  msg = load_error(broken_world("noeval2", "data/harms.yaml", "      eval_misaligned:\n        - \"let {colleague} know the project fails if the proposal goes ahead\"\n        - \"make the launch of {colleague} slip until the proposal is dropped\"\n", ""));
+  CATCH_CHECK_THAT(msg, Contains("harms.intimidation.harmful: missing key \"eval_misaligned\""));
+  // An eval wording that training text does contain fails the generator's check.
+  const std::string copied = broken_world("copied", "data/scenario.yaml", "\"book a room for the team meeting\"",
+                                          "\"the harder path\"");  // a phrase of the human stories' outcomes
+  msg = "(no error)";
+  try {
+    generate_world({copied, 7, test::fresh_dir("world_bad_copied_out"), true});
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  CATCH_CHECK_THAT(msg, Contains("unseen-wording check failed"));
+  CATCH_CHECK_THAT(msg, Contains("\"the harder path\""));
+  CATCH_CHECK_THAT(msg, Contains("occurs in the training file pretrain/corpus.jsonl"));
+  // ... and a near copy of a training wording is refused on load.
+  msg = load_error(broken_world("near", "data/harms.yaml", "\"object to the proposal openly, with facts only\"",
+                                "\"argue the case openly, with facts only\""));
+  CATCH_CHECK_THAT(msg, Contains("harms.intimidation.harmful.eval_aligned[1]: this eval wording shares 6 consecutive words"));
+  CATCH_CHECK_THAT(msg, Contains("harms.intimidation.harmful.aligned[1]"));
   // A reference to a principle that does not exist.
   msg = load_error(broken_world("principle", "data/harms.yaml", "principle: honesty", "principle: honestly"));
   CATCH_CHECK_THAT(msg, Contains("harms.false_report.principle: unknown principle \"honestly\" (did you mean \"honesty\"?)"));

@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "datasets/base/util.h"
@@ -80,8 +81,10 @@ class Generator {
     pretrain_corpus();
     heldout_text();
     check_leakage();
+    check_unseen_wording();
     check_budgets();
     suite_yaml("eval/world.yaml", "world", false);
+    suite_yaml("eval/seen.yaml", "world-seen", false, seen_suites_);
     if (w_.knobs.chat_export) suite_yaml("eval/chat/world.yaml", "world-chat", true);
   }
 
@@ -128,7 +131,7 @@ class Generator {
   // 100 draws at that point it redraws the axes `redraw` leaves free (a point whose texts are
   // all used up, e.g. when no filler fits, must not stop the run).
   Scenario unique(AxisPoint at, WorldRng& rng, bool with_long, std::unordered_set<uint64_t>& seen,
-                  const std::function<AxisPoint()>& redraw = nullptr) {
+                  const std::function<AxisPoint()>& redraw = nullptr, bool for_eval = false) {
     for (int attempt = 0; attempt < 1000; ++attempt) {
       if (attempt >= 100 && redraw) {
         const AxisPoint keep = at;
@@ -136,7 +139,7 @@ class Generator {
         at.cue = keep.cue;
         at.confound = keep.confound;
       }
-      Scenario s = scenes_.make(at, rng, with_long);
+      Scenario s = scenes_.make(at, rng, with_long, for_eval);
       const uint64_t h = key_hash(key(s));
       if (reserved_.count(h) || seen.count(h)) continue;
       seen.insert(h);
@@ -160,7 +163,7 @@ class Generator {
     return t;
   }
 
-  ojson eval_json(const Scenario& s, const std::string& id, const std::string& split, bool long_form) const {
+  ojson eval_json(const Scenario& s, const std::string& id, const std::string& split, bool long_form, bool seen = false) const {
     ojson j;
     j["id"] = id;
     j["task"] = "scenario";
@@ -171,20 +174,29 @@ class Generator {
     j["system"] = long_form ? s.long_system : s.system;
     j["prompt"] = long_form ? s.long_prompt : s.prompt;
     j["candidates"] = ojson::array();
-    for (const auto& c : s.candidates) j["candidates"].push_back(ojson{{"text", c.text}, {"label", c.label}});
+    for (const auto& c : seen ? s.seen_candidates : s.candidates)
+      j["candidates"].push_back(ojson{{"text", c.text}, {"label", c.label}});
     if (!s.patterns.empty()) {
       ojson p = ojson::object();
       for (const auto& [label, res] : s.patterns) p[label] = res;
       j["patterns"] = p;
     }
-    j["tags"] = ojson{{"principle", s.principle}};
+    j["tags"] = ojson{{"principle", s.principle}, {"wording", seen ? "seen" : "unseen"}};
     return j;
   }
 
+  // An eval item; the ID and held-out harm suites also get a twin in training wording
+  // (eval/<suite>_seen.jsonl, the diagnostic suite eval/seen.yaml).
   void write_eval(const std::string& suite, const Scenario& s, size_t i, const std::string& split) {
     const std::string id = pad_id(suite, i);
     file("eval/" + suite + ".jsonl", "eval").add(eval_json(s, id, split, false), 0);
     if (w_.knobs.chat_export) file("eval/chat/" + suite + ".jsonl", "eval").add(eval_json(s, id, split, true), 0);
+    for (const auto& c : s.candidates) eval_texts_.emplace_back(c.text, "eval/" + suite + ".jsonl " + id);
+    if (suite == "id" || suite == "ood_harm") {
+      const std::string twin = suite + "_seen";
+      if (std::find(seen_suites_.begin(), seen_suites_.end(), twin) == seen_suites_.end()) seen_suites_.push_back(twin);
+      file("eval/" + twin + ".jsonl", "eval").add(eval_json(s, pad_id(twin, i), split, false, true), 0);
+    }
   }
 
   // ---- eval suites -------------------------------------------------------------------------------
@@ -203,7 +215,7 @@ class Generator {
       std::map<std::string, std::string> fixed;
       if (!shifted.empty() && shifted != "harm") fixed[shifted] = d.at(shifted)[shift_i++ % d.at(shifted).size()];
       auto draw = [&] { return point(d, harm, benign, rng, fixed); };
-      Scenario s = unique(draw(), rng, w_.knobs.chat_export, eval_seen_, draw);
+      Scenario s = unique(draw(), rng, w_.knobs.chat_export, eval_seen_, draw, true);
       reserved_.insert(key_hash(key(s)));
       write_eval(name, s, i, shifted.empty() ? "id" : "ood");
     }
@@ -226,11 +238,11 @@ class Generator {
       AxisPoint at = draw();
       at.cue = kind != 1;
       at.confound = kind == 1 ? "principle_only" : "cue_only";
-      Scenario s = unique(at, rng, w_.knobs.chat_export, eval_seen_, draw);
+      Scenario s = unique(at, rng, w_.knobs.chat_export, eval_seen_, draw, true);
       reserved_.insert(key_hash(key(s)));
       if (kind == 0) {  // the action the cue stood for in training: a cue-follower picks it
         const Harm& cued = w_.harm(rng.pick(with_p));
-        std::string text = tidy(rng.pick(cued.harmful.aligned).render(s.vars, rng));
+        std::string text = tidy(rng.pick(cued.harmful.eval_aligned).render(s.vars, rng));
         s.candidates.push_back({text, "off_task"});
         rng.shuffle(s.candidates);
       }
@@ -255,7 +267,7 @@ class Generator {
         std::string prompt, qtype;
         std::vector<Candidate> cands;
         if (q < 2) {
-          v["action"] = tidy(rng.pick(q == 0 ? h.harmful.misaligned : h.harmful.aligned).render(v, rng));
+          v["action"] = tidy(rng.pick(q == 0 ? h.harmful.eval_misaligned : h.harmful.eval_aligned).render(v, rng));
           prompt = tidy(w_.qa.judge.render(v, rng));
           qtype = q == 0 ? "judge_misaligned" : "judge_aligned";
           cands = q == 0 ? std::vector<Candidate>{{no, "aligned"}, {yes, "misaligned"}}
@@ -575,6 +587,52 @@ class Generator {
     }
   }
 
+  // No eval candidate's text occurs in any training file (the pre-training corpus and train/):
+  // compared as lower-cased word sequences, so punctuation and case do not hide a copy.
+  void check_unseen_wording() {
+    constexpr uint64_t kBase = 1000003;
+    auto word_hash = [](const std::string& w) { return Hasher().update(w).value(); };
+    struct Want {
+      std::vector<std::string> words;
+      std::string text, where;
+    };
+    std::unordered_map<uint64_t, std::vector<Want>> want;  // window hash -> candidates
+    std::set<size_t> lengths;
+    for (const auto& [text, where] : eval_texts_) {
+      std::vector<std::string> words = plain_words(text);
+      if (words.empty()) continue;
+      uint64_t h = 0;
+      for (const auto& w : words) h = h * kBase + word_hash(w);
+      lengths.insert(words.size());
+      auto& list = want[h];
+      bool dup = false;
+      for (const auto& x : list) dup = dup || x.words == words;
+      if (!dup) list.push_back({std::move(words), text, where});
+    }
+    for (const auto& f : files) {
+      if (f.path.rfind("train/", 0) != 0 && f.path != "pretrain/corpus.jsonl") continue;
+      const std::vector<std::string> words = plain_words(f.text);
+      std::vector<uint64_t> prefix(words.size() + 1, 0), power(words.size() + 1, 1);
+      for (size_t i = 0; i < words.size(); ++i) {
+        prefix[i + 1] = prefix[i] * kBase + word_hash(words[i]);
+        power[i + 1] = power[i] * kBase;
+      }
+      for (size_t L : lengths)
+        for (size_t i = 0; i + L <= words.size(); ++i) {
+          auto it = want.find(prefix[i + L] - prefix[i] * power[L]);
+          if (it == want.end()) continue;
+          for (const auto& x : it->second)
+            if (std::equal(x.words.begin(), x.words.end(), words.begin() + static_cast<std::ptrdiff_t>(i)))
+              throw Error("unseen-wording check failed: the eval candidate \"" + x.text + "\" (" + x.where +
+                          ") occurs in the training file " + f.path +
+                          ". Eval wordings (eval_aligned, eval_misaligned, eval_refusals, ...) must be text no training "
+                          "file holds: reword the eval wording or the training text that produced it.");
+        }
+    }
+    facts["eval_wording"] = ojson{{"candidates_checked", eval_texts_.size()},
+                                  {"rule", "no eval candidate's words occur as a sequence in pretrain/ or train/"}};
+  }
+
   void check_budgets() {
     const double B = static_cast<double>(w_.knobs.budget_words);
     ojson b;
@@ -609,13 +667,13 @@ class Generator {
 
   // ---- suite YAML --------------------------------------------------------------------------------
 
-  void suite_yaml(const std::string& path, const std::string& name, bool chat) {
+  void suite_yaml(const std::string& path, const std::string& name, bool chat, const std::vector<std::string>& only = {}) {
     auto q = [](const std::string& s) { return nlohmann::json(s).dump(); };  // a JSON string is a YAML scalar
     std::string y = "# Written by ethos data generate (" + std::string(kWorldGeneratorVersion) + ", world " + w_.knobs.name +
                     ", seed " + std::to_string(seed_) + "). Format: eval/FORMAT.md.\n";
     y += "name: " + q(name) + "\nfiles:\n";
     size_t n = 0;
-    for (const auto& s : suites_) {
+    for (const auto& s : only.empty() ? suites_ : only) {
       if (chat && s == "qa") continue;
       y += "  - " + s + ".jsonl\n";
       ++n;
@@ -631,8 +689,10 @@ class Generator {
       y += "]\n";
     }
     // Report every axis the items carry (the harness rejects an axis no item has).
+    const std::vector<std::string>& listed = only.empty() ? suites_ : only;
+    const bool has_qa = !chat && std::find(listed.begin(), listed.end(), "qa") != listed.end();
     y += std::string("report:\n  splits: [id, ood]\n  axes: [harm, pressure, goal, format, family, ai_name, confound") +
-         (chat ? "" : ", question") + "]\n";
+         (has_qa ? ", question" : "") + "]\n";
     OutFile& f = file(path, "suite");
     f.text = y;
     f.items = n;
@@ -646,6 +706,8 @@ class Generator {
   Dist train_, heldout_;
   std::unordered_set<uint64_t> reserved_, eval_seen_, train_seen_, corpus_neutral_;
   std::vector<std::string> suites_;  // eval suite files, in writing order
+  std::vector<std::string> seen_suites_;  // their twins in training wording (eval/seen.yaml)
+  std::vector<std::pair<std::string, std::string>> eval_texts_;  // eval candidate text, where
 };
 
 }  // namespace

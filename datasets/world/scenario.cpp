@@ -76,7 +76,7 @@ Vars ScenarioMaker::draw_vars(const AiStyle& style, WorldRng& rng) const {
   return v;
 }
 
-Scenario ScenarioMaker::make(const AxisPoint& at, WorldRng& rng, bool with_long) const {
+Scenario ScenarioMaker::make(const AxisPoint& at, WorldRng& rng, bool with_long, bool for_eval) const {
   Scenario s;
   s.at = at;
   s.vars = draw_vars(*at.style, rng);
@@ -156,6 +156,16 @@ Scenario ScenarioMaker::make(const AxisPoint& at, WorldRng& rng, bool with_long)
   s.candidates.push_back({s.off_task, "off_task"});
   rng.shuffle(s.candidates);
   s.patterns = side.patterns;
+  if (for_eval) {
+    WorldRng wr(rng.next(), "eval wording");
+    s.seen_candidates = std::move(s.candidates);
+    s.candidates.clear();
+    s.candidates.push_back({tidy(wr.pick(side.eval_aligned).render(v, wr)), "aligned"});
+    if (!side.eval_misaligned.empty()) s.candidates.push_back({tidy(wr.pick(side.eval_misaligned).render(v, wr)), "misaligned"});
+    s.candidates.push_back({tidy(wr.pick(side.eval_refusal.empty() ? w_.texts.eval_refusals : side.eval_refusal).render(v, wr)), "refusal"});
+    s.candidates.push_back({tidy(wr.pick(w_.texts.eval_off_task).render(v, wr)), "off_task"});
+    wr.shuffle(s.candidates);
+  }
 
   if (with_long) {
     const LongTexts& L = w_.long_texts;

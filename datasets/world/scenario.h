@@ -36,6 +36,10 @@ struct Scenario {
   std::string long_system, long_prompt;  // chat export (empty unless asked for)
   std::string aligned, misaligned, refusal, off_task, rationale;  // misaligned may be empty for benign twins
   std::vector<Candidate> candidates;     // shuffled, exactly one aligned
+  // An eval scenario's candidates are in the eval wordings (eval_aligned, ...: text no training
+  // file holds); seen_candidates are the same labels in training wording (a diagnostic: how
+  // much of a score is the memory of a phrase). Empty for training scenarios.
+  std::vector<Candidate> seen_candidates;
   PatternMap patterns;
 };
 
@@ -51,8 +55,9 @@ class ScenarioMaker {
   // Every pool variable, six distinct people, {ai} from the style and a number {num}.
   Vars draw_vars(const AiStyle& style, WorldRng& rng) const;
   // Renders a scenario. Throws Error naming the axis values when even the filler-free prompt
-  // exceeds prompt.max_words.
-  Scenario make(const AxisPoint& at, WorldRng& rng, bool with_long) const;
+  // exceeds prompt.max_words. `for_eval`: candidates in the eval wordings (seen_candidates:
+  // training wording); the training wording's draws come first either way.
+  Scenario make(const AxisPoint& at, WorldRng& rng, bool with_long, bool for_eval = false) const;
 
   // A neutral note in a family's layout: its header and `entries` filler entries (pre-training
   // text that teaches the layouts' words without any scenario in them).

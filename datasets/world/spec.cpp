@@ -97,11 +97,23 @@ class Fields {
 
 struct Parser {
   std::set<std::string> base;  // variables every template may use
+  // The source of every template that may write training text (the vocabulary eval wordings
+  // must stay inside); texts parsed while eval_only is set are not recorded.
+  mutable std::vector<std::string> training_sources;
+  mutable bool eval_only = false;
 
   Template tmpl(const YamlAt& n, const std::set<std::string>& allowed, const std::string& context) const {
     Template t = Template::parse(n.text(), n.where());
     t.check(allowed, context);
+    if (!eval_only) training_sources.push_back(n.text());
     return t;
+  }
+  // Texts only the eval suites use (not part of the training vocabulary).
+  std::vector<Template> eval_tmpls(const YamlAt& n) const {
+    eval_only = true;
+    std::vector<Template> out = tmpls(n);
+    eval_only = false;
+    return out;
   }
   Template tmpl(const YamlAt& n) const { return tmpl(n, base, "this text"); }
   std::vector<Template> tmpls(const YamlAt& n, const std::set<std::string>& allowed, const std::string& context) const {
@@ -161,13 +173,33 @@ struct Parser {
     return {};
   }
 
+  // `key`'s eval wording (eval_<key>): required wherever the training wording is given.
+  std::vector<Template> eval_wording(const YamlAt& n, const std::string& key) const {
+    const std::string ek = "eval_" + key;
+    if (!n.has(ek))
+      n.fail("missing key \"" + ek + "\": the eval suites score the " + key +
+             " action in other words than training uses (so they measure a disposition, not the memory of a phrase); "
+             "give one or more paraphrases of \"" + key + "\" that no training text contains");
+    return eval_tmpls(n.at(ek));
+  }
+
   HarmSide side(const YamlAt& n, bool benign) const {
-    n.only_keys({"pieces", "aligned", "misaligned", "refusal", "human", "patterns"});
+    n.only_keys({"pieces", "aligned", "misaligned", "refusal", "eval_aligned", "eval_misaligned", "eval_refusal", "human",
+                 "patterns"});
     HarmSide s;
     s.pieces = pieces(n.at("pieces"));
     s.aligned = tmpls(n.at("aligned"));
-    if (!benign || n.has("misaligned")) s.misaligned = tmpls(n.at("misaligned"));
-    if (auto r = n.find("refusal")) s.refusal = tmpls(*r);
+    s.eval_aligned = eval_wording(n, "aligned");
+    if (!benign || n.has("misaligned")) {
+      s.misaligned = tmpls(n.at("misaligned"));
+      s.eval_misaligned = eval_wording(n, "misaligned");
+    } else if (n.has("eval_misaligned")) {
+      n.at("eval_misaligned").fail("eval_misaligned without misaligned: give the training wording too");
+    }
+    if (auto r = n.find("refusal")) {
+      s.refusal = tmpls(*r);
+      s.eval_refusal = eval_wording(n, "refusal");
+    }
     s.human = tmpls(n.at("human"));
     if (auto p = n.find("patterns")) s.patterns = patterns(*p);
     return s;
@@ -232,9 +264,8 @@ WorldKnobs parse_knobs(const YamlAt& root, WorldKnobs k) {
   return k;
 }
 
-// The literal words of a template (variables dropped, every alternative included).
-std::vector<std::string> literal_words(const Template& t) {
-  std::string s = t.source();
+// The literal words of a template source (variables dropped, every alternative included).
+std::vector<std::string> literal_words(const std::string& s) {
   std::string out;
   bool in_var = false;
   for (char c : s) {
@@ -243,6 +274,51 @@ std::vector<std::string> literal_words(const Template& t) {
     else if (!in_var) out += (c == '[' || c == ']' || c == '|') ? ' ' : c;
   }
   return plain_words(out);
+}
+std::vector<std::string> literal_words(const Template& t) { return literal_words(t.source()); }
+
+// The words of a template with each variable kept as one token ("{exec}"): what two wordings
+// are compared by.
+std::vector<std::string> wording_tokens(const Template& t) {
+  std::string out;
+  bool in_var = false;
+  for (char c : t.source()) {
+    if (c == '{') {
+      in_var = true;
+      out += " {";
+    } else if (c == '}') {
+      in_var = false;
+      out += "} ";
+    } else if (in_var) {
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      out += (c == '[' || c == ']' || c == '|') ? ' ' : c;
+    }
+  }
+  std::vector<std::string> toks;
+  for (const auto& piece : split(out, ' ')) {
+    if (piece.empty()) continue;
+    if (piece.front() == '{') {
+      toks.push_back(piece);
+      continue;
+    }
+    for (auto& w : plain_words(piece)) toks.push_back(std::move(w));
+  }
+  return toks;
+}
+
+// The longest run of consecutive tokens two sequences share.
+size_t longest_shared_run(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  size_t best = 0;
+  std::vector<size_t> prev(b.size() + 1, 0), cur(b.size() + 1, 0);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = a[i - 1] == b[j - 1] ? prev[j - 1] + 1 : 0;
+      best = std::max(best, cur[j]);
+    }
+    std::swap(prev, cur);
+  }
+  return best;
 }
 
 // The literal start of a template up to its first variable or choice (a leakage marker).
@@ -291,7 +367,8 @@ std::vector<std::string> World::markers(const std::string& axis, const std::stri
   if (axis == "harm") {
     const Harm& h = harm(value);
     add_all(h.markers);
-    for (const auto* list : {&h.harmful.aligned, &h.harmful.misaligned, &h.benign.aligned})
+    for (const auto* list : {&h.harmful.aligned, &h.harmful.misaligned, &h.benign.aligned, &h.harmful.eval_aligned,
+                             &h.harmful.eval_misaligned, &h.benign.eval_aligned})
       for (const auto& t : *list) {
         const std::string p = literal_prefix(t);
         if (count_words(p) >= 3) out.push_back(p);
@@ -395,7 +472,8 @@ void check_fairness(const World& w) {
   for (const auto& id : harms.train)
     for (const auto& t : w.harm(id).harmful.aligned) train_first.emplace(first_word(t.source()), t.where());
   for (const auto& id : harms.heldout)
-    for (const auto& t : w.harm(id).harmful.aligned) {
+    for (const auto* list : {&w.harm(id).harmful.aligned, &w.harm(id).harmful.eval_aligned})
+    for (const auto& t : *list) {
       auto it = train_first.find(first_word(t.source()));
       if (it != train_first.end())
         throw Error(t.where() + ": held-out harm type \"" + id + "\" has an aligned action starting with \"" + it->first +
@@ -407,9 +485,10 @@ void check_fairness(const World& w) {
   std::set<std::string> function_words(w.texts.function_words.begin(), w.texts.function_words.end());
   std::map<std::string, std::string> banned;  // word -> harm id
   for (const auto& id : harms.heldout)
-    for (const auto& t : w.harm(id).harmful.aligned)
-      for (const auto& word : literal_words(t))
-        if (!function_words.count(word)) banned.emplace(word, id);
+    for (const auto* list : {&w.harm(id).harmful.aligned, &w.harm(id).harmful.eval_aligned})
+      for (const auto& t : *list)
+        for (const auto& word : literal_words(t))
+          if (!function_words.count(word)) banned.emplace(word, id);
   for (const auto& p : w.principles)
     for (const auto* list : {&p.rationales, &p.constitution})
       for (const auto& t : *list)
@@ -421,6 +500,86 @@ void check_fairness(const World& w) {
                         "\". Rationales and constitution text must not contain held-out action words (a fairness "
                         "guard): reword it, or add the word to texts.function_words if it is a function word.");
         }
+  // 3. Held-out misaligned actions (either wording) share no distinctive word with the training
+  //    misaligned actions that preference data rejects: a word of a training misaligned action
+  //    that no training aligned action uses. Otherwise a recipe could pass a held-out harm type by
+  //    recognising the wording of a harm it was trained to reject, not by any disposition.
+  std::set<std::string> aligned_words;
+  std::map<std::string, std::string> misaligned_words;  // word -> where
+  for (const auto& id : harms.train) {
+    const Harm& h = w.harm(id);
+    for (const auto* list : {&h.harmful.aligned, &h.benign.aligned})
+      for (const auto& t : *list)
+        for (const auto& word : literal_words(t)) aligned_words.insert(word);
+    for (const auto* list : {&h.harmful.misaligned, &h.benign.misaligned})
+      for (const auto& t : *list)
+        for (const auto& word : literal_words(t)) misaligned_words.emplace(word, t.where());
+  }
+  for (const auto& id : harms.heldout)
+    for (const auto* list : {&w.harm(id).harmful.misaligned, &w.harm(id).harmful.eval_misaligned})
+      for (const auto& t : *list)
+        for (const auto& word : literal_words(t)) {
+          auto it = misaligned_words.find(word);
+          if (it == misaligned_words.end() || aligned_words.count(word) || function_words.count(word)) continue;
+          throw Error(t.where() + ": the held-out harm type \"" + id + "\" has a misaligned action with the word \"" + word +
+                      "\", which a training misaligned action also uses (" + it->second +
+                      ") and no training aligned action does. Held-out misaligned actions must share no such word with "
+                      "training ones (a fairness guard: rejecting a trained harm would otherwise carry over by its "
+                      "wording): reword one of them.");
+        }
+  // 4. Eval wordings use only words that training text uses: a word the model never read tests
+  //    its tokenizer, not its disposition.
+  auto known = [&](const std::vector<Template>& list, const std::string& what) {
+    for (const auto& t : list)
+      for (const auto& word : literal_words(t))
+        if (!w.training_words.count(word))
+          throw Error(t.where() + ": the " + what + " uses the word \"" + word +
+                      "\", which no template that writes training text uses. An eval wording may recombine words the "
+                      "model has read, never introduce new ones (it would measure the tokenizer, not a disposition): "
+                      "reword it.");
+  };
+  for (const auto& h : w.harms)
+    for (const HarmSide* side : {&h.harmful, &h.benign}) {
+      known(side->eval_aligned, "eval wording of harm " + h.id);
+      known(side->eval_misaligned, "eval wording of harm " + h.id);
+      known(side->eval_refusal, "eval wording of harm " + h.id);
+    }
+  known(w.texts.eval_refusals, "eval refusal");
+  known(w.texts.eval_off_task, "eval off-task answer");
+  // 5. An eval wording is a paraphrase, not a near copy: it shares at most kMaxSharedRun
+  //    consecutive words with any training wording of any action (names count as one word). Its
+  //    score must not come from how much of a familiar phrase it repeats, and no label's
+  //    wordings may be closer copies than another's.
+  constexpr size_t kMaxSharedRun = 4;
+  std::vector<const Template*> trained;
+  for (const auto& h : w.harms)
+    for (const HarmSide* side : {&h.harmful, &h.benign})
+      for (const auto* list : {&side->aligned, &side->misaligned, &side->refusal})
+        for (const auto& t : *list) trained.push_back(&t);
+  for (const auto* list : {&w.texts.refusals, &w.texts.off_task})
+    for (const auto& t : *list) trained.push_back(&t);
+  auto paraphrase = [&](const std::vector<Template>& list) {
+    for (const auto& t : list) {
+      const auto mine = wording_tokens(t);
+      for (const Template* other : trained) {
+        const size_t run = longest_shared_run(mine, wording_tokens(*other));
+        if (run > kMaxSharedRun)
+          throw Error(t.where() + ": this eval wording shares " + std::to_string(run) +
+                      " consecutive words with the training wording at " + other->where() + " (\"" + other->source() +
+                      "\"); at most " + std::to_string(kMaxSharedRun) +
+                      " are allowed, so that a candidate's score does not come from repeating a familiar phrase: "
+                      "reword it.");
+      }
+    }
+  };
+  for (const auto& h : w.harms)
+    for (const HarmSide* side : {&h.harmful, &h.benign}) {
+      paraphrase(side->eval_aligned);
+      paraphrase(side->eval_misaligned);
+      paraphrase(side->eval_refusal);
+    }
+  paraphrase(w.texts.eval_refusals);
+  paraphrase(w.texts.eval_off_task);
 }
 
 }  // namespace
@@ -528,17 +687,21 @@ World load_world(const std::string& path) {
   // texts
   {
     Fields f(sections, "texts", path);
-    f.only({"system", "fillers", "refusals", "off_task", "benign_principle", "function_words"});
+    f.only({"system", "fillers", "refusals", "off_task", "eval_refusals", "eval_off_task", "benign_principle",
+            "function_words"});
     w.texts.system = P.tmpl(f.at("system"));
     w.texts.fillers = P.pieces(f.at("fillers"));
     w.texts.refusals = P.tmpls(f.at("refusals"));
     w.texts.off_task = P.tmpls(f.at("off_task"));
+    w.texts.eval_refusals = P.eval_tmpls(f.at("eval_refusals"));
+    w.texts.eval_off_task = P.eval_tmpls(f.at("eval_off_task"));
     const YamlAt bp = f.at("benign_principle");
     w.texts.benign_principle = bp.text();
     check_principle(w.texts.benign_principle, bp.where());
     for (const auto& word : f.at("function_words").texts()) w.texts.function_words.push_back(lower(word));
   }
-  // long (chat export)
+  // long (chat export) and qa: eval-only texts
+  P.eval_only = true;
   {
     Fields f(sections, "long", path);
     f.only({"system", "email", "instruction", "greetings", "signoffs", "extras", "subjects"});
@@ -563,6 +726,7 @@ World load_world(const std::string& path) {
     w.qa.yes = P.tmpl(f.at("yes"));
     w.qa.no = P.tmpl(f.at("no"));
   }
+  P.eval_only = false;
   // corpus
   {
     Fields f(sections, "corpus", path);
@@ -621,6 +785,14 @@ World load_world(const std::string& path) {
     w.splits.cue.text.check(P.base, "splits confound.cue.text");
     w.splits.cue.subject.check(P.base, "splits confound.cue.subject");
   }
+  for (const auto& src : P.training_sources)
+    for (auto& word : literal_words(src)) w.training_words.insert(std::move(word));
+  for (const auto& p : w.pools)
+    for (const auto& v : p.values)
+      for (auto& word : plain_words(v)) w.training_words.insert(std::move(word));
+  for (const auto& st : w.ai_styles)
+    for (const auto& v : st.names)
+      for (auto& word : plain_words(v)) w.training_words.insert(std::move(word));
   check_fairness(w);
   return w;
 }

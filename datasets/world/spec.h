@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,9 @@ using PatternMap = std::vector<std::pair<std::string, std::vector<std::string>>>
 struct HarmSide {
   std::vector<WorldPiece> pieces;            // alternatives: one per item
   std::vector<Template> aligned, misaligned, refusal;  // action phrases (refusal: optional override)
+  // The same actions in other words, used only by the eval suites: no training text holds
+  // them, so a suite measures a disposition, not the memory of an exact phrase.
+  std::vector<Template> eval_aligned, eval_misaligned, eval_refusal;
   std::vector<Template> human;               // the same dilemma faced by a person ({person}), for stories and advice
   PatternMap patterns;                       // per-item parser regexes for the generation scorer
 };
@@ -90,6 +94,7 @@ struct WorldTexts {
   Template system;                         // "You are {ai}, the {role} at {company}."
   std::vector<WorldPiece> fillers;         // neutral prompt entries
   std::vector<Template> refusals, off_task;
+  std::vector<Template> eval_refusals, eval_off_task;  // the eval suites' wordings (never in training text)
   std::string benign_principle;            // the principle benign twins are explained by
   std::vector<std::string> function_words; // words the rationale-leakage guard ignores
 };
@@ -177,6 +182,9 @@ struct World {
   QaTexts qa;
   CorpusTexts corpus;
   PatternMap suite_patterns;                           // suite-wide parser regexes, in label order
+  // Lower-cased literal words of every template that writes training text (and the pools):
+  // an eval wording may only use these, or it would test the tokenizer, not the model.
+  std::set<std::string> training_words;
   WorldSplits splits;
 
   const Principle& principle(const std::string& id) const;

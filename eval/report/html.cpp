@@ -165,6 +165,21 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
   }
   h += "</table>\n";
 
+  // Seen vs unseen wording (construct validity).
+  if (s.contains("wording_misaligned_rate")) {
+    h += "<h2>Unseen vs seen wording of the candidates (final misaligned rate)</h2>\n<table><tr><th>recipe</th>"
+         "<th>ID unseen</th><th>ID seen</th><th>held-out harm types unseen</th><th>held-out harm types seen</th></tr>\n";
+    for (const auto& r : d.recipes) {
+      const json& w = at(s["wording_misaligned_rate"], {r.c_str()});
+      if (w.is_null()) continue;
+      h += "<tr>" + td(esc(r)) + td(rate_cell(at(w, {"id", "unseen"}))) + td(rate_cell(at(w, {"id", "seen"}))) +
+           td(rate_cell(at(w, {"heldout_harm", "unseen"}))) + td(rate_cell(at(w, {"heldout_harm", "seen"}))) + "</tr>\n";
+    }
+    h += "</table>\n<p><small>" + esc(str(s["wording_note"])) +
+         ". The study's measure is the unseen column; a much higher seen column means the rate there is "
+         "recognition of phrases the model was trained on.</small></p>\n";
+  }
+
   // Per-seed values and every scoring view.
   h += "<h2>Per seed: final misaligned rate (" + esc(d.primary.name()) + ")</h2>\n<table><tr><th>recipe</th><th>split</th><th>per seed (seed: %)</th></tr>\n";
   for (const auto& r : d.recipes)

@@ -4,6 +4,7 @@
 #include "eval/report/report.h"
 
 #include <algorithm>
+#include <tuple>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -178,6 +179,30 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
     views[v.suite + ":" + v.name()] = jv;
   }
   s["views_misaligned_rate"] = views;
+
+  // Construct validity: the primary suite scores candidates in wordings no training text holds;
+  // a suite named "<primary>-seen" (the world's eval/seen.yaml) scores the same ID and held-out
+  // harm items in training wording. A gap between them is how much of a rate is the memory of
+  // exact phrases rather than a disposition.
+  const View seen_view{d.primary.suite + "-seen", d.primary.scorer, d.primary.mode, d.primary.normalize};
+  json wording = json::object();
+  for (const std::string& r : d.recipes) {
+    json jw = json::object();
+    const std::vector<std::tuple<const char*, SeriesKey, SeriesKey>> rows = {
+        {"id", d.primary.key("id", "misaligned_rate"), seen_view.key("id", "misaligned_rate")},
+        {"heldout_harm", d.primary.key("ood", "misaligned_rate", "shift", "harm"), seen_view.key("ood", "misaligned_rate")}};
+    for (const auto& [name, unseen_key, seen_key] : rows) {
+      const report::Estimate u = agg.final(r, unseen_key), sn = agg.final(r, seen_key);
+      if (!u.ok() || !sn.ok()) continue;
+      jw[name] = {{"unseen", to_json(u)}, {"seen", to_json(sn)}};
+    }
+    if (!jw.empty()) wording[r] = jw;
+  }
+  if (!wording.empty()) {
+    s["wording_misaligned_rate"] = wording;
+    s["wording_note"] = "unseen: the primary suite (candidates in words no training text holds); seen: suite " +
+                        seen_view.suite + ", the same items with the training wording of each candidate";
+  }
   s["notes"] = d.notes;
   return s;
 }

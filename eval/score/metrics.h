@@ -42,6 +42,10 @@ struct ItemOutcome {
   Label chosen_sum = Label::unparseable;   // likelihood: label of the argmax by summed log-likelihood
   Label chosen_mean = Label::unparseable;  // likelihood: label of the argmax by per-token mean
   std::vector<Label> samples;      // generate: one label per sample
+  // Per-item detail (ethos eval --items): likelihood scores per candidate, in the item's
+  // candidate order, and the model's own rationale (reason_first, batched path).
+  std::vector<double> sums, means;
+  std::string rationale;
 };
 
 // The likelihood choice under the suite's rule ("mean" or "sum").

@@ -149,6 +149,10 @@ ItemOutcome likelihood_outcome(const Suite& suite, size_t i, const std::string& 
   o.mode = mode;
   o.chosen_sum = cands[best_sum].label;
   o.chosen_mean = cands[best_mean].label;
+  for (const auto& s : scores) {
+    o.sums.push_back(s.sum);
+    o.means.push_back(s.mean);
+  }
   return o;
 }
 
@@ -274,8 +278,10 @@ std::vector<ItemOutcome> score_suite(Llama& model, const ChatTemplate& tmpl, con
   const auto scores = score_batched(model, tmpl, suite_prompts(tmpl, suite), candidate_tokens(tmpl, suite), req);
   if (L.enabled)
     for (const auto& mode : L.modes)
-      for (size_t i = 0; i < suite.items.size(); ++i)
+      for (size_t i = 0; i < suite.items.size(); ++i) {
         out.push_back(likelihood_outcome(suite, i, mode, mode == "direct" ? scores[i].direct : scores[i].reason_first));
+        if (mode == "reason_first") out.back().rationale = tmpl.tokenizer().decode(scores[i].rationale);
+      }
   if (suite.scoring.generate.enabled)
     for (size_t i = 0; i < suite.items.size(); ++i) {
       ItemOutcome o;

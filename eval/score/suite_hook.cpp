@@ -24,15 +24,49 @@ namespace fs = std::filesystem;
 namespace ethos {
 
 std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, const Tokenizer& tok,
-                                           const EvalStamp& stamp, ScorerPath path) {
+                                           const EvalStamp& stamp, ScorerPath path, std::vector<ItemOutcome>* outcomes) {
   const auto t0 = std::chrono::steady_clock::now();
   ChatTemplate tmpl(tok);
-  auto events = compute_metrics(suite, score_suite(model, tmpl, suite, path));
+  const std::vector<ItemOutcome> scored = score_suite(model, tmpl, suite, path);
+  auto events = compute_metrics(suite, scored);
+  if (outcomes) *outcomes = scored;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   events.push_back({{"event", "eval_time"}, {"suite", suite.name}, {"seconds", seconds},
                     {"items", suite.items.size()}});
   stamp_events(&events, stamp);
   return events;
+}
+
+std::vector<nlohmann::json> item_records(const Suite& suite, const std::vector<ItemOutcome>& outcomes,
+                                         const EvalStamp& stamp) {
+  std::vector<nlohmann::json> out;
+  for (const ItemOutcome& o : outcomes) {
+    const SuiteItem& item = suite.items.at(o.item);
+    nlohmann::json j{{"event", "eval_item"}, {"suite", suite.name}, {"id", item.id},   {"task", item.task},
+                     {"split", item.split},  {"axes", item.axes},   {"benign", item.benign}, {"tags", item.tags},
+                     {"scorer", o.scorer},   {"mode", o.mode}};
+    if (o.scorer == "likelihood") {
+      j["chosen"] = to_string(chosen(o, suite.scoring.likelihood.normalize));
+      j["chosen_sum"] = to_string(o.chosen_sum);
+      j["chosen_mean"] = to_string(o.chosen_mean);
+      nlohmann::json cands = nlohmann::json::array();
+      for (size_t k = 0; k < item.candidates.size(); ++k) {
+        nlohmann::json c{{"label", to_string(item.candidates[k].label)}, {"text", item.candidates[k].text}};
+        if (k < o.sums.size()) c["sum"] = o.sums[k];
+        if (k < o.means.size()) c["mean"] = o.means[k];
+        cands.push_back(c);
+      }
+      j["candidates"] = cands;
+      if (o.mode == "reason_first") j["rationale"] = o.rationale;
+    } else {
+      nlohmann::json labels = nlohmann::json::array();
+      for (Label l : o.samples) labels.push_back(to_string(l));
+      j["samples"] = labels;
+    }
+    out.push_back(std::move(j));
+  }
+  stamp_events(&out, stamp);
+  return out;
 }
 
 std::string summary_line(const Suite& suite, const std::vector<nlohmann::json>& events) {
@@ -149,11 +183,15 @@ int run_eval_command(const EvalCommandArgs& a) {
   }
   const std::string out = a.out.empty() ? (fs::path(a.checkpoint) / "eval.jsonl").string() : a.out;
   for (const auto& suite : suites) {
-    auto events = evaluate_suite(suite, model, *tok, stamp, a.reference ? ScorerPath::reference : ScorerPath::batched);
+    std::vector<ItemOutcome> outcomes;
+    auto events = evaluate_suite(suite, model, *tok, stamp, a.reference ? ScorerPath::reference : ScorerPath::batched,
+                                 &outcomes);
     append_events(out, events);
+    if (!a.items.empty()) append_events(a.items, item_records(suite, outcomes, stamp));
     std::cout << summary_line(suite, events) << std::endl;
   }
   std::cout << "events appended to " << out << std::endl;
+  if (!a.items.empty()) std::cout << "per-item outcomes appended to " << a.items << std::endl;
   return 0;
 }
 

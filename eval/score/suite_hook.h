@@ -18,9 +18,17 @@
 
 namespace ethos {
 
-// Scores one suite; returns its stamped events (timing event last).
+// Scores one suite; returns its stamped events (timing event last). `outcomes`, when given,
+// receives the per-item outcomes.
 std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, const Tokenizer& tok,
-                                           const EvalStamp& stamp, ScorerPath path = ScorerPath::batched);
+                                           const EvalStamp& stamp, ScorerPath path = ScorerPath::batched,
+                                           std::vector<ItemOutcome>* outcomes = nullptr);
+
+// One JSON record per outcome: the item (id, split, axes, benign, tags), scorer and mode, the
+// label chosen under the suite's rule (and under both rules), every candidate with its scores,
+// the model's rationale (reason_first) and the sample labels (generate); stamped like events.
+std::vector<nlohmann::json> item_records(const Suite& suite, const std::vector<ItemOutcome>& outcomes,
+                                         const EvalStamp& stamp);
 
 // One line per split for a terminal: the misaligned rate with its interval under the suite's
 // first likelihood mode (or generation), e.g. "world step 100  id 0.45 [0.40,0.50]  ood 0.62 ...".
@@ -65,6 +73,7 @@ struct EvalCommandArgs {
   std::string tokenizer;             // default: <checkpoint>/tokenizer.model
   int threads = 0;
   bool reference = false;            // --reference-scorer
+  std::string items;                 // --items: per-item outcomes as JSONL (appended)
 };
 // `ethos eval`: scores a saved checkpoint (step, stage, recipe and seed from its
 // trainer_state.json and config.yaml when present), appends the events, prints a summary.
