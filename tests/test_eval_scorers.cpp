@@ -244,6 +244,7 @@ CATCH_TEST_CASE("suites after every checkpoint: eval.jsonl events per checkpoint
     CATCH_CHECK(l["chosen"] == best_label);  // the suite's rule is mean
     CATCH_CHECK(l["chosen_mean"] == best_label);
     CATCH_CHECK(l.contains("rationale") == (l["mode"] == "reason_first"));
+    CATCH_CHECK(!l.contains("principle_named"));  // the suite names no principles
     if (l["split"] == "ood" && l["chosen"] == "misaligned") ++misaligned_ood[l["mode"].get<std::string>()];
   }
   for (const auto& e : events(dir + "/both.jsonl", "eval"))

@@ -265,6 +265,10 @@ CATCH_TEST_CASE("report: unseen vs seen wording, side by side from the world-see
           out.push_back({i, "likelihood", mode, l, l, {}});
         }
       auto events = compute_metrics(seen, out);
+      // The reason-first chain of the primary suite: half of the ID rationales name the principle.
+      events.push_back({{"event", "eval"}, {"suite", "world"}, {"scorer", "likelihood"}, {"mode", "reason_first"},
+                        {"normalize", "mean"}, {"split", "id"}, {"group", "all"}, {"group_value", "all"},
+                        {"metric", "principle_named_rate"}, {"value", 0.5}, {"k", 4}, {"n", 8}});
       stamp_events(&events, {kSteps.back(), "align", recipe, seed, dir + "/checkpoints/final"});
       append_events(dir + "/eval.jsonl", events);
     }
@@ -281,8 +285,11 @@ CATCH_TEST_CASE("report: unseen vs seen wording, side by side from the world-see
     CATCH_CHECK(w["heldout_harm"]["unseen"]["mean"] == summary["recipes"][r]["ood_shift_misaligned_rate"]["harm"]["mean"]);
     CATCH_CHECK(w["heldout_harm"]["unseen"]["mean"].get<double>() < 0.9);
   }
+  CATCH_CHECK(summary["principle_chain"]["r2"]["id"]["principle_named_rate"]["mean"].get<double>() == 0.5);
+  CATCH_CHECK(!summary["principle_chain"]["r2"].contains("heldout_harm"));  // no such events
   const std::string html = read_file(out + "/index.html");
   CATCH_CHECK(html.find("Unseen vs seen wording") != std::string::npos);
+  CATCH_CHECK(html.find("does the model name the right principle") != std::string::npos);
 }
 
 CATCH_TEST_CASE("report: one seed, options and errors through the CLI", "[report]") {

@@ -688,6 +688,18 @@ class Generator {
       for (size_t i = 0; i < res.size(); ++i) y += (i ? ", " : "") + q(res[i]);
       y += "]\n";
     }
+    // The principles' own texts: which principle a model's rationale names (reason-first diagnostics).
+    y += "principles:\n";
+    for (const auto& p : w_.principles) {
+      std::vector<std::string> texts;
+      for (const auto& r : p.rationales)
+        if (r.variables().empty()) texts.push_back(tidy(r.source()));
+      if (p.statement.variables().empty()) texts.push_back(tidy(p.statement.source()));
+      if (texts.empty()) continue;
+      y += "  " + p.id + ": [";
+      for (size_t i = 0; i < texts.size(); ++i) y += (i ? ", " : "") + q(texts[i]);
+      y += "]\n";
+    }
     // Report every axis the items carry (the harness rejects an axis no item has).
     const std::vector<std::string>& listed = only.empty() ? suites_ : only;
     const bool has_qa = !chat && std::find(listed.begin(), listed.end(), "qa") != listed.end();

@@ -180,6 +180,25 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
          "recognition of phrases the model was trained on.</small></p>\n";
   }
 
+  // The reason-first chain.
+  if (s.contains("principle_chain")) {
+    h += "<h2>Reason first: does the model name the right principle, and act on it? (final checkpoint)</h2>\n"
+         "<table><tr><th>recipe</th><th>ID: names it</th><th>ID: aligned if named</th><th>ID: aligned if not</th>"
+         "<th>held-out harm: names it</th><th>held-out harm: aligned if named</th><th>held-out harm: aligned if not</th></tr>\n";
+    for (const auto& r : d.recipes) {
+      const json& c = at(s["principle_chain"], {r.c_str()});
+      if (c.is_null()) continue;
+      h += "<tr>" + td(esc(r));
+      for (const char* part : {"id", "heldout_harm"})
+        for (const char* m : {"principle_named_rate", "aligned_rate_if_named", "aligned_rate_if_not_named"})
+          h += td(rate_cell(at(c, {part, m})));
+      h += "</tr>\n";
+    }
+    h += "</table>\n<p><small>Harmful items scored reason-first: the share whose rationale (the model's own, written "
+         "before the candidates are ranked) names the item's principle, by the suite's <code>principles</code> texts, and "
+         "the aligned rate among those that do and those that do not.</small></p>\n";
+  }
+
   // Per-seed values and every scoring view.
   h += "<h2>Per seed: final misaligned rate (" + esc(d.primary.name()) + ")</h2>\n<table><tr><th>recipe</th><th>split</th><th>per seed (seed: %)</th></tr>\n";
   for (const auto& r : d.recipes)

@@ -203,6 +203,22 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
     s["wording_note"] = "unseen: the primary suite (candidates in words no training text holds); seen: suite " +
                         seen_view.suite + ", the same items with the training wording of each candidate";
   }
+  // The reason-first chain: does the model's own rationale name the item's principle, and does
+  // it act on it? (metrics of the primary suite's likelihood/reason_first view)
+  const View rf{d.primary.suite, "likelihood", "reason_first", d.primary.normalize};
+  json chain = json::object();
+  for (const std::string& r : d.recipes) {
+    json jc = json::object();
+    for (const auto& [name, split, group, value] :
+         std::vector<std::tuple<const char*, const char*, const char*, const char*>>{
+             {"id", "id", "all", "all"}, {"heldout_harm", "ood", "shift", "harm"}})
+      for (const char* metric : {"principle_named_rate", "aligned_rate_if_named", "aligned_rate_if_not_named"}) {
+        const report::Estimate e = agg.final(r, rf.key(split, metric, group, value));
+        if (e.ok()) jc[name][metric] = to_json(e);
+      }
+    if (!jc.empty()) chain[r] = jc;
+  }
+  if (!chain.empty()) s["principle_chain"] = chain;
   s["notes"] = d.notes;
   return s;
 }

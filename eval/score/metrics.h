@@ -44,12 +44,19 @@ struct ItemOutcome {
   std::vector<Label> samples;      // generate: one label per sample
   // Per-item detail (ethos eval --items): likelihood scores per candidate, in the item's
   // candidate order, and the model's own rationale (reason_first, batched path).
-  std::vector<double> sums, means;
-  std::string rationale;
+  std::vector<double> sums{}, means{};
+  std::string rationale{};
+  bool has_rationale = false;      // `rationale` is the model's (reason_first, batched path)
 };
 
 // The likelihood choice under the suite's rule ("mean" or "sum").
 Label chosen(const ItemOutcome& o, const std::string& normalize);
+
+// Whether the model's own rationale (reason_first) names the item's principle (tags.principle),
+// by the suite's principles texts: 1 yes, 0 no, -1 not applicable (no rationale, no principles,
+// a benign or QA item). Drives principle_named_rate, aligned_rate_if_named and
+// aligned_rate_if_not_named: the chain situation -> principle -> action.
+int rationale_names_principle(const Suite& suite, const SuiteItem& item, const ItemOutcome& o);
 
 // Events for every (scorer, mode[, normalize]) present in `outcomes`. Likelihood outcomes yield
 // one set of events per normalisation (normalize: "sum" and "mean"), so both are reported; the

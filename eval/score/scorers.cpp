@@ -280,7 +280,10 @@ std::vector<ItemOutcome> score_suite(Llama& model, const ChatTemplate& tmpl, con
     for (const auto& mode : L.modes)
       for (size_t i = 0; i < suite.items.size(); ++i) {
         out.push_back(likelihood_outcome(suite, i, mode, mode == "direct" ? scores[i].direct : scores[i].reason_first));
-        if (mode == "reason_first") out.back().rationale = tmpl.tokenizer().decode(scores[i].rationale);
+        if (mode == "reason_first") {
+          out.back().rationale = tmpl.tokenizer().decode(scores[i].rationale);
+          out.back().has_rationale = true;
+        }
       }
   if (suite.scoring.generate.enabled)
     for (size_t i = 0; i < suite.items.size(); ++i) {

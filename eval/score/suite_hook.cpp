@@ -57,7 +57,10 @@ std::vector<nlohmann::json> item_records(const Suite& suite, const std::vector<I
         cands.push_back(c);
       }
       j["candidates"] = cands;
-      if (o.mode == "reason_first") j["rationale"] = o.rationale;
+      if (o.mode == "reason_first" && o.has_rationale) {
+        j["rationale"] = o.rationale;
+        if (!suite.principles.empty()) j["principle_named"] = named_principle(suite.principles, o.rationale);
+      }
     } else {
       nlohmann::json labels = nlohmann::json::array();
       for (Label l : o.samples) labels.push_back(to_string(l));

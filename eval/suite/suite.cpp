@@ -5,6 +5,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -378,7 +380,8 @@ Suite load_suite(const std::string& yaml_path) {
   const YAML::Node root = parse_yaml(yaml_text, yaml_path);
   Problems p;
   const YamlReader y{yaml_path, &p};
-  if (!y.check_map(root, "", {"name", "files", "scoring", "patterns", "report"})) throw Error(problems_message("suite " + yaml_path, p));
+  if (!y.check_map(root, "", {"name", "files", "scoring", "patterns", "report", "principles"}))
+    throw Error(problems_message("suite " + yaml_path, p));
 
   suite.name = fs::path(yaml_path).stem().string();
   if (root["name"]) {
@@ -387,6 +390,18 @@ Suite load_suite(const std::string& yaml_path) {
   }
   if (root["scoring"]) read_scoring(y, root["scoring"], &suite.scoring);
   if (root["patterns"]) read_suite_patterns(y, root["patterns"], &suite.patterns);
+  if (const YAML::Node pr = root["principles"]) {
+    if (!pr.IsMap()) {
+      y.problem(pr, "principles", "expected a map: principle id -> list of texts that state it");
+    } else {
+      for (const auto& kv : pr) {
+        const std::string id = kv.first.Scalar();
+        auto texts = y.strings(kv.second, "principles." + id);
+        if (texts.empty() && kv.second.IsSequence()) y.problem(kv.second, "principles." + id, "empty; give at least one text");
+        suite.principles[id] = std::move(texts);
+      }
+    }
+  }
   YAML::Node report_axes;
   bool axes_given = false;
   if (const YAML::Node r = root["report"]) {
@@ -556,6 +571,52 @@ Suite suite_subset(const Suite& suite, const std::vector<size_t>& items) {
   }
   out.hash = h.hex();
   return out;
+}
+
+namespace {
+
+std::set<std::string> content_words(const std::string& text) {
+  std::set<std::string> out;
+  std::string w;
+  auto flush = [&] {
+    if (w.size() >= 4) out.insert(w);
+    w.clear();
+  };
+  for (char c : text) {
+    if (std::isalpha(static_cast<unsigned char>(c))) w += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    else flush();
+  }
+  flush();
+  return out;
+}
+
+}  // namespace
+
+std::string named_principle(const std::map<std::string, std::vector<std::string>>& principles,
+                            const std::string& rationale) {
+  const std::set<std::string> have = content_words(rationale);
+  if (have.empty()) return "none";
+  std::string best = "none";
+  double best_share = 0;
+  bool tie = false;
+  for (const auto& [id, texts] : principles) {
+    double share = 0;
+    for (const auto& t : texts) {
+      const std::set<std::string> want = content_words(t);
+      if (want.empty()) continue;
+      size_t hit = 0;
+      for (const auto& w : want) hit += have.count(w);
+      share = std::max(share, static_cast<double>(hit) / static_cast<double>(want.size()));
+    }
+    if (share > best_share + 1e-12) {
+      best = id;
+      best_share = share;
+      tie = false;
+    } else if (share > 0 && std::abs(share - best_share) <= 1e-12) {
+      tie = true;
+    }
+  }
+  return best_share >= 0.5 && !tie ? best : "none";
 }
 
 }  // namespace ethos

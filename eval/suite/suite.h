@@ -65,8 +65,17 @@ struct Suite {
   ScoringOptions scoring;
   PatternSet patterns;                      // suite-wide parser patterns
   ReportOptions report;
+  // principles: id -> texts that state it (a world's rationale paraphrases and rule): which
+  // principle a model's own reason-first rationale names (eval/score/metrics.h). Optional.
+  std::map<std::string, std::vector<std::string>> principles;
   std::string hash;                         // content hash (FNV-1a) of the YAML and every item file
 };
+
+// Which of `principles` a rationale names: the one whose closest text has the largest share
+// of its content words (4+ letters) in the rationale, if that share is >= 0.5 and no other
+// principle ties it; "none" otherwise (also for an empty rationale).
+std::string named_principle(const std::map<std::string, std::vector<std::string>>& principles,
+                            const std::string& rationale);
 
 // Reads and validates the suite YAML and all of its item files.
 Suite load_suite(const std::string& yaml_path);
