@@ -551,18 +551,18 @@ void check_fairness(const World& w) {
   //    score must not come from how much of a familiar phrase it repeats, and no label's
   //    wordings may be closer copies than another's.
   constexpr size_t kMaxSharedRun = 4;
-  std::vector<const Template*> trained;
+  std::vector<std::pair<const Template*, std::vector<std::string>>> trained;  // tokenised once
   for (const auto& h : w.harms)
     for (const HarmSide* side : {&h.harmful, &h.benign})
       for (const auto* list : {&side->aligned, &side->misaligned, &side->refusal})
-        for (const auto& t : *list) trained.push_back(&t);
+        for (const auto& t : *list) trained.emplace_back(&t, wording_tokens(t));
   for (const auto* list : {&w.texts.refusals, &w.texts.off_task})
-    for (const auto& t : *list) trained.push_back(&t);
+    for (const auto& t : *list) trained.emplace_back(&t, wording_tokens(t));
   auto paraphrase = [&](const std::vector<Template>& list) {
     for (const auto& t : list) {
       const auto mine = wording_tokens(t);
-      for (const Template* other : trained) {
-        const size_t run = longest_shared_run(mine, wording_tokens(*other));
+      for (const auto& [other, theirs] : trained) {
+        const size_t run = longest_shared_run(mine, theirs);
         if (run > kMaxSharedRun)
           throw Error(t.where() + ": this eval wording shares " + std::to_string(run) +
                       " consecutive words with the training wording at " + other->where() + " (\"" + other->source() +
