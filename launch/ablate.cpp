@@ -15,6 +15,8 @@
 #include "trainer/dist/env.h"
 #include "trainer/trainer.h"
 
+#include <nlohmann/json.hpp>
+
 namespace fs = std::filesystem;
 
 namespace ethos {
@@ -32,6 +34,24 @@ std::vector<std::string> run_overrides(const AblationMatrix& m, const std::strin
 }
 
 }  // namespace
+
+std::vector<AblationCell> ablation_cells(const AblationMatrix& m) {
+  std::vector<AblationCell> cells;
+  for (int64_t seed : m.seeds)
+    for (const auto& recipe : m.recipes)
+      cells.push_back({recipe, fs::path(recipe).stem().string(), seed, run_dir_of(m, recipe, seed),
+                       run_overrides(m, recipe, seed)});
+  return cells;
+}
+
+void write_ablation_manifest(const AblationMatrix& m) {
+  nlohmann::json cells = nlohmann::json::array();
+  for (const auto& c : ablation_cells(m))
+    cells.push_back({{"recipe", c.stem}, {"seed", c.seed}, {"dir", fs::path(c.dir).lexically_relative(m.out).string()}});
+  fs::create_directories(m.out);
+  write_file_atomic((fs::path(m.out) / "ablation.json").string(),
+                    nlohmann::json{{"name", m.name}, {"matrix", m.path}, {"cells", cells}}.dump(1) + "\n");
+}
 
 AblationMatrix load_matrix(const std::string& path, const std::vector<std::string>& extra) {
   const YAML::Node y = load_yaml_file(path);
@@ -104,17 +124,16 @@ int run_ablation(const AblationMatrix& m, const AblateOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   // Seeds outermost: a shared stage (e.g. pre-training) is trained by the first recipe of each
   // seed and reused by the rest.
-  for (int64_t seed : m.seeds) {
-    for (const auto& recipe : m.recipes) {
-      ++n;
-      const std::string dir = run_dir_of(m, recipe, seed);
-      say << "[ablate] run " << n << "/" << total << ": " << recipe << " seed " << seed << " -> " << dir << std::endl;
-      if (opt.dry_run) continue;
-      const Recipe r = load_recipe(recipe, run_overrides(m, recipe, seed));
-      EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
-      add_recipe_hooks(hooks, r);
-      train(r, hooks.empty() ? nullptr : &hooks);
-    }
+  if (!opt.dry_run && main) write_ablation_manifest(m);
+  for (const auto& cell : ablation_cells(m)) {
+    ++n;
+    say << "[ablate] run " << n << "/" << total << ": " << cell.recipe << " seed " << cell.seed << " -> " << cell.dir
+        << std::endl;
+    if (opt.dry_run) continue;
+    const Recipe r = load_recipe(cell.recipe, cell.overrides);
+    EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
+    add_recipe_hooks(hooks, r);
+    train(r, hooks.empty() ? nullptr : &hooks);
   }
   if (opt.dry_run) return 0;
   const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 60;

@@ -20,6 +20,17 @@ struct AblationMatrix {
   std::vector<std::string> overrides;
 };
 
+// One cell of the matrix: a recipe trained with one seed into its run directory.
+struct AblationCell {
+  std::string recipe;  // the recipe file
+  std::string stem;    // its file stem: the cell's name and directory
+  int64_t seed = 0;
+  std::string dir;     // <out>/<stem>/seed<k>
+  std::vector<std::string> overrides;  // the matrix's, then seed= and out_dir=
+};
+// Every cell, seeds outermost (the order --local runs them in).
+std::vector<AblationCell> ablation_cells(const AblationMatrix& m);
+
 // Reads and checks the matrix (every recipe loads with every seed before anything runs).
 AblationMatrix load_matrix(const std::string& path, const std::vector<std::string>& extra_overrides = {});
 
@@ -28,5 +39,8 @@ struct AblateOptions {
   bool report = true;
 };
 int run_ablation(const AblationMatrix& m, const AblateOptions& opt);
+// <out>/ablation.json: the matrix's cells (recipe, seed, run directory relative to <out>), so that
+// `ethos report` can say which cells are missing.
+void write_ablation_manifest(const AblationMatrix& m);
 
 }  // namespace ethos

@@ -13,6 +13,7 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev catch2
   gnuplot-nox
   python3-torch                                  # reference numbers only (parity goldens, benchmarks)
+  slurmctld slurmd slurm-client munge            # the launch tests' own single-node Slurm (tests/slurm/cluster.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "datasets/base/util.h"
+#include "trainer/preempt.h"
 
 extern char** environ;
 
@@ -379,6 +380,9 @@ class Job {
       if (!failed) continue;
       if (stopping()) {
         say("rank " + std::to_string(r.index) + " " + describe(st));
+        // Ranks that checkpointed on the forwarded signal and left with the preemption code:
+        // the job stopped as asked and resumes, which is what the launcher reports too.
+        if (interrupted_ && WIFEXITED(st) && WEXITSTATUS(st) == kExitPreempted) result_ = kExitPreempted;
         continue;
       }
       say("rank " + std::to_string(r.index) + " " + describe(st) + "; stopping the other ranks");
@@ -396,6 +400,7 @@ class Job {
     }
     say(std::string("got ") + signal_name(sig) + "; forwarding it to the ranks");
     result_ = 128 + sig;
+    interrupted_ = true;
     begin_stop(sig);
   }
 
@@ -426,6 +431,7 @@ class Job {
   const SignalPipe& signals_;
   std::vector<Rank> ranks_;
   std::optional<int> result_;
+  bool interrupted_ = false;  // the launcher itself was signalled and forwarded it
   std::optional<Clock::time_point> stop_deadline_;   // SIGKILL for the ranks still running then
   std::optional<Clock::time_point> drain_deadline_;  // stop reading output then
   bool killed_ = false;

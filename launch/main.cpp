@@ -1,8 +1,10 @@
 // ethos: one binary, subcommands. Exit codes: 0 success, 1 a user-facing error (bad input,
-// bad config, refused resume), 2 an internal error, 64 bad command-line usage.
+// bad config, refused resume), 2 an internal error, 64 bad command-line usage, 75 stopped by
+// SIGTERM or the preemption signal after writing a checkpoint (run the same command to resume).
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 
@@ -15,6 +17,8 @@
 #include "trainer/config.h"
 #include "trainer/dist/env.h"
 #include "launch/launcher.h"
+#include "launch/slurm.h"
+#include "trainer/preempt.h"
 #include "trainer/model/generate.h"
 #include "trainer/model/inference.h"
 #include "trainer/trainer.h"
@@ -24,11 +28,11 @@ using namespace ethos;
 
 namespace {
 
-int cmd_train(const std::string& recipe_path, const std::vector<std::string>& overrides) {
+int cmd_train(const std::string& recipe_path, const std::vector<std::string>& overrides, const TrainOptions& opt) {
   Recipe r = load_recipe(recipe_path, overrides);
   EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
   add_recipe_hooks(hooks, r);
-  TrainResult res = train(r, hooks.empty() ? nullptr : &hooks);
+  TrainResult res = train(r, hooks.empty() ? nullptr : &hooks, opt);
   if (dist_env().rank == 0)
     std::cout << "run: " << res.run_dir << "\nfinal checkpoint: " << res.final_checkpoint << std::endl;
   return 0;
@@ -127,6 +131,9 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train (or resume) a recipe: ethos train RECIPE [key.path=value ...]");
   train->add_option("recipe", recipe, "recipe YAML")->required();
   train->add_option("overrides", overrides, "overrides such as seed=3 train.steps=200 stages.1.train.lr=1e-4");
+  TrainOptions train_opt;
+  train->add_flag("--shared-only", train_opt.shared_only,
+                  "train only the leading shared stages (share: true) into the stage cache, then stop");
 
   auto* tokenizer = app.add_subcommand("tokenizer", "Tokenizer tools");
   tokenizer->require_subcommand(1);
@@ -178,9 +185,25 @@ int main(int argc, char** argv) {
   ablate->add_option("matrix", matrix, "matrix YAML (e.g. recipes/why_beats_rule.yaml)")->required();
   ablate->add_option("overrides", ablate_overrides, "overrides for every run, e.g. train.steps=50");
   ablate->add_flag("--local", "run here, one run after another (the default)");
-  ablate->add_flag("--slurm", slurm, "submit to Slurm (not available yet: use launch/ scripts)");
-  ablate->add_flag("--dry-run", ablate_opt.dry_run, "list the runs and stop");
+  ablate->add_flag("--slurm", slurm, "submit to Slurm: job arrays written into OUT/slurm/ (launch/slurm.h)");
+  ablate->add_flag("--dry-run", ablate_opt.dry_run, "list the runs (with --slurm: print the scripts) and stop");
   ablate->add_flag("--no-report", no_report, "skip the report at the end");
+  bool status = false;
+  ablate->add_flag("--status", status, "print each cell's state, last step and restarts, and stop");
+  SlurmOptions so;
+  ablate->add_option("--partition", so.partition, "Slurm partition");
+  ablate->add_option("--account", so.account, "Slurm account");
+  ablate->add_option("--qos", so.qos, "Slurm QOS");
+  ablate->add_option("--time", so.time, "time limit per task (sbatch --time, e.g. 04:00:00)");
+  ablate->add_option("--nodes", so.nodes, "nodes per cell")->capture_default_str();
+  ablate->add_option("--gpus-per-node", so.gpus_per_node, "GPUs per node (one rank each); 0: CPU")->capture_default_str();
+  ablate->add_option("--ntasks-per-node", so.ntasks_per_node, "ranks per node (default: --gpus-per-node, or 1)");
+  ablate->add_option("--cpus-per-task", so.cpus_per_task, "CPUs per rank (sets OMP_NUM_THREADS)");
+  ablate->add_option("--max-parallel", so.max_parallel, "cells running at once (array throttle); 0: no limit");
+  ablate->add_option("--max-restarts", so.max_restarts, "requeues per task after a stop signal")->capture_default_str();
+  ablate->add_option("--signal", so.signal, "the warning signal Slurm sends before the time limit")->capture_default_str();
+  ablate->add_option("--signal-lead", so.signal_lead_s, "seconds before the time limit it is sent")->capture_default_str();
+  ablate->add_option("--sbatch-arg", so.sbatch_args, "an extra #SBATCH line, e.g. --sbatch-arg=--constraint=a100 (repeat)");
 
   ReportConfig rep;
   auto* report = app.add_subcommand("report", "Charts, summary.json and index.html from runs: ethos report RUNS_DIR");
@@ -218,7 +241,8 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 64;
   }
   try {
-    if (train->parsed()) return cmd_train(recipe, overrides);
+    if (train->parsed() || ablate->parsed()) install_stop_handlers(SIGUSR2);  // until the recipe names its own
+    if (train->parsed()) return cmd_train(recipe, overrides, train_opt);
     if (launch_cmd->parsed()) return cmd_launch(lopt, launch_rest);
     if (ttrain->parsed()) {
       topt.byte_fallback = !no_byte_fallback;
@@ -227,13 +251,28 @@ int main(int argc, char** argv) {
     if (gen->parsed()) return cmd_generate(g);
     if (eval->parsed()) return run_eval_command(ev);
     if (ablate->parsed()) {
-      if (slurm) throw Error("ethos ablate --slurm is not available yet: run with --local (the default) for now");
+      const AblationMatrix m = load_matrix(matrix, ablate_overrides);
+      if (status) return ablation_status(m);
+      if (slurm) {
+        so.dry_run = ablate_opt.dry_run;
+        so.report = !no_report;
+        if (so.signal != "USR2") {  // the ranks must catch what Slurm sends
+          so.signal = "SIG" == so.signal.substr(0, 3) ? so.signal.substr(3) : so.signal;
+          AblationMatrix with_signal = m;
+          with_signal.overrides.push_back("preempt_signal=" + so.signal);
+          return submit_slurm(with_signal, so);
+        }
+        return submit_slurm(m, so);
+      }
       ablate_opt.report = !no_report;
-      return run_ablation(load_matrix(matrix, ablate_overrides), ablate_opt);
+      return run_ablation(m, ablate_opt);
     }
     if (dgen->parsed()) return run_data_generate(world_args);
     if (report->parsed()) return run_report(rep);
     return cmd_version();
+  } catch (const ethos::Preempted& e) {
+    std::cerr << "\n[ethos] " << rank_label(e.what()) << e.what() << std::endl;
+    return kExitPreempted;
   } catch (const ethos::Error& e) {
     std::cerr << "\nerror: " << rank_label(e.what()) << e.what() << std::endl;
     return 1;

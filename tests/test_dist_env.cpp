@@ -48,7 +48,7 @@ std::string nodelist_error(const std::string& list) {
 Vars slurm_vars() {
   return {{"SLURM_PROCID", "5"},       {"SLURM_NTASKS", "8"},         {"SLURM_LOCALID", "1"},
           {"SLURM_NODEID", "1"},       {"SLURM_TASKS_PER_NODE", "4(x2)"}, {"SLURM_JOB_NODELIST", "gpu[07-08]"},
-          {"SLURM_JOB_ID", "123456"}};
+          {"SLURM_JOB_ID", "123456"}, {"SLURM_STEP_ID", "0"}};
 }
 
 Vars torchrun_vars() {
@@ -271,6 +271,11 @@ CATCH_TEST_CASE("dist_env_from: every bad environment is an Error naming variabl
       {"Slurm malformed task counts", with(slurm_vars(), {{"SLURM_TASKS_PER_NODE", "4(x"}}),
        {"malformed SLURM_TASKS_PER_NODE \"4(x\""}},
       {"Slurm bad SLURM_JOB_ID", with(slurm_vars(), {{"SLURM_JOB_ID", "abc"}}), {"SLURM_JOB_ID=\"abc\" is not an integer"}},
+      // what sbatch's batch script sees (read off a real Slurm 22.05): rank 0 of the job's tasks, no step
+      {"Slurm batch script without srun",
+       with(without(slurm_vars(), {"SLURM_STEP_ID", "SLURM_NODEID"}),
+            {{"SLURM_PROCID", "0"}, {"SLURM_LOCALID", "0"}, {"SLURM_NTASKS", "3"}, {"SLURM_TASKS_PER_NODE", "3"}}),
+       {"batch script of Slurm job 123456", "SLURM_NTASKS=3, no SLURM_STEP_ID", "start the ranks with srun"}},
   };
   for (const auto& c : cases) {
     CATCH_INFO(c.what);

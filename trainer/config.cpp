@@ -20,6 +20,7 @@
 #include "datasets/base/util.h"
 #include "datasets/base/yaml.h"
 #include "trainer/objective/preference.h"
+#include "trainer/preempt.h"
 
 namespace ethos {
 
@@ -72,7 +73,8 @@ template <class V> void fields(V& v, DistSection& o) {
 }
 template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
-  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(tokenizer);
+  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(preempt_signal);
+  ETHOS_FIELD(tokenizer);
   ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval); ETHOS_FIELD(dist);
 }
 #undef ETHOS_FIELD
@@ -538,6 +540,11 @@ std::vector<std::string> validate(const Recipe& r) {
   c.need(!r.resume.empty(), "resume", "must be auto, never or a checkpoint directory");
   c.non_negative("threads", r.threads);
   c.one_of("device", r.device, {"cpu", "cuda", "auto"});
+  try {
+    parse_stop_signal(r.preempt_signal, "preempt_signal");
+  } catch (const Error& e) {
+    c.problems.push_back(e.what());
+  }
   for (size_t i = 0; i < r.eval.heldout.size(); ++i) {
     const std::string at = "eval.heldout[" + std::to_string(i) + "]";
     c.need(!r.eval.heldout[i].path.empty(), at + ".path", "must name a JSONL file");
@@ -606,6 +613,7 @@ std::string config_hash(const Recipe& r, int world) {
   copy.threads = defaults.threads;
   copy.out_dir = defaults.out_dir;
   copy.cache_dir = defaults.cache_dir;
+  copy.preempt_signal = defaults.preempt_signal;
   copy.dist = defaults.dist;
   return hash_bytes(to_yaml(copy));
 }

@@ -110,6 +110,8 @@ struct Recipe {
   int64_t threads = 0;          // intra-op threads; 0 = the cores available to this process
   std::string device = "cpu";   // cpu | cuda (one GPU: cuda:LOCAL_RANK once data-parallel) | auto
   std::string cache_dir = "runs/cache";  // content-addressed caches shared by runs (reference log-probs)
+  std::string preempt_signal = "USR2";   // besides SIGTERM, the signal that makes the run checkpoint and
+                                         // stop at the next step (trainer/preempt.h); none: SIGTERM only
   TokenizerSection tokenizer;
   ModelSection model;
   std::vector<StageSection> stages;  // resolved: always >= 1
@@ -128,7 +130,7 @@ std::vector<std::string> validate(const Recipe& r);
 // The resolved config as YAML, every default written out; stable (same recipe -> same text).
 std::string to_yaml(const Recipe& r);
 // Hash of the resolved config minus keys that may change across a resume
-// (resume, allow_changed, threads, out_dir, cache_dir, dist). The batch enters as the global
+// (resume, allow_changed, threads, out_dir, cache_dir, preempt_signal, dist). The batch enters as the global
 // batch of a `world`-rank job (batch_size x grad_accum x world): a run may resume on another
 // number of ranks, or with another split into micro-batches, when the global batch is the same.
 std::string config_hash(const Recipe& r, int world = 1);

@@ -15,6 +15,7 @@
 
 #include "datasets/base/util.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/checkpoint/run_dir.h"
 #include "trainer/checkpoint/stage_cache.h"
 #include "trainer/compat.h"
 #include "trainer/dist/data_parallel.h"
@@ -22,6 +23,7 @@
 #include "trainer/model/weights.h"
 #include "trainer/objective/objective.h"
 #include "trainer/optim.h"
+#include "trainer/preempt.h"
 
 namespace fs = std::filesystem;
 
@@ -160,6 +162,7 @@ struct RunContext {
   EvalHook* hook;  // rank 0's; nullptr on the other ranks
   torch::Device device;
   Comm& comm;
+  std::string preempt_checkpoint;  // a preemption checkpoint this run resumed from: removed once a later one exists
 };
 
 // The eval hook after a checkpoint; its completion is logged as an "eval_hook" event, so a
@@ -241,6 +244,17 @@ std::string save_checkpoint_all_ranks(RunContext& ctx, TrainerState& state, Llam
     save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml, keep_last);
   });
   return dir;
+}
+
+// The signal that asked this job to stop, agreed by every rank at a step boundary (one sum over
+// ranks: a signal that reached only some ranks stops all of them at the same step); 0: go on.
+int agreed_stop(Comm& comm) {
+  const int sig = stop_requested();
+  if (comm.world() == 1) return sig;
+  std::vector<double> v = {sig != 0 ? 1.0 : 0.0, static_cast<double>(sig)};
+  comm.sum(v);
+  if (v[0] == 0) return 0;
+  return sig != 0 ? sig : static_cast<int>(v[1] / v[0] + 0.5);
 }
 
 // Trains one stage from `state` (stage_step > 0: resuming from `resume_dir`). Returns the
@@ -325,7 +339,11 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
       tokens_since_log = 0;
     }
     // 7. checkpoint, then the eval hook
-    if (state.stage_step % T.checkpoint_every == 0 || state.stage_step == T.steps) {
+    //    (a stop request skips the eval: the resumed run evaluates this checkpoint first; at the
+    //    stage's last step it waits for the stage boundary, where train() honours it)
+    const bool scheduled = state.stage_step % T.checkpoint_every == 0 || state.stage_step == T.steps;
+    const int stop = state.stage_step < T.steps ? agreed_stop(ctx.comm) : 0;
+    if (scheduled) {
       if (ctx.comm.main() && ::isatty(STDERR_FILENO)) std::cerr << "\n";
       const auto t_ckpt = Clock::now();
       state.data_cursor = objective->cursor();
@@ -335,9 +353,30 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
         ctx.log.write({{"event", "checkpoint"}, {"step", state.global_step}, {"dir", dir}, {"seconds", seconds_since(t_ckpt)}});
         std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
         for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
-        run_eval_hook(ctx, model, stage.name, state.global_step, dir, state.stage_step == T.steps);
+        if (!stop) run_eval_hook(ctx, model, stage.name, state.global_step, dir, state.stage_step == T.steps);
+        if (!ctx.preempt_checkpoint.empty() && ctx.preempt_checkpoint != dir) fs::remove_all(ctx.preempt_checkpoint);
       });
+      ctx.preempt_checkpoint.clear();
       t_log = Clock::now();
+    }
+    // 8. a stop request (SIGTERM, the warning signal): checkpoint unless this step just did, leave
+    if (stop) {
+      const int sig = stop;
+      std::string dir = (fs::path(ctx.run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
+      if (!scheduled) {
+        state.data_cursor = objective->cursor();
+        state.torch_rng = torch_rng_state();
+        state.preempt = true;
+        dir = save_checkpoint_all_ranks(ctx, state, model, dp, T.keep_last);
+        state.preempt = false;
+        ctx.comm.rank0_only("rank 0 records the stop", [&] {
+          if (!ctx.preempt_checkpoint.empty() && ctx.preempt_checkpoint != dir) fs::remove_all(ctx.preempt_checkpoint);
+        });
+      }
+      ctx.log.write({{"event", "preempted"}, {"step", state.global_step}, {"signal", signal_name(sig)}, {"dir", dir}});
+      throw Preempted("stopped by " + signal_name(sig) + " at step " + std::to_string(state.global_step) +
+                          " after writing " + dir + "; run the same command again (resume: auto) to continue",
+                      sig, state.global_step);
     }
   }
   return result.loss;
@@ -369,9 +408,39 @@ int configure_threads(int64_t requested) {
   return n;
 }
 
-TrainResult train(const Recipe& r, EvalHook* hook) {
+namespace {
+
+TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& opt, const DistEnv& env);
+
+}  // namespace
+
+TrainResult train(const Recipe& r, EvalHook* hook, const TrainOptions& opt) {
   // The job's ranks (ethos launch, Slurm, torchrun variables); one process: world size 1.
   const DistEnv env = dist_env();
+  install_stop_handlers(parse_stop_signal(r.preempt_signal, "preempt_signal"));
+  if (env.rank != 0) return train_locked(r, hook, opt, env);
+  // Rank 0 holds the run directory for the whole run, and says what became of it.
+  const std::string run_dir = r.run_dir();
+  fs::create_directories(run_dir);
+  RunLock lock(run_dir);
+  record_launch(run_dir);
+  write_run_status(run_dir, "running", 0);
+  try {
+    TrainResult res = train_locked(r, hook, opt, env);
+    write_run_status(run_dir, "done", res.global_step, {{"final_checkpoint", res.final_checkpoint}});
+    return res;
+  } catch (const Preempted& p) {
+    write_run_status(run_dir, "preempted", p.step, {{"signal", signal_name(p.signal)}, {"message", p.what()}});
+    throw;
+  } catch (const std::exception& e) {
+    write_run_status(run_dir, "failed", -1, {{"error", e.what()}});
+    throw;
+  }
+}
+
+namespace {
+
+TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& opt, const DistEnv& env) {
   const int threads = configure_threads(r.threads);
   const torch::Device device = resolve_device(r.device, env);
   Comm& comm = job_comm(env, device, {r.dist.backend, r.dist.timeout_s});
@@ -425,15 +494,18 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   const auto resume_step = resume ? std::optional<int64_t>(resume->global_step) : std::nullopt;
   // A run that died between writing the checkpoint and finishing its eval: drop that
   // checkpoint's partial eval results and evaluate it again below.
-  const bool reeval = comm.share("reeval", resume && hook && !has_event(run_dir + "/train.jsonl", "eval_hook",
-                                                                          resume->global_step) ? "1" : "0") == "1";
+  // A preemption checkpoint (off the checkpoint_every schedule) is never evaluated.
+  const bool reeval = comm.share("reeval", resume && hook && !resume->preempt &&
+                                                   !has_event(run_dir + "/train.jsonl", "eval_hook", resume->global_step)
+                                               ? "1" : "0") == "1";
   if (main) {
     write_file_atomic(run_dir + "/config.yaml", resolved);
     rewind_events(run_dir + "/train.jsonl", resume_step);
     rewind_events(run_dir + "/eval.jsonl", reeval ? std::optional<int64_t>(*resume_step - 1) : resume_step);
   }
   MetricsLog log(main ? run_dir + "/train.jsonl" : "");
-  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, log, hook, device, comm};
+  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, log, hook, device, comm,
+                 resume && resume->preempt ? resume_dir : std::string()};
   if (main)
     std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads"
               << (comm.world() > 1 ? " x " + std::to_string(comm.world()) + " ranks (" + comm.backend() + ")" : "")
@@ -448,6 +520,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   state.tokenizer_hash = tok->content_hash();
   for (size_t si = 0; si < r.stages.size(); ++si) {
     const StageSection& stage = r.stages[si];
+    if (opt.shared_only && !stage.share) break;  // the shared stages lead: the rest is the cells' work
     const bool resume_here = resume && resume->stage_index == static_cast<int64_t>(si);
     if (resume && static_cast<int64_t>(si) < resume->stage_index) {  // finished before the checkpoint
       state.global_step += stage.train.steps;
@@ -482,6 +555,12 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
         if (main)
           if (auto c = find_shared_stage(r.cache_dir, share_key)) cached = *c;
         cached = comm.share("shared_stage", cached);
+        if (!cached.empty() && opt.shared_only) {  // already trained: nothing to do for this stage
+          load_weights(model, cached);
+          state.global_step += stage.train.steps;
+          if (main) std::cerr << "[" << stage.name << "] already in the stage cache: " << cached << std::endl;
+          continue;
+        }
         if (!cached.empty()) {
           load_weights(model, cached);
           state.global_step += stage.train.steps;
@@ -507,6 +586,17 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
                              {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
                               {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
         });
+      // A stop that came during the stage's last step: the stage is complete (checkpoint, eval,
+      // shared-stage cache); stop before the next one, which the resumed run starts.
+      const bool more = si + 1 < r.stages.size() && !(opt.shared_only && !r.stages[si + 1].share);
+      if (const int sig = more ? agreed_stop(comm) : 0) {
+        log.write({{"event", "preempted"}, {"step", state.global_step}, {"signal", signal_name(sig)},
+                   {"dir", result.final_checkpoint}});
+        throw Preempted("stopped by " + signal_name(sig) + " at the end of stage '" + stage.name + "' (step " +
+                            std::to_string(state.global_step) + ", " + result.final_checkpoint +
+                            "); run the same command again (resume: auto) to continue",
+                        sig, state.global_step);
+      }
     }
   }
   result.global_step = state.global_step;
@@ -514,5 +604,7 @@ TrainResult train(const Recipe& r, EvalHook* hook) {
   if (main) std::cerr << "[ethos] done: " << result.final_checkpoint << std::endl;
   return result;
 }
+
+}  // namespace
 
 }  // namespace ethos

@@ -16,9 +16,17 @@ struct TrainResult {
   double final_loss = 0;
 };
 
+struct TrainOptions {
+  // Train only the recipe's leading shared stages (share: true) into the stage cache, then stop:
+  // the job that pre-trains once per seed before an ablation's cells start (ethos ablate --slurm).
+  bool shared_only = false;
+};
+
 // Runs (or resumes) every stage of the recipe. Throws ethos::Error on bad input or a
-// non-finite loss (the last good checkpoint stays intact).
-TrainResult train(const Recipe& recipe, EvalHook* hook = nullptr);
+// non-finite loss (the last good checkpoint stays intact), Preempted after a stop signal
+// (trainer/preempt.h; a checkpoint holds the state). Rank 0 holds the run directory's lock
+// for the whole run and keeps its status.json and launches.jsonl (trainer/checkpoint/run_dir.h).
+TrainResult train(const Recipe& recipe, EvalHook* hook = nullptr, const TrainOptions& opt = {});
 
 // Throws Error when the tokenizer has more pieces than the model's vocabulary (a tokenizer
 // that is not the model's), naming both sizes and the fix.

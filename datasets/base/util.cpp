@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -48,9 +50,18 @@ void fsync_path(const std::string& path) {
   ::close(fd);
 }
 
+std::string unique_suffix() {
+  static std::atomic<uint64_t> counter{0};
+  char host[128] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  std::string h;
+  for (const char* c = host; *c; ++c) h += std::isalnum(static_cast<unsigned char>(*c)) || *c == '-' ? *c : '_';
+  return (h.empty() ? std::string("host") : h) + "." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+}
+
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   namespace fs = std::filesystem;
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = path + ".tmp." + unique_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw Error("cannot write '" + tmp + "': " + std::strerror(errno));
   size_t done = 0;

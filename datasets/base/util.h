@@ -26,7 +26,11 @@ std::string hash_bytes(std::string_view bytes);    // hex
 std::string hash_file(const std::string& path);    // hex; throws Error if unreadable
 
 std::string read_file(const std::string& path);    // whole file; Error names the path if missing
-// Writes to path.tmp.<pid>, fsyncs, renames over path, fsyncs the directory.
+// "<host>.<pid>.<n>": a temporary-name suffix no other writer uses, on this host or another
+// sharing the file system (two processes computing the same cache entry never share a temp file).
+std::string unique_suffix();
+// Writes to path.tmp.<unique_suffix()>, fsyncs, renames over path, fsyncs the directory: a reader
+// sees the old file or the new one, never half of one.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 void fsync_path(const std::string& path);          // file or directory
 bool file_exists(const std::string& path);

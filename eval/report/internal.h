@@ -45,6 +45,9 @@ struct Run {
 struct Loaded {
   std::vector<Run> runs;           // sorted by recipe, then seed
   std::vector<std::string> notes;  // what was skipped or missing, for the reader
+  // Cells of the ablation (RUNS_DIR/ablation.json) that did not finish: {recipe, seed, state,
+  // error}; their partial results are left out of every comparison.
+  nlohmann::json missing = nlohmann::json::array();
 };
 Loaded load_runs(const std::string& runs_dir, const std::string& out_dir);
 // Recipe order in tables and legends: r<digit>... first (R0..R6), then the rest (C1, C2...), each
@@ -120,6 +123,7 @@ struct ReportData {
   std::vector<std::string> recipes;
   std::vector<View> views;
   std::vector<std::string> notes;
+  nlohmann::json missing_cells = nlohmann::json::array();  // Loaded::missing
   nlohmann::json summary;  // summary.json as written
 };
 

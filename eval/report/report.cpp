@@ -220,6 +220,7 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
   }
   if (!chain.empty()) s["principle_chain"] = chain;
   s["notes"] = d.notes;
+  s["missing_cells"] = d.missing_cells;
   return s;
 }
 
@@ -248,6 +249,7 @@ int run_report(const ReportConfig& config) {
   d.out_dir = config.out_dir.empty() ? (fs::path(config.runs_dir) / "report").string() : config.out_dir;
   Loaded loaded = load_runs(config.runs_dir, d.out_dir);
   d.notes = loaded.notes;
+  d.missing_cells = loaded.missing;
   const std::vector<Run>& runs = loaded.runs;
   BootstrapOptions opt;
   opt.resamples = config.resamples;

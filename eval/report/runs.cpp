@@ -197,10 +197,35 @@ Loaded load_runs(const std::string& runs_dir, const std::string& out_dir) {
     if (!out_canon.empty() && fs::weakly_canonical(d) == out_canon) continue;
     const auto seeds = seed_dirs(d);
     if (seeds.empty()) {
-      if (d.filename() != "report") out.notes.push_back("ignored " + d.string() + ": no seed<k> run directories in it");
+      if (d.filename() != "report" && d.filename() != "slurm") out.notes.push_back("ignored " + d.string() + ": no seed<k> run directories in it");
       continue;
     }
     for (const auto& [seed, dir] : seeds) load_run(dir, d.filename().string(), seed, &out);
+  }
+  // An ablation's manifest names every cell: a cell that did not finish (failed, stopped, still
+  // running or never started) is named as missing, and its partial results are left out.
+  const fs::path manifest = root / "ablation.json";
+  if (fs::exists(manifest)) {
+    const json m = json::parse(read_file(manifest.string()), nullptr, /*allow_exceptions=*/false);
+    if (m.is_object() && m.contains("cells") && m["cells"].is_array()) {
+      for (const json& c : m["cells"]) {
+        const std::string recipe = str(c, "recipe"), rel = str(c, "dir");
+        const int64_t seed = c.value("seed", int64_t{0});
+        json status = nullptr;
+        const fs::path st = root / rel / "status.json";
+        if (fs::exists(st)) status = json::parse(read_file(st.string()), nullptr, /*allow_exceptions=*/false);
+        const std::string state = status.is_object() ? str(status, "state", "unknown") : "not started";
+        if (state == "done") continue;
+        std::string error = status.is_object() ? str(status, "error") : "";
+        if (const auto nl = error.find('\n'); nl != std::string::npos) error = error.substr(0, nl) + " ...";
+        out.missing.push_back({{"recipe", recipe}, {"seed", seed}, {"state", state}, {"error", error}});
+        out.notes.push_back("missing cell " + recipe + "/seed" + std::to_string(seed) + " (" + state +
+                            (error.empty() ? "" : ": " + error) + "): left out of the comparison");
+        out.runs.erase(std::remove_if(out.runs.begin(), out.runs.end(),
+                                      [&](const Run& r) { return r.recipe == recipe && r.seed == seed; }),
+                       out.runs.end());
+      }
+    }
   }
   std::sort(out.runs.begin(), out.runs.end(), [](const Run& a, const Run& b) {
     if (a.recipe != b.recipe) return recipe_less(a.recipe, b.recipe);

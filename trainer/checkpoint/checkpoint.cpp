@@ -29,10 +29,12 @@ static std::string shard_file_name(int rank, int world) {
 }
 
 nlohmann::json TrainerState::to_json() const {
-  return {{"global_step", global_step}, {"stage_index", stage_index}, {"stage_name", stage_name},
+  nlohmann::json j = {{"global_step", global_step}, {"stage_index", stage_index}, {"stage_name", stage_name},
           {"stage_step", stage_step},   {"stage_steps", stage_steps}, {"data_cursor", data_cursor},
           {"torch_rng", torch_rng},     {"hashes", {{"config", config_hash}, {"data", data_hash}, {"tokenizer", tokenizer_hash}}},
           {"files", files},             {"world_size", world_size}, {"format", "ethos-checkpoint-1"}};
+  if (preempt) j["preempt"] = true;
+  return j;
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& where) {
@@ -51,6 +53,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.tokenizer_hash = h.at("tokenizer").get<std::string>();
     s.files = j.at("files");
     s.world_size = j.value("world_size", int64_t{1});
+    s.preempt = j.value("preempt", false);
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": malformed trainer state (" + e.what() + "); the checkpoint is damaged, resume from another one.");
   }

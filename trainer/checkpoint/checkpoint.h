@@ -36,6 +36,8 @@ struct TrainerState {
   std::string config_hash, data_hash, tokenizer_hash;
   nlohmann::json files = nlohmann::json::object();  // file name -> size in bytes (validity check)
   int64_t world_size = 1;    // ranks of the run that wrote it (informational: any world size resumes)
+  bool preempt = false;      // written because the run was asked to stop (not on the checkpoint_every
+                             // schedule): not evaluated, and removed once a later checkpoint exists
 
   nlohmann::json to_json() const;
   static TrainerState from_json(const nlohmann::json& j, const std::string& where);

@@ -34,7 +34,7 @@ std::optional<std::string> find_shared_stage(const std::string& cache_dir, const
 void store_shared_stage(const std::string& cache_dir, const std::string& key, Llama& model,
                         const nlohmann::json& info) {
   const fs::path root = fs::path(cache_dir) / "stages";
-  const fs::path tmp = root / (".tmp-" + key + "-" + std::to_string(::getpid()));
+  const fs::path tmp = root / (".tmp-" + key + "-" + unique_suffix());
   fs::create_directories(tmp);
   save_model(model, tmp.string());
   write_file_atomic((tmp / "stage.json").string(), info.dump(1) + "\n");  // written last: marks it complete

@@ -139,6 +139,12 @@ DistEnv from_slurm(const GetEnv& env) {
   d.source = "slurm";
   d.rank = int_var(env, "SLURM_PROCID");
   d.world_size = int_var(env, "SLURM_NTASKS");
+  // The batch script itself (sbatch, salloc's shell) has the job's SLURM_NTASKS but is one process
+  // and has no step id: joining would wait for ranks that never start.
+  if (d.world_size > 1 && is_set(env, "SLURM_JOB_ID") && !is_set(env, "SLURM_STEP_ID") && !is_set(env, "SLURM_STEPID"))
+    throw Error("this is the batch script of Slurm job " + std::string(env("SLURM_JOB_ID")) + " (SLURM_NTASKS=" +
+                std::to_string(d.world_size) + ", no SLURM_STEP_ID), one process, not " + std::to_string(d.world_size) +
+                " ranks: start the ranks with srun, e.g. `srun ethos train RECIPE`");
   d.local_rank = int_var(env, "SLURM_LOCALID");
   d.local_world_size = slurm_local_world_size(env);
   const char* local_world_name = is_set(env, "SLURM_NTASKS_PER_NODE") ? "SLURM_NTASKS_PER_NODE" : "SLURM_TASKS_PER_NODE";
