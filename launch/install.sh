@@ -11,6 +11,7 @@ packages=(
   libtorch-dev libgloo-dev libopenblas0-openmp   # tensors + c10d headers + fast BLAS (README.md, stack notes 1 and 9)
   libsentencepiece-dev sentencepiece
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev catch2
+  libxxhash-dev                                  # checksums of checkpoint files and cache entries
   gnuplot-nox
   python3-torch                                  # reference numbers only (parity goldens, benchmarks)
   slurmctld slurmd slurm-client munge            # the launch tests' own single-node Slurm (tests/slurm/cluster.sh)

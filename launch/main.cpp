@@ -14,6 +14,7 @@
 #include "launch/ablate.h"
 #include "eval/report/report.h"
 #include "eval/score/suite_hook.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/config.h"
 #include "trainer/dist/env.h"
 #include "launch/launcher.h"
@@ -111,6 +112,35 @@ std::string rank_label(const std::string& message) {
   } catch (const Error&) {  // the environment itself is what the error is about
   }
   return "";
+}
+
+// ethos checkpoint verify PATH: every file of a checkpoint (or of each checkpoint of a run)
+// against the sizes and checksums recorded when it was written.
+int cmd_checkpoint_verify(const std::string& path) {
+  std::vector<fs::path> dirs;
+  if (fs::exists(fs::path(path) / "trainer_state.json")) {
+    dirs.push_back(path);
+  } else if (fs::is_directory(fs::path(path) / "checkpoints")) {
+    for (const auto& e : fs::directory_iterator(fs::path(path) / "checkpoints"))
+      if (e.is_directory() && e.path().filename().string().rfind("step_", 0) == 0) dirs.push_back(e.path());
+    std::sort(dirs.begin(), dirs.end());
+  } else {
+    throw Error(path + " is neither a checkpoint (no trainer_state.json) nor a run directory (no checkpoints/)");
+  }
+  if (dirs.empty()) throw Error(path + "/checkpoints holds no step_* checkpoint");
+  int bad = 0;
+  for (const auto& d : dirs) {
+    const auto problems = checkpoint_problems(d.string());
+    bad += !problems.empty();
+    std::cout << (problems.empty() ? "ok       " : "DAMAGED  ") << d.string() << "\n";
+    for (const auto& p : problems) std::cout << "         " << p << "\n";
+  }
+  if (dirs.size() > 1) {
+    const auto chosen = find_latest_checkpoint(path);
+    std::cout << "resume: auto would start from " << (chosen ? *chosen : std::string("nothing (no valid checkpoint)")) << "\n";
+  }
+  std::cout << dirs.size() - static_cast<size_t>(bad) << " of " << dirs.size() << " checkpoint(s) verified" << std::endl;
+  return bad == 0 ? 0 : 1;
 }
 
 int cmd_version() {
@@ -233,6 +263,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> launch_rest;
   launch_cmd->add_option("command", launch_rest, "the ethos subcommand each rank runs, after --");
 
+  auto* checkpoint = app.add_subcommand("checkpoint", "Checkpoint tools");
+  checkpoint->require_subcommand(1);
+  std::string verify_path;
+  auto* verify = checkpoint->add_subcommand(
+      "verify", "Check a checkpoint's files (or every checkpoint of a run) against their recorded sizes and checksums");
+  verify->add_option("path", verify_path, "checkpoint directory, or run directory")->required();
+
   app.add_subcommand("version", "Print versions and the threading setup");
 
   try {
@@ -268,6 +305,7 @@ int main(int argc, char** argv) {
       return run_ablation(m, ablate_opt);
     }
     if (dgen->parsed()) return run_data_generate(world_args);
+    if (verify->parsed()) return cmd_checkpoint_verify(verify_path);
     if (report->parsed()) return run_report(rep);
     return cmd_version();
   } catch (const ethos::Preempted& e) {

@@ -280,3 +280,64 @@ CATCH_TEST_CASE("a tokenizer trained from other train_files is trained again; an
   prepare_tokenizer(t, 1);
   CATCH_CHECK(read_file(t.path) == third);
 }
+
+namespace {
+void flip_byte(const std::string& path, size_t from_end) {
+  std::string bytes = read_file(path);
+  bytes[bytes.size() - from_end] ^= 0x10;
+  write_text(path, bytes);
+}
+}  // namespace
+
+CATCH_TEST_CASE("checksums: a flipped bit in the newest checkpoint is found; resume: auto falls back; ethos checkpoint verify names it") {
+  const std::string a = fresh_dir("checksum_straight"), b = fresh_dir("checksum_flipped");
+  const std::string ra = write_recipe(a, kDemoData, kTrain40), rb = write_recipe(b, kDemoData, kTrain40);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + rb).status == 0);
+  const auto ok = run(ethos_bin() + " checkpoint verify " + b + "/run 2>&1");
+  CATCH_CHECK(ok.status == 0);
+  CATCH_CHECK_THAT(ok.output, Catch::Matchers::Contains("2 of 2 checkpoint(s) verified"));
+
+  const std::string newest = b + "/run/checkpoints/step_000040";
+  flip_byte(newest + "/model.safetensors", 100);  // same size: only the checksum can tell
+  const auto bad = run(ethos_bin() + " checkpoint verify " + b + "/run 2>&1");
+  CATCH_CHECK(bad.status == 1);
+  CATCH_CHECK_THAT(bad.output, Catch::Matchers::Contains("DAMAGED  " + newest));
+  CATCH_CHECK_THAT(bad.output, Catch::Matchers::Contains("model.safetensors: checksum xxh3:"));
+  CATCH_CHECK_THAT(bad.output, Catch::Matchers::Contains("resume: auto would start from " + b + "/run/checkpoints/step_000020"));
+  const auto explicit_resume = run(ethos_bin() + " train " + rb + " resume=" + newest + " 2>&1");
+  CATCH_CHECK(explicit_resume.status == 1);
+  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("cannot resume from " + newest));
+  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("a flipped bit"));
+
+  const auto resumed = run(ethos_bin() + " train " + rb + " 2>&1");
+  CATCH_REQUIRE(resumed.status == 0);
+  CATCH_CHECK_THAT(resumed.output, Catch::Matchers::Contains("skipping invalid checkpoint " + newest));
+  CATCH_CHECK_THAT(resumed.output, Catch::Matchers::Contains("resuming from " + b + "/run/checkpoints/step_000020"));
+  CATCH_CHECK(weights_of(a + "/run", 40) == weights_of(b + "/run", 40));
+  CATCH_CHECK(run(ethos_bin() + " checkpoint verify " + newest).status == 0);
+}
+
+CATCH_TEST_CASE("checksums: a damaged shared-stage cache entry is set aside and the stage trained again") {
+  const std::string a = fresh_dir("stage_sum_first"), b = fresh_dir("stage_sum_second");
+  auto recipe = [](const std::string& dir, const std::string& cache) {
+    return write_recipe(dir, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_documents.jsonl") + ", kind: document}]\n",
+                        "  {steps: 6, batch_size: 4, checkpoint_every: 6, keep_last: 0}\n",
+                        "cache_dir: " + cache + "\nstages:\n  - {name: pretrain, share: true}\n  - name: sft\n"
+                        "    data: {sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
+                            ", kind: demonstration}]}\n    train: {steps: 3}\n");
+  };
+  const std::string cache = a + "/cache";
+  CATCH_REQUIRE(run(ethos_bin() + " train " + recipe(a, cache)).status == 0);
+  std::string entry;
+  for (const auto& e : fs::directory_iterator(cache + "/stages"))
+    if (e.path().filename().string()[0] != '.') entry = e.path().string();
+  CATCH_REQUIRE(!entry.empty());
+  flip_byte(entry + "/model.safetensors", 50);
+  const auto second = run(ethos_bin() + " train " + recipe(b, cache) + " 2>&1");
+  CATCH_REQUIRE(second.status == 0);
+  CATCH_CHECK_THAT(second.output, Catch::Matchers::Contains("is damaged (" + entry + "/model.safetensors does not match its checksum)"));
+  CATCH_CHECK_THAT(second.output, !Catch::Matchers::Contains("reused the shared stage"));
+  CATCH_CHECK(weights_of(a + "/run", 9) == weights_of(b + "/run", 9));
+  CATCH_CHECK(fs::exists(entry + "/stage.json"));  // published again, intact
+}

@@ -1,12 +1,14 @@
 #include "datasets/base/util.h"
 
 #include <fcntl.h>
+#include <xxhash.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +34,32 @@ std::string Hasher::hex() const {
 std::string hash_bytes(std::string_view bytes) { return Hasher().update(bytes).hex(); }
 
 std::string hash_file(const std::string& path) { return hash_bytes(read_file(path)); }
+
+std::string checksum_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  std::vector<char> buf(1 << 20);
+  while (true) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      XXH3_freeState(st);
+      ::close(fd);
+      throw Error("read of '" + path + "' failed: " + std::strerror(e));
+    }
+    if (n == 0) break;
+    XXH3_64bits_update(st, buf.data(), static_cast<size_t>(n));
+  }
+  const XXH64_hash_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  ::close(fd);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("xxh3:") + hex;
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -121,16 +121,26 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
                                   .update(tok.content_hash()).update("|").update(kTemplateVersion).hex();
       cached = (fs::path(cache_dir_) / "eval" / (key + ".jsonl")).string();
       if (fs::exists(cached)) {
-        std::istringstream in(read_file(cached));
+        // The entry's last line is the checksum of the lines before it: a damaged entry (a flipped
+        // bit, a torn copy, or one written before checksums) is scored again and replaced.
+        const std::string text = read_file(cached);
+        const size_t cut = text.size() >= 2 ? text.rfind('\n', text.size() - 2) : std::string::npos;
+        const std::string body = cut == std::string::npos ? "" : text.substr(0, cut + 1);
+        const auto tail = nlohmann::json::parse(cut == std::string::npos ? text : text.substr(cut + 1), nullptr, false);
+        const bool intact = !body.empty() && tail.is_object() && tail.value("event", "") == "cache_checksum" &&
+                            tail.value("checksum", "") == hash_bytes(body);
+        std::istringstream in(intact ? body : "");
         for (std::string line; std::getline(in, line);) {
           auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-          if (j.is_discarded()) {  // damaged: score again
+          if (j.is_discarded()) {
             events.clear();
             break;
           }
           if (j.value("event", "") == "eval_time") j["cached"] = true;
           events.push_back(j);
         }
+        if (events.empty())
+          std::cerr << "[eval] warning: the cached result " << cached << " is damaged; scoring again" << std::endl;
         stamp_events(&events, stamp);
       }
     }
@@ -144,6 +154,7 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
       if (!cached.empty()) {
         std::string lines;
         for (const auto& e : events) lines += e.dump() + "\n";
+        lines += nlohmann::json{{"event", "cache_checksum"}, {"checksum", hash_bytes(lines)}}.dump() + "\n";
         fs::create_directories(fs::path(cached).parent_path());
         write_file_atomic(cached, lines);
       }

@@ -34,6 +34,7 @@ nlohmann::json TrainerState::to_json() const {
           {"torch_rng", torch_rng},     {"hashes", {{"config", config_hash}, {"data", data_hash}, {"tokenizer", tokenizer_hash}}},
           {"files", files},             {"world_size", world_size}, {"format", "ethos-checkpoint-1"}};
   if (preempt) j["preempt"] = true;
+  if (!checksums.empty()) j["checksums"] = checksums;
   return j;
 }
 
@@ -54,6 +55,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.files = j.at("files");
     s.world_size = j.value("world_size", int64_t{1});
     s.preempt = j.value("preempt", false);
+    if (j.contains("checksums")) s.checksums = j.at("checksums");
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": malformed trainer state (" + e.what() + "); the checkpoint is damaged, resume from another one.");
   }
@@ -219,8 +221,11 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
   copy_file_synced(tokenizer_path, (tmp / "tokenizer.model").string());
   write_file_atomic((tmp / "config.yaml").string(), resolved_yaml);
   state.files = nlohmann::json::object();
-  for (const auto& e : fs::directory_iterator(tmp))
+  state.checksums = nlohmann::json::object();
+  for (const auto& e : fs::directory_iterator(tmp)) {
     state.files[e.path().filename().string()] = static_cast<int64_t>(fs::file_size(e.path()));
+    state.checksums[e.path().filename().string()] = checksum_file(e.path().string());
+  }
   write_file_atomic((tmp / kStateFile).string(), state.to_json().dump(1) + "\n");
   fsync_path(tmp.string());
   debug_sleep("ETHOS_DEBUG_SAVE_SLEEP_MS");  // tests kill the process here: mid-save
@@ -266,6 +271,11 @@ std::vector<std::string> checkpoint_problems(const std::string& dir) {
     } else if (static_cast<int64_t>(fs::file_size(p)) != size.get<int64_t>()) {
       problems.push_back(p.string() + ": " + std::to_string(fs::file_size(p)) + " bytes, the checkpoint recorded " +
                          std::to_string(size.get<int64_t>()) + " (truncated or modified)");
+    } else if (j.contains("checksums") && j["checksums"].contains(file)) {
+      const std::string recorded = j["checksums"][file].get<std::string>(), now = checksum_file(p.string());
+      if (now != recorded)
+        problems.push_back(p.string() + ": checksum " + now + ", the checkpoint recorded " + recorded +
+                           " (the file changed after it was written: a flipped bit, a bad disk or a damaged copy)");
     }
   }
   return problems;

@@ -7,7 +7,8 @@
 //     optimizer-rank00000-of-00002.safetensors  "<param>@<offset>.exp_avg(_sq)" 1-D slices, and
 //     optimizer.index.json             world size, files, parameter shapes; loading reassembles
 //                                      whole moments, so any world size can resume
-//     trainer_state.json               step, stage, RNG state, data cursor, hashes, file sizes
+//     trainer_state.json               step, stage, RNG state, data cursor, hashes, file sizes and
+//                                      checksums (checksum_file: verified before any resume)
 //     config.yaml                      the resolved recipe
 //   <run>/checkpoints/latest           name of the newest complete checkpoint, written last
 // A checkpoint is written into checkpoints/.tmp-step_000123, every file fsynced, then renamed;
@@ -35,6 +36,7 @@ struct TrainerState {
   std::string torch_rng;     // hex of the CPU generator state
   std::string config_hash, data_hash, tokenizer_hash;
   nlohmann::json files = nlohmann::json::object();  // file name -> size in bytes (validity check)
+  nlohmann::json checksums = nlohmann::json::object();  // file name -> checksum_file() (verified on resume)
   int64_t world_size = 1;    // ranks of the run that wrote it (informational: any world size resumes)
   bool preempt = false;      // written because the run was asked to stop (not on the checkpoint_every
                              // schedule): not evaluated, and removed once a later checkpoint exists
@@ -72,8 +74,9 @@ nlohmann::json optimizer_shard_index(int world, int64_t step_count,
 // (Error naming the file when a shard is missing, damaged or does not cover a tensor).
 std::map<std::string, torch::Tensor> read_optimizer_state(const std::string& dir, int64_t* step_count = nullptr);
 
-// Problems that make a checkpoint unusable (missing files, sizes that differ from those recorded,
-// unreadable state); empty when valid.
+// Problems that make a checkpoint unusable (missing files, sizes or checksums that differ from
+// those recorded, unreadable state); empty when valid. Checkpoints written before checksums were
+// recorded are checked by size only.
 std::vector<std::string> checkpoint_problems(const std::string& dir);
 // The newest valid checkpoint of a run (skipping invalid ones with a warning on stderr), if any.
 std::optional<std::string> find_latest_checkpoint(const std::string& run_dir);

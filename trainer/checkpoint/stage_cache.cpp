@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iostream>
 
 #include "datasets/base/util.h"
 #include "trainer/model/weights.h"
@@ -27,7 +28,25 @@ std::string shared_stage_key(const Recipe& r, size_t stage_index, Llama& start_w
 
 std::optional<std::string> find_shared_stage(const std::string& cache_dir, const std::string& key) {
   const fs::path dir = fs::path(cache_dir) / "stages" / key;
-  if (fs::exists(dir / "stage.json") && fs::exists(dir / "config.json")) return dir.string();
+  if (!(fs::exists(dir / "stage.json") && fs::exists(dir / "config.json"))) return std::nullopt;
+  // Every file the entry recorded must still have its checksum; a damaged entry is set aside
+  // (renamed, kept for inspection) so that the stage is trained and published again.
+  const auto info = nlohmann::json::parse(read_file((dir / "stage.json").string()), nullptr, /*allow_exceptions=*/false);
+  std::string problem;
+  if (info.is_discarded() || !info.is_object()) problem = "stage.json is not valid JSON";
+  else if (info.contains("checksums"))
+    for (const auto& [file, sum] : info["checksums"].items()) {
+      const fs::path f = dir / file;
+      if (!fs::exists(f)) problem = f.string() + " is missing";
+      else if (checksum_file(f.string()) != sum.get<std::string>()) problem = f.string() + " does not match its checksum";
+      if (!problem.empty()) break;
+    }
+  if (problem.empty()) return dir.string();
+  const fs::path aside = dir.parent_path() / (".damaged-" + key + "-" + unique_suffix());
+  std::error_code ec;
+  fs::rename(dir, aside, ec);
+  std::cerr << "[ethos] warning: the cached shared stage " << dir.string() << " is damaged (" << problem
+            << "); set aside as " << aside.string() << ", training the stage again" << std::endl;
   return std::nullopt;
 }
 
@@ -37,7 +56,9 @@ void store_shared_stage(const std::string& cache_dir, const std::string& key, Ll
   const fs::path tmp = root / (".tmp-" + key + "-" + unique_suffix());
   fs::create_directories(tmp);
   save_model(model, tmp.string());
-  write_file_atomic((tmp / "stage.json").string(), info.dump(1) + "\n");  // written last: marks it complete
+  nlohmann::json with_sums = info;
+  for (const auto& e : fs::directory_iterator(tmp)) with_sums["checksums"][e.path().filename().string()] = checksum_file(e.path().string());
+  write_file_atomic((tmp / "stage.json").string(), with_sums.dump(1) + "\n");  // written last: marks it complete
   fsync_path(tmp.string());
   std::error_code ec;
   fs::rename(tmp, root / key, ec);  // another run may have published the same stage first: keep that one
