@@ -3,7 +3,6 @@
 #include <sys/wait.h>
 
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -56,13 +55,6 @@ Captured capture(const std::string& command) {
 }
 
 bool have(const std::string& tool) { return capture("command -v " + tool + " >/dev/null 2>&1").status == 0; }
-
-std::string now_iso() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 std::string self_exe() {
   std::error_code ec;
@@ -175,7 +167,7 @@ struct Layout {
 
 std::string header(const AblationMatrix& m, const SlurmOptions& o, const Layout& L, const std::string& what,
                    const std::string& array, bool ranks) {
-  std::string h = "#!/bin/bash\n# Written by `ethos ablate " + m.path + " --slurm` on " + now_iso() +
+  std::string h = "#!/bin/bash\n# Written by `ethos ablate " + m.path + " --slurm` on " + utc_timestamp() +
                   ". Site-specific lines: pass --sbatch-arg\n# (they are appended below), or edit this file and sbatch it.\n";
   auto line = [&](const std::string& s) { h += "#SBATCH " + s + "\n"; };
   line("--job-name=" + m.name + "-" + what);
@@ -382,7 +374,7 @@ int submit_slurm(const AblationMatrix& m, const SlurmOptions& o) {
     fs::permissions(p, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
     return p;
   };
-  json sub = {{"time", now_iso()}, {"matrix", m.path}};
+  json sub = {{"time", utc_timestamp()}, {"matrix", m.path}};
   std::string stage_id, cells_id, report_id;
   if (!stages.empty()) stage_id = sbatch(put("stages.sbatch", stages), "");
   cells_id = sbatch(put("cells.sbatch", cells_script), stage_id.empty() ? "" : "afterok:" + stage_id);

@@ -19,13 +19,6 @@ namespace fs = std::filesystem;
 namespace ethos {
 namespace {
 
-std::string now_iso() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 std::string host_name() {
   char buf[256] = {0};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
@@ -62,8 +55,15 @@ std::string describe_holder(const nlohmann::json& h) {
 
 }  // namespace
 
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
 nlohmann::json process_identity() {
-  nlohmann::json j = {{"host", host_name()}, {"pid", static_cast<int64_t>(::getpid())}, {"started", now_iso()}};
+  nlohmann::json j = {{"host", host_name()}, {"pid", static_cast<int64_t>(::getpid())}, {"started", utc_timestamp()}};
   const std::pair<const char*, const char*> slurm[] = {
       {"SLURM_JOB_ID", "slurm_job_id"},           {"SLURM_ARRAY_JOB_ID", "slurm_array_job_id"},
       {"SLURM_ARRAY_TASK_ID", "slurm_array_task_id"}, {"SLURM_JOB_NODELIST", "slurm_nodelist"},
@@ -118,7 +118,7 @@ nlohmann::json run_lock_holder(const std::string& run_dir) {
 }
 
 void write_run_status(const std::string& run_dir, const std::string& state, int64_t step, const nlohmann::json& extra) {
-  nlohmann::json j = {{"state", state}, {"step", step}, {"time", now_iso()}, {"by", process_identity()}};
+  nlohmann::json j = {{"state", state}, {"step", step}, {"time", utc_timestamp()}, {"by", process_identity()}};
   j.update(extra);
   write_file_atomic((fs::path(run_dir) / "status.json").string(), j.dump(1) + "\n");
 }

@@ -15,6 +15,9 @@
 
 namespace ethos {
 
+// The current time in UTC, "2026-12-02T14:07:15Z" (what status.json and launches.jsonl record).
+std::string utc_timestamp();
+
 // This process: host, pid, start time and, under Slurm, job id, array ids, node list, restarts.
 nlohmann::json process_identity();
 
