@@ -257,6 +257,19 @@ int agreed_stop(Comm& comm) {
   return sig != 0 ? sig : static_cast<int>(v[1] / v[0] + 0.5);
 }
 
+// Logs the stop and leaves the run (train() records it in status.json; the CLI exits 75).
+[[noreturn]] void stop_run(MetricsLog& log, int sig, int64_t step, const std::string& dir, const std::string& where) {
+  log.write({{"event", "preempted"}, {"step", step}, {"signal", signal_name(sig)}, {"dir", dir}});
+  throw Preempted("stopped by " + signal_name(sig) + " " + where + " (step " + std::to_string(step) + ", " + dir +
+                      "); run the same command again (resume: auto) to continue",
+                  sig, step);
+}
+
+// A preemption checkpoint the run resumed from, removed once `newer` exists (rank 0).
+void drop_preempt_checkpoint(RunContext& ctx, const std::string& newer) {
+  if (!ctx.preempt_checkpoint.empty() && ctx.preempt_checkpoint != newer) fs::remove_all(ctx.preempt_checkpoint);
+}
+
 // Trains one stage from `state` (stage_step > 0: resuming from `resume_dir`). Returns the
 // last loss; state.global_step / stage_step advance as steps are taken.
 double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, TrainerState& state,
@@ -354,14 +367,13 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
         std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
         for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
         if (!stop) run_eval_hook(ctx, model, stage.name, state.global_step, dir, state.stage_step == T.steps);
-        if (!ctx.preempt_checkpoint.empty() && ctx.preempt_checkpoint != dir) fs::remove_all(ctx.preempt_checkpoint);
+        drop_preempt_checkpoint(ctx, dir);
       });
       ctx.preempt_checkpoint.clear();
       t_log = Clock::now();
     }
     // 8. a stop request (SIGTERM, the warning signal): checkpoint unless this step just did, leave
     if (stop) {
-      const int sig = stop;
       std::string dir = (fs::path(ctx.run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
       if (!scheduled) {
         state.data_cursor = objective->cursor();
@@ -369,14 +381,9 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
         state.preempt = true;
         dir = save_checkpoint_all_ranks(ctx, state, model, dp, T.keep_last);
         state.preempt = false;
-        ctx.comm.rank0_only("rank 0 records the stop", [&] {
-          if (!ctx.preempt_checkpoint.empty() && ctx.preempt_checkpoint != dir) fs::remove_all(ctx.preempt_checkpoint);
-        });
+        ctx.comm.rank0_only("rank 0 records the stop", [&] { drop_preempt_checkpoint(ctx, dir); });
       }
-      ctx.log.write({{"event", "preempted"}, {"step", state.global_step}, {"signal", signal_name(sig)}, {"dir", dir}});
-      throw Preempted("stopped by " + signal_name(sig) + " at step " + std::to_string(state.global_step) +
-                          " after writing " + dir + "; run the same command again (resume: auto) to continue",
-                      sig, state.global_step);
+      stop_run(ctx.log, stop, state.global_step, dir, "during stage '" + stage.name + "'");
     }
   }
   return result.loss;
@@ -555,15 +562,13 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
         if (main)
           if (auto c = find_shared_stage(r.cache_dir, share_key)) cached = *c;
         cached = comm.share("shared_stage", cached);
-        if (!cached.empty() && opt.shared_only) {  // already trained: nothing to do for this stage
-          load_weights(model, cached);
-          state.global_step += stage.train.steps;
-          if (main) std::cerr << "[" << stage.name << "] already in the stage cache: " << cached << std::endl;
-          continue;
-        }
         if (!cached.empty()) {
           load_weights(model, cached);
           state.global_step += stage.train.steps;
+          if (opt.shared_only) {  // already trained: nothing to write for this stage
+            if (main) std::cerr << "[" << stage.name << "] already in the stage cache: " << cached << std::endl;
+            continue;
+          }
           state.stage_step = stage.train.steps;
           state.data_cursor = nullptr;
           state.torch_rng = torch_rng_state();
@@ -589,14 +594,8 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
       // A stop that came during the stage's last step: the stage is complete (checkpoint, eval,
       // shared-stage cache); stop before the next one, which the resumed run starts.
       const bool more = si + 1 < r.stages.size() && !(opt.shared_only && !r.stages[si + 1].share);
-      if (const int sig = more ? agreed_stop(comm) : 0) {
-        log.write({{"event", "preempted"}, {"step", state.global_step}, {"signal", signal_name(sig)},
-                   {"dir", result.final_checkpoint}});
-        throw Preempted("stopped by " + signal_name(sig) + " at the end of stage '" + stage.name + "' (step " +
-                            std::to_string(state.global_step) + ", " + result.final_checkpoint +
-                            "); run the same command again (resume: auto) to continue",
-                        sig, state.global_step);
-      }
+      if (const int sig = more ? agreed_stop(comm) : 0)
+        stop_run(log, sig, state.global_step, result.final_checkpoint, "at the end of stage '" + stage.name + "'");
     }
   }
   result.global_step = state.global_step;
