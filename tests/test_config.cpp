@@ -339,3 +339,29 @@ CATCH_TEST_CASE("validate reports every semantic problem with its key path") {
     CATCH_CHECK(validate(r).empty());
   }
 }
+
+CATCH_TEST_CASE("rebase moves every path under OLD/ to NEW/, and only at a directory boundary") {
+  const Recipe r = load_recipe(fixture("stages.yaml"),
+                               {"rebase=[\"docs.jsonl=w/docs2.jsonl\", \"ckpt/=runs/base\"]",
+                                "eval.heldout=[{path: ckpt2/held.jsonl}]", "eval.suites=[ckpt/s.yaml]",
+                                "tokenizer.train_files=[ckpt/corpus.jsonl]"});
+  CATCH_CHECK(r.stages[0].data.sources[0].path == "w/docs2.jsonl");     // the whole path
+  CATCH_CHECK(r.stages[1].init == "runs/base/step_000010");              // a prefix directory
+  CATCH_CHECK(r.stages[1].data.sources[0].path == "demo.jsonl");         // no match
+  CATCH_CHECK(r.eval.heldout[0].path == "ckpt2/held.jsonl");             // "ckpt" is not "ckpt2"
+  CATCH_CHECK(r.eval.suites[0] == "runs/base/s.yaml");
+  CATCH_CHECK(r.tokenizer.train_files[0] == "runs/base/corpus.jsonl");
+  CATCH_CHECK(r.tokenizer.path == "tok.model");
+  CATCH_CHECK_THAT(load_error(fixture("stages.yaml"), {"rebase=[nothing, \"=x\"]"}),
+                   Contains("rebase[0]: \"nothing\" must be OLD=NEW"));
+  CATCH_CHECK_THAT(load_error(fixture("stages.yaml"), {"rebase=[nothing, \"=x\"]"}), Contains("rebase[1]: \"=x\" must be OLD=NEW"));
+}
+
+CATCH_TEST_CASE("a stage's seed defaults to the recipe's; an explicit one is checked") {
+  const Recipe r = load_recipe(fixture("stages.yaml"), {"seed=5", "stages.0.seed=2"});
+  CATCH_CHECK(r.stage_seed(0) == 2);
+  CATCH_CHECK(r.stage_seed(1) == 5);
+  CATCH_CHECK(config_hash(r) != config_hash(load_recipe(fixture("stages.yaml"), {"seed=5"})));
+  CATCH_CHECK_THAT(load_error(fixture("stages.yaml"), {"stages.1.seed=-3"}),
+                   Contains("stages[1].seed: must be >= 0, or -1 for the recipe's seed (got -3)"));
+}

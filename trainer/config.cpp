@@ -59,7 +59,7 @@ template <class V> void fields(V& v, TrainSection& o) {
   ETHOS_FIELD(reference); ETHOS_FIELD(reference_mode); ETHOS_FIELD(kl_prompts); ETHOS_FIELD(kl_max_new_tokens);
 }
 template <class V> void fields(V& v, StageSection& o) {
-  ETHOS_FIELD(name); ETHOS_FIELD(init); ETHOS_FIELD(data); ETHOS_FIELD(train); ETHOS_FIELD(share);
+  ETHOS_FIELD(name); ETHOS_FIELD(init); ETHOS_FIELD(data); ETHOS_FIELD(train); ETHOS_FIELD(share); ETHOS_FIELD(seed);
 }
 // Top level. `data`, `train` (stage defaults) and `include` are consumed before the typed parse.
 template <class V> void fields(V& v, EvalFileSpec& o) {
@@ -74,6 +74,7 @@ template <class V> void fields(V& v, DistSection& o) {
 template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
   ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(preempt_signal);
+  ETHOS_FIELD(rebase);
   ETHOS_FIELD(tokenizer);
   ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval); ETHOS_FIELD(dist);
 }
@@ -81,6 +82,11 @@ template <class V> void fields(V& v, Recipe& o) {
 
 std::string Recipe::run_dir() const {
   return out_dir.empty() ? "runs/" + name + "/seed" + std::to_string(seed) : out_dir;
+}
+
+int64_t Recipe::stage_seed(size_t stage) const {
+  const int64_t s = stages.at(stage).seed;
+  return s == -1 ? seed : s;
 }
 
 namespace {
@@ -574,9 +580,51 @@ std::vector<std::string> validate(const Recipe& r) {
     c.need(name.empty() || names.insert(name).second, at + ".name",
            "\"" + name + "\" is used by an earlier stage; stage names must be unique");
     check_stage(c, r.stages[i], at);
+    c.need(r.stages[i].seed >= -1, at + ".seed", "must be >= 0, or -1 for the recipe's seed (got " + show(r.stages[i].seed) + ")");
   }
   return c.problems;
 }
+
+namespace {
+
+// `rebase: ["OLD=NEW", ...]`: every path the recipe reads that is OLD or lies under OLD/ moves
+// under NEW. The first matching entry wins.
+void apply_rebase(Recipe& r, Problems& problems) {
+  std::vector<std::pair<std::string, std::string>> rules;
+  for (size_t i = 0; i < r.rebase.size(); ++i) {
+    const std::string& e = r.rebase[i];
+    const size_t eq = e.find('=');
+    std::string from = eq == std::string::npos ? "" : trim(e.substr(0, eq));
+    std::string to = eq == std::string::npos ? "" : trim(e.substr(eq + 1));
+    while (from.size() > 1 && from.back() == '/') from.pop_back();
+    while (to.size() > 1 && to.back() == '/') to.pop_back();
+    if (from.empty() || to.empty()) {
+      add(problems, "rebase[" + std::to_string(i) + "]: \"" + e + "\" must be OLD=NEW, e.g. data/world=runs/sweep/worlds/a/data");
+      continue;
+    }
+    rules.emplace_back(from, to);
+  }
+  const auto move = [&](std::string& p) {
+    for (const auto& [from, to] : rules)
+      if (p == from || (p.size() > from.size() && p.compare(0, from.size(), from) == 0 && p[from.size()] == '/')) {
+        p = to + p.substr(from.size());
+        return;
+      }
+  };
+  move(r.tokenizer.path);
+  for (auto& f : r.tokenizer.train_files) move(f);
+  move(r.model.from);
+  for (auto& s : r.stages) {
+    move(s.init);
+    for (auto& src : s.data.sources) move(src.path);
+    move(s.train.reference);
+    move(s.train.kl_prompts);
+  }
+  for (auto& h : r.eval.heldout) move(h.path);
+  for (auto& s : r.eval.suites) move(s);
+}
+
+}  // namespace
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
   std::vector<std::string> chain;
@@ -587,6 +635,7 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   Recipe r;
   read(root, r, problems, {"data", "train"});
   r.source_path = path;
+  apply_rebase(r, problems);
   for (const auto& p : validate(r)) add(problems, p);
   if (problems.empty()) return r;
   std::string msg;

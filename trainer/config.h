@@ -77,6 +77,10 @@ struct StageSection {
   // Reuse this stage's result across runs with identical inputs (trainer/checkpoint/stage_cache.h), e.g.
   // pre-training shared by every recipe of an ablation.
   bool share = false;
+  // The seed of this stage's data order (and, for stage 0, of the fresh model's weights).
+  // -1 (default): the recipe's seed. A matrix with base seeds sets it on the shared stages, so one
+  // pre-trained base serves several alignment seeds.
+  int64_t seed = -1;
 };
 
 // Evaluation run after every checkpoint (in-process, rank 0). The eval harness adds suites.
@@ -112,6 +116,10 @@ struct Recipe {
   std::string cache_dir = "runs/cache";  // content-addressed caches shared by runs (reference log-probs)
   std::string preempt_signal = "USR2";   // besides SIGTERM, the signal that makes the run checkpoint and
                                          // stop at the next step (trainer/preempt.h); none: SIGTERM only
+  // Path prefixes replaced in every file the recipe reads ("OLD=NEW": data/world/x.jsonl becomes
+  // NEW/x.jsonl), e.g. to run the same recipe on another generated world (`ethos ablate` worlds).
+  // Applied when the recipe loads; the resolved config shows the replaced paths.
+  std::vector<std::string> rebase;
   TokenizerSection tokenizer;
   ModelSection model;
   std::vector<StageSection> stages;  // resolved: always >= 1
@@ -120,6 +128,7 @@ struct Recipe {
   std::string source_path;           // the recipe file (not written out)
 
   std::string run_dir() const;  // out_dir, or its default
+  int64_t stage_seed(size_t stage) const;  // stages[stage].seed, or the recipe's seed when -1
 };
 
 // Loads `path` (following include:), applies overrides ("a.b=value"), checks types, unknown

@@ -109,7 +109,7 @@ Llama fresh_model(const Recipe& r, int vocab) {
   ModelConfig cfg = r.model.arch;
   if (cfg.vocab_size == 0) cfg.vocab_size = vocab;
   cfg.validate();
-  torch::manual_seed(static_cast<uint64_t>(r.seed));
+  torch::manual_seed(static_cast<uint64_t>(r.stage_seed(0)));  // the weights are stage 0's starting point
   Llama m(cfg);
   m->init_weights();
   return m;

@@ -19,6 +19,11 @@ std::string shared_stage_key(const Recipe& r, size_t stage_index, Llama& start_w
   only.name = "shared-stage";
   only.eval = {};
   only.stages = {r.stages.at(stage_index)};
+  // The stage's own seed, not the recipe's: stages that share a base seed share the entry
+  // whatever the later stages' seed is (an explicit seed equal to the recipe's is the same entry).
+  only.seed = r.stage_seed(stage_index);
+  only.stages[0].seed = -1;
+  only.rebase = {};  // the paths are already rebased, and their content is hashed below
   Hasher h;
   h.update(config_hash(only, world)).update("|").update(std::to_string(stage_index)).update("|");
   h.update(weights_hash(start_weights)).update("|").update(tokenizer_hash).update("|").update(kTemplateVersion);

@@ -1,10 +1,10 @@
 // Shared stages: a stage marked `share: true` (typically pre-training the bad prior) is trained
 // once and reused by every run whose stage has the same inputs: the stage's resolved config,
-// the seed, its index, the starting weights, the tokenizer, the chat template and the content
+// the stage's seed (stages[i].seed, by default the recipe's), its index, the starting weights, the tokenizer, the chat template and the content
 // of its data files. The result (config.json + model.safetensors + stage.json) lives in
 // <cache_dir>/stages/<key>/, published by an atomic rename, so the recipes of an ablation
 // pre-train once per seed instead of once per recipe. A reused stage is bit-identical to
-// training it again (the stage's data order depends only on the seed and the stage index).
+// training it again (the stage's data order depends only on the stage's seed and index).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <optional>

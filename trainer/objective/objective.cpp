@@ -30,7 +30,7 @@ TemplateOptions template_options(const DataSection& d) {
 }
 
 uint64_t stage_seed(const ObjectiveSetup& s) {
-  return static_cast<uint64_t>(s.recipe.seed) * 1000003ULL + static_cast<uint64_t>(s.stage_index);
+  return static_cast<uint64_t>(s.recipe.stage_seed(static_cast<size_t>(s.stage_index))) * 1000003ULL + static_cast<uint64_t>(s.stage_index);
 }
 
 // ---- SFT -------------------------------------------------------------------------------
