@@ -62,7 +62,7 @@ std::string self_exe() {
   return ec ? std::string("ethos") : p.string();
 }
 
-std::string cell_name(const AblationCell& c) { return c.stem + "/seed" + std::to_string(c.seed); }
+std::string cell_name(const AblationCell& c) { return c.stem + "/" + c.unit(); }
 
 // ---- what the run directories say --------------------------------------------------------
 
@@ -295,7 +295,6 @@ int submit_slurm(const AblationMatrix& m, const SlurmOptions& o) {
     }
   }
   std::vector<int> todo;
-  std::set<int64_t> seeds_todo;
   for (size_t i = 0; i < cells.size(); ++i) {
     const CellState st = cell_state(cells[i].dir);
     if (st.state == "done") {
@@ -307,7 +306,6 @@ int submit_slurm(const AblationMatrix& m, const SlurmOptions& o) {
       continue;
     }
     todo.push_back(static_cast<int>(i));
-    seeds_todo.insert(cells[i].seed);
   }
   if (todo.empty()) {
     std::cerr << "[slurm] nothing to submit: every cell is done or still in the queue (ethos ablate " << m.path
@@ -315,41 +313,49 @@ int submit_slurm(const AblationMatrix& m, const SlurmOptions& o) {
     return 0;
   }
 
-  // Recipes whose leading stages are shared (pre-training): trained once per seed by the stage job.
-  std::vector<std::string> shared_recipes;
+  // Cells whose leading stages are shared (pre-training): the stage job trains them once per base
+  // (the seed, or the base seed), one task per base; cells of the same recipe, world and axis
+  // values that differ only in their alignment seed reuse one base, so only the first is run.
+  std::map<std::string, bool> recipe_shares;
   for (const auto& r : m.recipes) {
     const Recipe rec = load_recipe(r, {"seed=" + std::to_string(m.seeds.front())});
-    if (!rec.stages.empty() && rec.stages.front().share) shared_recipes.push_back(r);
+    recipe_shares[r] = !rec.stages.empty() && rec.stages.front().share;
   }
+  const auto base_of = [](const AblationCell& c) { return c.base_seed >= 0 ? c.base_seed : c.seed; };
+  std::set<int64_t> bases_todo;
+  for (int i : todo) bases_todo.insert(base_of(cells[static_cast<size_t>(i)]));
+  std::map<int64_t, std::vector<const AblationCell*>> stage_cells;  // base -> cells that train it
+  std::set<std::pair<int64_t, std::string>> seen;
+  for (const auto& c : cells)
+    if (recipe_shares[c.recipe] && bases_todo.count(base_of(c)) && seen.insert({base_of(c), c.stem}).second)
+      stage_cells[base_of(c)].push_back(&c);
 
   std::string stages, cells_script, report;
   std::vector<int> stage_tasks;
-  if (!shared_recipes.empty()) {
+  if (!stage_cells.empty()) {
     stages = rank_functions(o, L) + "case $task in\n";
-    for (size_t si = 0; si < m.seeds.size(); ++si) {
-      if (!seeds_todo.count(m.seeds[si])) continue;
-      stage_tasks.push_back(static_cast<int>(si));
-      stages += "  " + std::to_string(si) + ")  # seed " + std::to_string(m.seeds[si]) + "\n";
-      for (const auto& r : shared_recipes) {
-        AblationCell c;
-        for (const auto& x : cells)
-          if (x.recipe == r && x.seed == m.seeds[si]) c = x;
-        const std::string dir = L.slurm + "/stages/" + c.stem + "/seed" + std::to_string(c.seed);
-        stages += "    ranks \"$logs/stages-seed" + std::to_string(c.seed) + ".r$restart.log\" " +
-                  words(train_command(c, true, dir)) + "\n    finish $? " + q(dir) + "\n";
+    int task = 0;
+    for (const auto& [base, list] : stage_cells) {
+      stage_tasks.push_back(task);
+      const std::string what = (list.front()->base_seed >= 0 ? "base" : "seed") + std::to_string(base);
+      stages += "  " + std::to_string(task++) + ")  # " + what + "\n";
+      for (const AblationCell* c : list) {
+        const std::string dir = L.slurm + "/stages/" + c->stem + "/" + what;
+        stages += "    ranks \"$logs/stages-" + what + ".r$restart.log\" " + words(train_command(*c, true, dir)) +
+                  "\n    finish $? " + q(dir) + "\n";
       }
       stages += "    ;;\n";
     }
     stages += "  *) echo \"no stage task $task\" >&2; exit 64 ;;\nesac\n";
     stages = header(m, o, L, "stages", array_spec(stage_tasks, 0), true) +
-             "# The recipes' shared leading stages, once per seed, into the stage cache; the cells reuse them.\n" + stages;
+             "# The cells' shared leading stages, once per base, into the stage cache; the cells reuse them.\n" + stages;
   }
   cells_script = rank_functions(o, L) + "case $task in\n";
   for (int i : todo) {
     const AblationCell& c = cells[static_cast<size_t>(i)];
     const std::string dir = fs::absolute(c.dir).lexically_normal().string();
     cells_script += "  " + std::to_string(i) + ")  # " + cell_name(c) + "\n    dir=" + q(dir) + "\n    ranks \"$logs/" +
-                    c.stem + "-seed" + std::to_string(c.seed) + ".r$restart.log\" " + words(train_command(c, false, dir)) +
+                    c.stem + "-" + c.unit() + ".r$restart.log\" " + words(train_command(c, false, dir)) +
                     "\n    finish $? \"$dir\"\n    ;;\n";
   }
   cells_script += "  *) echo \"no cell $task\" >&2; exit 64 ;;\nesac\n";
@@ -367,6 +373,7 @@ int submit_slurm(const AblationMatrix& m, const SlurmOptions& o) {
     return 0;
   }
   fs::create_directories(L.logs);
+  prepare_worlds(m);  // here, on the login node: the cells read them
   write_ablation_manifest(m);
   auto put = [&](const std::string& name, const std::string& text) {
     const std::string p = L.slurm + "/" + name;
@@ -391,14 +398,14 @@ int submit_slurm(const AblationMatrix& m, const SlurmOptions& o) {
   }
   std::cout << "submitted " << m.name << " to Slurm:\n";
   if (!stage_id.empty())
-    std::cout << "  stages  job " << stage_id << " (" << stage_tasks.size() << " task(s): shared stages, one per seed)\n";
+    std::cout << "  stages  job " << stage_id << " (" << stage_tasks.size() << " task(s): shared stages, one per base seed)\n";
   std::cout << "  cells   job " << cells_id << " (" << todo.size() << " task(s)" << (stage_id.empty() ? "" : ", after " + stage_id)
             << ")\n";
   if (!report_id.empty()) std::cout << "  report  job " << report_id << " (after every cell)\n";
   std::string ids = stage_id.empty() ? cells_id : stage_id + "," + cells_id;
   if (!report_id.empty()) ids += "," + report_id;
   std::cout << "watch: squeue -j " << ids << "   |   ethos ablate " << m.path << " --status\n"
-            << "logs:  " << L.logs << "/ (one per cell and restart: <recipe>-seed<k>.r<n>.log)" << std::endl;
+            << "logs:  " << L.logs << "/ (one per cell and restart: <cell>-seed<k>.r<n>.log)" << std::endl;
   return 0;
 }
 

@@ -127,3 +127,143 @@ CATCH_TEST_CASE("ethos ablate: a bad matrix is one clear error listing every pro
   CATCH_CHECK(missing.status == 1);
   CATCH_CHECK_THAT(missing.output, Contains("missing.yaml"));
 }
+
+CATCH_TEST_CASE("ethos ablate: axes over recipe keys and base seeds crossed with alignment seeds") {
+  const std::string root = fresh_dir("ablate_axes");
+  fs::create_directories(root + "/a");
+  fs::copy_file(two_stage_recipe(root + "/a", true), root + "/t.yaml");
+  write_text(root + "/matrix.yaml",
+             "name: m\nout: " + root + "/runs\nrecipes: [t.yaml]\nseeds: [0, 1]\nbase_seeds: [0, 1]\n"
+             "axes:\n  stages.1.train.steps: {name: sft_steps, values: [2, 3]}\n"
+             "overrides: [\"eval.suites=[" + source_dir() + "/tests/fixtures/eval/mini/suite.yaml]\"]\n");
+  auto dry = run(ethos_bin() + " ablate " + root + "/matrix.yaml --dry-run 2>&1");
+  CATCH_REQUIRE(dry.status == 0);
+  CATCH_CHECK_THAT(dry.output, Contains("1 recipes x 2 sft_steps x 2 base seeds x 2 seeds = 8 runs"));
+  CATCH_CHECK_THAT(dry.output, Contains("t-sft_steps=3 base1-seed0 -> " + root + "/runs/t-sft_steps=3/base1-seed0"));
+
+  auto full = run(ethos_bin() + " ablate " + root + "/matrix.yaml 2>&1");
+  CATCH_REQUIRE(full.status == 0);
+  const auto dir = [&](int steps, int base, int seed) {
+    return root + "/runs/t-sft_steps=" + std::to_string(steps) + "/base" + std::to_string(base) + "-seed" + std::to_string(seed);
+  };
+  int trained_base = 0;
+  for (int steps : {2, 3})
+    for (int base : {0, 1})
+      for (int seed : {0, 1}) {
+        CATCH_CHECK(latest(dir(steps, base, seed)) == (steps == 2 ? "step_000010" : "step_000011"));  // 8 + steps
+        trained_base += events(dir(steps, base, seed) + "/train.jsonl", "stage_reused").empty();
+      }
+  // The base is trained once per base seed (the axis changes only the alignment stage), and
+  // reused by every other cell of that base whatever its alignment seed.
+  CATCH_CHECK(trained_base == 2);
+  CATCH_CHECK(weights_of(dir(2, 0, 0), 8) == weights_of(dir(3, 0, 1), 8));
+  CATCH_CHECK(weights_of(dir(2, 0, 0), 8) != weights_of(dir(2, 1, 0), 8));
+  // The alignment seed still orders the alignment data: same base, other seed, other weights.
+  CATCH_CHECK(weights_of(dir(2, 0, 0), 10) != weights_of(dir(2, 0, 1), 10));
+  // The report pairs by (base seed, seed) and lists each axis value as its own row.
+  const auto summary = nlohmann::json::parse(read_file(root + "/runs/report/summary.json"));
+  CATCH_CHECK(summary["recipes"].contains("t-sft_steps=2"));
+  CATCH_CHECK(summary["recipes"].contains("t-sft_steps=3"));
+  CATCH_CHECK(summary["recipes"]["t-sft_steps=3"]["runs"].size() == 4);
+  CATCH_CHECK(summary["recipes"]["t-sft_steps=3"]["runs"][2]["base_seed"] == 1);
+  const auto manifest = nlohmann::json::parse(read_file(root + "/runs/ablation.json"));
+  CATCH_REQUIRE(manifest["cells"].size() == 8);
+  CATCH_CHECK(manifest["cells"][7]["axes"]["sft_steps"] == "3");
+  CATCH_CHECK(manifest["cells"][7]["base_seed"] == 1);
+  CATCH_CHECK(manifest["cells"][7]["dir"] == "t-sft_steps=3/base1-seed1");
+}
+
+CATCH_TEST_CASE("ethos ablate: bad axes, base seeds and worlds are clear errors") {
+  const std::string root = fresh_dir("ablate_axes_bad");
+  fs::create_directories(root + "/a");
+  fs::copy_file(two_stage_recipe(root + "/a", true), root + "/t.yaml");
+  write_text(root + "/m.yaml",
+             "recipes: [t.yaml]\nseeds: [0]\nbase_seeds: [-2]\n"
+             "axes:\n  model.arch.hiden_size: [16, 32]\n  stages.1.train.steps: [a/b]\n  train.steps: [4]\n"
+             "worlds: {data_dir: data/w, list: [{name: x, world: nowhere.yaml}, {world: " + source_dir() +
+                 "/datasets/world/tiny.yaml, name: y, set: {pretrain.fiction_shar: 0.5}}]}\n");
+  auto r = run(ethos_bin() + " ablate " + root + "/m.yaml --dry-run 2>&1");
+  CATCH_CHECK(r.status == 1);
+  CATCH_CHECK_THAT(r.output, Contains("base_seeds: -2 is negative"));
+  CATCH_CHECK_THAT(r.output, Contains("axes.stages.1.train.steps: value \"a/b\" cannot be part of a directory name"));
+  CATCH_CHECK_THAT(r.output, Contains("axes.train.steps: two axes are named steps"));
+  CATCH_CHECK_THAT(r.output, Contains("worlds.list[0]: world: file not found: "));
+  CATCH_CHECK_THAT(r.output, Contains("worlds: y: "));
+  CATCH_CHECK_THAT(r.output, Contains("fiction_shar"));
+  CATCH_CHECK_THAT(r.output, Contains("tiny.yaml (world y)"));
+  // A key the recipe does not have is the recipe loader's error, naming the cell.
+  write_text(root + "/m2.yaml", "recipes: [t.yaml]\nseeds: [0]\naxes: {model.arch.hiden_size: [16]}\n");
+  auto k = run(ethos_bin() + " ablate " + root + "/m2.yaml --dry-run 2>&1");
+  CATCH_CHECK(k.status == 1);
+  CATCH_CHECK_THAT(k.output, Contains("cell t-hiden_size=16"));
+  CATCH_CHECK_THAT(k.output, Contains("hiden_size"));
+  CATCH_CHECK_THAT(k.output, Contains("hidden_size"));
+}
+
+CATCH_TEST_CASE("ethos ablate: each world is generated once into <out>/worlds/<name>, and its cells read it there") {
+  const std::string root = fresh_dir("ablate_worlds");
+  const std::string src = source_dir();
+  // The tiny world's r0 recipe, reading data/world-tiny as written; the matrix points it at two worlds.
+  write_text(root + "/matrix.yaml",
+             "name: w\nout: runs\nrecipes: [" + src + "/recipes/world/tiny/r0.yaml]\nseeds: [0]\n"
+             "worlds:\n  data_dir: data/world-tiny\n  seed: 3\n  list:\n"
+             "    - {name: full, world: " + src + "/datasets/world/tiny.yaml}\n"
+             "    - {name: small, world: " + src + "/datasets/world/tiny.yaml, set: {pretrain.words: 20000, pretrain.principle_stories: false}}\n"
+             "overrides: [\"train.steps=2\", \"train.warmup_steps=0\", \"train.checkpoint_every=2\", \"eval.suites=[]\", \"cache_dir=cache\"]\n");
+  auto first = run("cd " + root + " && " + ethos_bin() + " ablate matrix.yaml --no-report 2>&1");
+  CATCH_REQUIRE(first.status == 0);
+  CATCH_CHECK_THAT(first.output, Contains("[ablate] world full: generating"));
+  CATCH_CHECK_THAT(first.output, Contains("[ablate] world small: generating"));
+  const auto corpus_words = [&](const std::string& w) {
+    const auto m = nlohmann::json::parse(read_file(root + "/runs/worlds/" + w + "/data/manifest.json"));
+    return m.dump();
+  };
+  CATCH_CHECK(corpus_words("full") != corpus_words("small"));
+  CATCH_CHECK(read_file(root + "/runs/worlds/small/world.yaml").find("principle_stories: false") != std::string::npos);
+  for (const char* w : {"full", "small"}) {
+    const std::string run_dir = root + "/runs/r0-world=" + w + "/seed0";
+    CATCH_CHECK(latest(run_dir) == "step_000002");
+    const std::string config = read_file(run_dir + "/config.yaml");
+    CATCH_CHECK(config.find("runs/worlds/" + std::string(w) + "/data/pretrain/corpus.jsonl") != std::string::npos);
+    CATCH_CHECK(config.find("data/world-tiny/") == std::string::npos);
+    CATCH_CHECK(fs::exists(root + "/runs/worlds/" + std::string(w) + "/tokenizer.model"));
+  }
+  CATCH_CHECK_FALSE(fs::exists(root + "/data"));
+  CATCH_CHECK_FALSE(fs::exists(root + "/runs/world-tiny"));
+  // The same worlds are not generated again.
+  auto again = run("cd " + root + " && " + ethos_bin() + " ablate matrix.yaml --no-report 2>&1");
+  CATCH_REQUIRE(again.status == 0);
+  CATCH_CHECK_THAT(again.output, Contains("[ablate] world full: up to date"));
+  CATCH_CHECK_THAT(again.output, !Contains("generating"));
+}
+
+CATCH_TEST_CASE("every ablation matrix in recipes/ loads: recipes, axes and world knobs") {
+  int matrices = 0;
+  for (const auto& e : fs::recursive_directory_iterator(source_dir() + "/recipes")) {
+    if (e.path().extension() != ".yaml") continue;
+    const std::string text = read_file(e.path().string());
+    if (text.find("\nrecipes:") == std::string::npos) continue;  // a recipe, not a matrix
+    CATCH_INFO(e.path().string());
+    const AblationMatrix m = load_matrix(e.path().string());
+    CATCH_CHECK(!ablation_cells(m).empty());
+    ++matrices;
+  }
+  CATCH_CHECK(matrices >= 3);
+}
+
+CATCH_TEST_CASE("ethos ablate --slurm --dry-run: one stage task per base seed, cells named by axis values and units") {
+  const std::string root = fresh_dir("ablate_axes_slurm");
+  fs::create_directories(root + "/a");
+  fs::copy_file(two_stage_recipe(root + "/a", true), root + "/t.yaml");
+  write_text(root + "/matrix.yaml", "out: " + root + "/runs\nrecipes: [t.yaml]\nseeds: [0, 1]\nbase_seeds: [4, 5]\n"
+                                    "axes: {stages.1.train.lr: [0.001, 0.002]}\n");
+  const auto r = run(ethos_bin() + " ablate " + root + "/matrix.yaml --slurm --dry-run 2>&1");
+  CATCH_REQUIRE(r.status == 0);
+  CATCH_CHECK_THAT(r.output, Contains("--array=0,1\n"));  // stages: one task per base
+  CATCH_CHECK_THAT(r.output, Contains("  0)  # base4\n"));
+  CATCH_CHECK_THAT(r.output, Contains("'--shared-only' '" + root + "/t.yaml' 'stages.1.train.lr=0.001' 'seed=0' 'stages.0.seed=4'"));
+  CATCH_CHECK_THAT(r.output, Contains("  7)  # t-lr=0.002/base5-seed1\n"));
+  CATCH_CHECK_THAT(r.output, Contains("\"$logs/t-lr=0.002-base5-seed1.r$restart.log\""));
+  CATCH_CHECK_THAT(r.output, Contains("'seed=1' 'stages.0.seed=5' 'out_dir=" + root + "/runs/t-lr=0.002/base5-seed1'"));
+  CATCH_CHECK_FALSE(fs::exists(root + "/runs"));
+}

@@ -1,5 +1,6 @@
 // `ethos report`, part 2: choosing the primary view and aggregating runs across seeds
 // (curves with bands, final-checkpoint estimates, paired differences). See report_internal.h.
+#include <array>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -121,10 +122,37 @@ std::vector<const Run*> Aggregator::runs_of(const std::string& recipe) const {
 
 namespace {
 
+// Runs of a matrix with base seeds: is there more than one base?
+bool several_bases(const std::map<Unit, double>& per) {
+  std::set<int64_t> bases;
+  for (const auto& kv : per)
+    if (kv.first.first >= 0) bases.insert(kv.first.first);
+  return bases.size() >= 2;
+}
+
+// The independent units' values: one per seed, or, with several base seeds, one per base (the
+// mean of its alignment seeds), since runs that share a pre-trained base are not independent.
+std::vector<double> unit_values(const std::map<Unit, double>& per, std::string* what) {
+  std::vector<double> v;
+  if (!several_bases(per)) {
+    for (const auto& kv : per) v.push_back(kv.second);
+    *what = std::to_string(v.size()) + " seeds";
+    return v;
+  }
+  std::map<int64_t, std::pair<double, int>> by_base;
+  for (const auto& [u, x] : per) {
+    by_base[u.first].first += x;
+    ++by_base[u.first].second;
+  }
+  for (const auto& kv : by_base) v.push_back(kv.second.first / kv.second.second);
+  *what = std::to_string(v.size()) + " base seeds (each the mean of its alignment seeds)";
+  return v;
+}
+
 // Fills mean/low/high from per-seed values (and points, for the one-seed case).
 void seed_interval(Estimate& e, const std::vector<Point>& points, const BootstrapOptions& opt) {
-  std::vector<double> v;
-  for (const auto& kv : e.per_seed) v.push_back(kv.second);
+  std::string what;
+  const std::vector<double> v = unit_values(e.per_seed, &what);
   bool pooled = true;
   int64_t k = 0, n = 0;
   for (const Point& p : points) {
@@ -141,7 +169,7 @@ void seed_interval(Estimate& e, const std::vector<Point>& points, const Bootstra
     e.mean = b.mean;
     e.low = b.low;
     e.high = b.high;
-    e.method = "percentile bootstrap over " + std::to_string(v.size()) + " seeds";
+    e.method = "percentile bootstrap over " + what;
     return;
   }
   e.mean = v[0];
@@ -180,7 +208,7 @@ std::map<int64_t, Estimate> Aggregator::curve(const std::string& recipe, const S
     auto it = r->series.find(key);
     if (it == r->series.end()) continue;
     for (const auto& [step, p] : it->second) {
-      out[step].per_seed[r->seed] = p.value;
+      out[step].per_seed[r->unit()] = p.value;
       out[step].subsample = std::max(out[step].subsample, p.subsample);
       points[step].push_back(p);
     }
@@ -214,12 +242,12 @@ struct SeedFinal {
   Point point;
 };
 
-std::map<int64_t, SeedFinal> finals(const std::vector<const Run*>& runs, const SeriesKey& key) {
-  std::map<int64_t, SeedFinal> out;
+std::map<Unit, SeedFinal> finals(const std::vector<const Run*>& runs, const SeriesKey& key) {
+  std::map<Unit, SeedFinal> out;
   for (const Run* r : runs) {
     auto it = r->series.find(key);
     if (it == r->series.end() || it->second.empty()) continue;
-    out.emplace(r->seed, SeedFinal{r, it->second.rbegin()->first, it->second.rbegin()->second});
+    out.emplace(r->unit(), SeedFinal{r, it->second.rbegin()->first, it->second.rbegin()->second});
   }
   return out;
 }
@@ -238,7 +266,7 @@ Estimate Aggregator::final(const std::string& recipe, const SeriesKey& key) cons
   if (!e.ok()) return e;
   seed_interval(e, points, opt_);
   // Family results partition a split's items, so they refine only the split-level ("all") estimate.
-  if (fin.size() < 2 || key.group != "all") return rule_of_three(e);
+  if (fin.size() < 2 || key.group != "all" || several_bases(e.per_seed)) return rule_of_three(e);
   // Crossed bootstrap over seeds x families, when every seed has family results at its final step.
   std::vector<std::map<std::string, Point>> fam;
   std::set<std::string> families;
@@ -273,6 +301,28 @@ std::optional<Paired> Aggregator::paired(const std::string& recipe, const std::s
     vb.push_back(b.point.value);
   }
   if (out.seeds.empty()) return std::nullopt;
+  std::map<Unit, double> units;
+  for (const Unit& u : out.seeds) units[u] = 0;
+  if (several_bases(units)) {
+    // Bases are the units: each base's differences are averaged over its alignment seeds first.
+    std::map<int64_t, std::array<double, 3>> by_base;  // sum a, sum b, count
+    for (size_t i = 0; i < out.seeds.size(); ++i) {
+      auto& t = by_base[out.seeds[i].first];
+      t[0] += va[i];
+      t[1] += vb[i];
+      t[2] += 1;
+    }
+    va.clear();
+    vb.clear();
+    for (const auto& [base, t] : by_base) {
+      va.push_back(t[0] / t[2]);
+      vb.push_back(t[1] / t[2]);
+    }
+    out.d = paired_difference(va, vb, opt_);
+    out.interval = "percentile bootstrap of the per-base differences over " + std::to_string(va.size()) +
+                   " base seeds (each the mean over its alignment seeds)";
+    return out;
+  }
   out.d = paired_difference(va, vb, opt_);
   out.interval = "percentile bootstrap of the per-seed differences over " + std::to_string(out.seeds.size()) + " seeds";
   if (key.group != "all") return out;
@@ -281,7 +331,7 @@ std::optional<Paired> Aggregator::paired(const std::string& recipe, const std::s
   std::vector<std::vector<Cell>> cells;
   std::set<std::string> families;
   std::vector<std::pair<std::map<std::string, Point>, std::map<std::string, Point>>> fam;
-  for (int64_t seed : out.seeds) {
+  for (const Unit& seed : out.seeds) {
     const SeedFinal &a = fa.at(seed), &b = fb.at(seed);
     fam.emplace_back(families_at(*a.run, key, a.step), families_at(*b.run, key, b.step));
     if (fam.back().first.empty() || fam.back().first.size() != fam.back().second.size()) return out;

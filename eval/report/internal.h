@@ -32,9 +32,16 @@ struct Point {
 };
 
 // One run directory: <recipe>/seed<k>.
+// The pairing unit of a run: (base seed, seed); base seed -1 when the matrix has no base seeds.
+using Unit = std::pair<int64_t, int64_t>;
+std::string unit_name(const Unit& u);        // "3", or "base1-seed3"
+nlohmann::json unit_json(const Unit& u);     // 3, or "base1-seed3"
+
 struct Run {
   std::string recipe, dir;
   int64_t seed = 0;
+  int64_t base_seed = -1;  // from a base<b>-seed<k> directory; -1: none
+  Unit unit() const { return {base_seed, seed}; }
   std::map<SeriesKey, std::map<int64_t, Point>> series;  // key -> step -> point (a repeated step: last wins)
   std::map<int64_t, double> train_loss;                  // step -> training loss
   double train_seconds = 0, checkpoint_seconds = 0, eval_seconds = 0;
@@ -72,7 +79,7 @@ View choose_primary(const std::vector<Run>& runs, const std::string& suite, cons
 // A value across the seeds of one recipe.
 struct Estimate {
   double mean = kNaN, low = kNaN, high = kNaN;
-  std::map<int64_t, double> per_seed;  // seed -> value
+  std::map<Unit, double> per_seed;     // unit (base seed, seed) -> value
   int64_t k = -1, n = -1;              // pooled over seeds where the events carry k, n
   int64_t step = -1;                   // for a final estimate: the latest final step among the seeds
   std::string method;                  // how the interval was computed
@@ -82,7 +89,7 @@ struct Estimate {
 
 struct Paired {
   std::string recipe, baseline, split, group, group_value, metric;
-  std::vector<int64_t> seeds;
+  std::vector<Unit> seeds;
   PairedDifference d;
   double p_holm = kNaN;     // NaN: not part of a Holm family
   std::string holm_family;  // which tests were adjusted together

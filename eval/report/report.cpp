@@ -30,7 +30,7 @@ json number(double x) { return std::isnan(x) ? json(nullptr) : json(x); }
 json to_json(const report::Estimate& e) {
   json j{{"mean", number(e.mean)}, {"ci_low", number(e.low)}, {"ci_high", number(e.high)}, {"interval", e.method}};
   json per = json::object();
-  for (const auto& [seed, v] : e.per_seed) per[std::to_string(seed)] = number(v);
+  for (const auto& [unit, v] : e.per_seed) per[report::unit_name(unit)] = number(v);
   j["per_seed"] = per;
   j["seeds"] = e.per_seed.size();
   if (e.step >= 0) j["step"] = e.step;
@@ -42,6 +42,12 @@ json to_json(const report::Estimate& e) {
   return j;
 }
 
+json units_json(const std::vector<report::Unit>& units) {
+  json out = json::array();
+  for (const auto& u : units) out.push_back(report::unit_json(u));
+  return out;
+}
+
 json to_json(const Paired& p) {
   return json{{"recipe", p.recipe},
               {"baseline", p.baseline},
@@ -49,7 +55,7 @@ json to_json(const Paired& p) {
               {"group", p.group},
               {"group_value", p.group_value},
               {"metric", p.metric},
-              {"seeds", p.seeds},
+              {"seeds", units_json(p.seeds)},
               {"diff", number(p.d.diff.mean)},
               {"ci_low", number(p.d.diff.low)},
               {"ci_high", number(p.d.diff.high)},
@@ -117,7 +123,7 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
       int64_t last = -1;
       for (const auto& kv : run->series)
         if (!kv.second.empty()) last = std::max(last, kv.second.rbegin()->first);
-      run_list.push_back({{"seed", run->seed}, {"dir", run->dir}, {"last_eval_step", last},
+      run_list.push_back({{"seed", run->seed}, {"base_seed", run->base_seed >= 0 ? json(run->base_seed) : json(nullptr)}, {"dir", run->dir}, {"last_eval_step", last},
                           {"train_seconds", run->train_seconds}, {"checkpoint_seconds", run->checkpoint_seconds},
                           {"eval_seconds", run->eval_seconds}, {"eval_hooks", run->eval_hooks},
                           {"eval_share", total > 0 ? json(run->eval_seconds / total) : json(nullptr)},

@@ -22,11 +22,12 @@ namespace {
 
 using nlohmann::json;
 
-bool seed_dir_name(const std::string& name, int64_t* seed) {
-  static const std::regex re("seed(-?[0-9]+)");
+// seed<k>, or base<b>-seed<k> (a matrix with base seeds).
+bool seed_dir_name(const std::string& name, Unit* unit) {
+  static const std::regex re("(?:base([0-9]+)-)?seed(-?[0-9]+)");
   std::smatch m;
   if (!std::regex_match(name, m, re)) return false;
-  *seed = std::stoll(m[1].str());
+  *unit = {m[1].matched ? std::stoll(m[1].str()) : -1, std::stoll(m[2].str())};
   return true;
 }
 
@@ -107,11 +108,12 @@ void read_config(const Run& run, const fs::path& path, std::vector<std::string>*
   }
 }
 
-void load_run(const fs::path& dir, const std::string& recipe, int64_t seed, Loaded* out) {
+void load_run(const fs::path& dir, const std::string& recipe, const Unit& unit, Loaded* out) {
   Run run;
   run.recipe = recipe;
   run.dir = dir.string();
-  run.seed = seed;
+  run.base_seed = unit.first;
+  run.seed = unit.second;
   const fs::path eval = dir / "eval.jsonl", train = dir / "train.jsonl", config = dir / "config.yaml";
   if (!fs::exists(eval)) {
     out->notes.push_back("skipped " + dir.string() + ": no eval.jsonl (was the run trained with eval suites or "
@@ -138,18 +140,23 @@ std::vector<fs::path> sorted_subdirs(const fs::path& dir) {
   return out;
 }
 
-// seed<k> subdirectories of `dir`, sorted by seed.
-std::vector<std::pair<int64_t, fs::path>> seed_dirs(const fs::path& dir) {
-  std::vector<std::pair<int64_t, fs::path>> out;
+// seed<k> (and base<b>-seed<k>) subdirectories of `dir`, sorted by (base seed, seed).
+std::vector<std::pair<Unit, fs::path>> seed_dirs(const fs::path& dir) {
+  std::vector<std::pair<Unit, fs::path>> out;
   for (const auto& d : sorted_subdirs(dir)) {
-    int64_t seed;
-    if (seed_dir_name(d.filename().string(), &seed)) out.emplace_back(seed, d);
+    Unit unit;
+    if (seed_dir_name(d.filename().string(), &unit)) out.emplace_back(unit, d);
   }
   std::sort(out.begin(), out.end());
   return out;
 }
 
 }  // namespace
+
+std::string unit_name(const Unit& u) {
+  return u.first < 0 ? std::to_string(u.second) : "base" + std::to_string(u.first) + "-seed" + std::to_string(u.second);
+}
+nlohmann::json unit_json(const Unit& u) { return u.first < 0 ? nlohmann::json(u.second) : nlohmann::json(unit_name(u)); }
 
 bool recipe_less(const std::string& a, const std::string& b) {
   // The project's recipe ids come first (R0..R6 as in recipes/README.md), then controls and the rest.
@@ -192,12 +199,12 @@ Loaded load_runs(const std::string& runs_dir, const std::string& out_dir) {
   for (const auto& [seed, dir] : direct) load_run(dir, recipe_of_root, seed, &out);
   const fs::path out_canon = out_dir.empty() ? fs::path() : fs::weakly_canonical(out_dir);
   for (const auto& d : sorted_subdirs(root)) {
-    int64_t ignored;
+    Unit ignored;
     if (seed_dir_name(d.filename().string(), &ignored)) continue;
     if (!out_canon.empty() && fs::weakly_canonical(d) == out_canon) continue;
     const auto seeds = seed_dirs(d);
     if (seeds.empty()) {
-      if (d.filename() != "report" && d.filename() != "slurm") out.notes.push_back("ignored " + d.string() + ": no seed<k> run directories in it");
+      if (d.filename() != "report" && d.filename() != "slurm" && d.filename() != "worlds") out.notes.push_back("ignored " + d.string() + ": no seed<k> run directories in it");
       continue;
     }
     for (const auto& [seed, dir] : seeds) load_run(dir, d.filename().string(), seed, &out);
@@ -210,7 +217,7 @@ Loaded load_runs(const std::string& runs_dir, const std::string& out_dir) {
     if (m.is_object() && m.contains("cells") && m["cells"].is_array()) {
       for (const json& c : m["cells"]) {
         const std::string recipe = str(c, "recipe"), rel = str(c, "dir");
-        const int64_t seed = c.value("seed", int64_t{0});
+        const int64_t seed = c.value("seed", int64_t{0}), base = c.value("base_seed", int64_t{-1});
         json status = nullptr;
         const fs::path st = root / rel / "status.json";
         if (fs::exists(st)) status = json::parse(read_file(st.string()), nullptr, /*allow_exceptions=*/false);
@@ -219,17 +226,18 @@ Loaded load_runs(const std::string& runs_dir, const std::string& out_dir) {
         std::string error = status.is_object() ? str(status, "error") : "";
         if (const auto nl = error.find('\n'); nl != std::string::npos) error = error.substr(0, nl) + " ...";
         out.missing.push_back({{"recipe", recipe}, {"seed", seed}, {"state", state}, {"error", error}});
-        out.notes.push_back("missing cell " + recipe + "/seed" + std::to_string(seed) + " (" + state +
+        if (base >= 0) out.missing.back()["base_seed"] = base;
+        out.notes.push_back("missing cell " + recipe + "/" + (base >= 0 ? "base" + std::to_string(base) + "-" : "") + "seed" + std::to_string(seed) + " (" + state +
                             (error.empty() ? "" : ": " + error) + "): left out of the comparison");
         out.runs.erase(std::remove_if(out.runs.begin(), out.runs.end(),
-                                      [&](const Run& r) { return r.recipe == recipe && r.seed == seed; }),
+                                      [&](const Run& r) { return r.recipe == recipe && r.seed == seed && r.base_seed == base; }),
                        out.runs.end());
       }
     }
   }
   std::sort(out.runs.begin(), out.runs.end(), [](const Run& a, const Run& b) {
     if (a.recipe != b.recipe) return recipe_less(a.recipe, b.recipe);
-    return a.seed < b.seed;
+    return a.unit() < b.unit();
   });
   if (out.runs.empty()) {
     std::string msg = "report: no run with eval events under " + runs_dir +
