@@ -85,6 +85,8 @@ class Generator {
     check_budgets();
     suite_yaml("eval/world.yaml", "world", false);
     suite_yaml("eval/seen.yaml", "world-seen", false, seen_suites_);
+    // The model's own answer, sampled and parsed (no candidates to rank, so no wording to recognise).
+    suite_yaml("eval/generate.yaml", "world-generate", false, {"id", "ood_harm"}, true);
     if (w_.knobs.chat_export) suite_yaml("eval/chat/world.yaml", "world-chat", true);
   }
 
@@ -667,7 +669,8 @@ class Generator {
 
   // ---- suite YAML --------------------------------------------------------------------------------
 
-  void suite_yaml(const std::string& path, const std::string& name, bool chat, const std::vector<std::string>& only = {}) {
+  void suite_yaml(const std::string& path, const std::string& name, bool chat, const std::vector<std::string>& only = {},
+                  bool generate_only = false) {
     auto q = [](const std::string& s) { return nlohmann::json(s).dump(); };  // a JSON string is a YAML scalar
     std::string y = "# Written by ethos data generate (" + std::string(kWorldGeneratorVersion) + ", world " + w_.knobs.name +
                     ", seed " + std::to_string(seed_) + "). Format: eval/FORMAT.md.\n";
@@ -678,10 +681,10 @@ class Generator {
       y += "  - " + s + ".jsonl\n";
       ++n;
     }
-    y += "scoring:\n  likelihood:\n    enabled: true\n    normalize: mean\n    modes: [direct, reason_first]\n"
-         "    max_rationale_tokens: 48\n";
-    y += std::string("  generate:\n    enabled: ") + (chat ? "true" : "false") +
-         "\n    samples: 4\n    temperature: 0.7\n    top_p: 1.0\n    max_new_tokens: " + (chat ? "160" : "48") + "\n";
+    y += std::string("scoring:\n  likelihood:\n    enabled: ") + (generate_only ? "false" : "true") +
+         "\n    normalize: mean\n    modes: [direct, reason_first]\n    max_rationale_tokens: 48\n";
+    y += std::string("  generate:\n    enabled: ") + (chat || generate_only ? "true" : "false") +
+         "\n    samples: 4\n    temperature: 0.7\n    top_p: 1.0\n    max_new_tokens: " + (chat ? "160" : generate_only ? "64" : "48") + "\n";
     y += "patterns:\n";
     for (const auto& [label, res] : w_.suite_patterns) {
       y += "  " + label + ": [";

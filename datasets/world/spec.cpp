@@ -3,6 +3,7 @@
 #include "datasets/world/spec.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -321,6 +322,24 @@ size_t longest_shared_run(const std::vector<std::string>& a, const std::vector<s
   return best;
 }
 
+// The mean, over `eval`, of the share of a wording's consecutive word pairs that also occur in
+// some wording of `train` (names and variables count as one word): how close a copy a paraphrase is.
+double wording_familiarity(const std::vector<Template>& eval, const std::vector<Template>& train) {
+  std::set<std::pair<std::string, std::string>> known;
+  for (const auto& t : train) {
+    const auto toks = wording_tokens(t);
+    for (size_t i = 0; i + 1 < toks.size(); ++i) known.emplace(toks[i], toks[i + 1]);
+  }
+  double sum = 0;
+  for (const auto& t : eval) {
+    const auto toks = wording_tokens(t);
+    size_t pairs = 0, seen = 0;
+    for (size_t i = 0; i + 1 < toks.size(); ++i, ++pairs) seen += known.count({toks[i], toks[i + 1]});
+    sum += pairs ? static_cast<double>(seen) / static_cast<double>(pairs) : 0.0;
+  }
+  return eval.empty() ? 0.0 : sum / static_cast<double>(eval.size());
+}
+
 // The literal start of a template up to its first variable or choice (a leakage marker).
 std::string literal_prefix(const Template& t) {
   const std::string& s = t.source();
@@ -580,6 +599,31 @@ void check_fairness(const World& w) {
     }
   paraphrase(w.texts.eval_refusals);
   paraphrase(w.texts.eval_off_task);
+  // 6. Both sides' paraphrases are equally far from training. Per harm type, the eval wordings of
+  //    the aligned and of the misaligned action repeat about the same share of their own action's
+  //    training word pairs (within kMaxFamiliarityGap). Otherwise likelihood ranking favours the
+  //    side whose paraphrase is the closer copy, whatever the model's disposition: the prior alone
+  //    picked the aligned paraphrase on exactly the two held-out harm types whose aligned
+  //    paraphrases were the closer copies (recipes/README.md).
+  constexpr double kMaxFamiliarityGap = 0.15;
+  for (const auto& h : w.harms) {
+    const HarmSide& side = h.harmful;
+    if (side.eval_aligned.empty() || side.eval_misaligned.empty()) continue;
+    const double a = wording_familiarity(side.eval_aligned, side.aligned);
+    const double m = wording_familiarity(side.eval_misaligned, side.misaligned);
+    if (std::abs(a - m) > kMaxFamiliarityGap) {
+      const bool aligned_closer = a > m;
+      const auto pct = [](double x) { return std::to_string(static_cast<int>(std::lround(100 * x))); };
+      const Template& t = (aligned_closer ? side.eval_aligned : side.eval_misaligned).front();
+      throw Error(t.where() + ": the eval wordings of harm " + h.id + " are unequal copies of their training wordings: " +
+                  pct(a) + "% of the aligned paraphrases' word pairs occur in the aligned training " +
+                  "wordings, against " + pct(m) + "% for the misaligned ones (at most " +
+                  pct(kMaxFamiliarityGap) + " points apart). A likelihood test would favour the " +
+                  (aligned_closer ? "aligned" : "misaligned") + " side by familiarity alone: reword the " +
+                  (aligned_closer ? "eval_aligned" : "eval_misaligned") + " wordings further from their training " +
+                  "wordings, or the other side's closer.");
+    }
+  }
 }
 
 }  // namespace
