@@ -88,6 +88,6 @@ struct AblateOptions {
 int run_ablation(const AblationMatrix& m, const AblateOptions& opt);
 // <out>/ablation.json: the matrix's cells (cell name, seeds, axis values, world, run directory
 // relative to <out>), so that `ethos report` can say which cells are missing.
-void write_ablation_manifest(const AblationMatrix& m);
+void write_ablation_manifest(const AblationMatrix& m, const std::vector<AblationCell>& cells);
 
 }  // namespace ethos

@@ -374,7 +374,7 @@ int submit_slurm(const AblationMatrix& m, const SlurmOptions& o) {
   }
   fs::create_directories(L.logs);
   prepare_worlds(m);  // here, on the login node: the cells read them
-  write_ablation_manifest(m);
+  write_ablation_manifest(m, cells);
   auto put = [&](const std::string& name, const std::string& text) {
     const std::string p = L.slurm + "/" + name;
     write_file_atomic(p, text);

@@ -267,3 +267,22 @@ CATCH_TEST_CASE("ethos ablate --slurm --dry-run: one stage task per base seed, c
   CATCH_CHECK_THAT(r.output, Contains("'seed=1' 'stages.0.seed=5' 'out_dir=" + root + "/runs/t-lr=0.002/base5-seed1'"));
   CATCH_CHECK_FALSE(fs::exists(root + "/runs"));
 }
+
+CATCH_TEST_CASE("ethos launch -- ablate with worlds: rank 0 generates, rank 1 waits for it, both train on it", "[dist]") {
+  const std::string root = fresh_dir("ablate_worlds_dist");
+  const std::string src = source_dir();
+  write_text(root + "/matrix.yaml",
+             "name: w\nout: runs\nrecipes: [" + src + "/recipes/world/tiny/r0.yaml]\nseeds: [0]\n"
+             "worlds: {data_dir: data/world-tiny, list: [{name: small, world: " + src +
+                 "/datasets/world/tiny.yaml, set: {pretrain.words: 20000}}]}\n"
+             "overrides: [\"train.steps=2\", \"train.warmup_steps=0\", \"train.batch_size=2\", \"train.checkpoint_every=2\", "
+             "\"eval.suites=[]\", \"cache_dir=cache\"]\n");
+  const auto r = run("cd " + root + " && " + ethos_bin() + " launch --nproc 2 -- ablate matrix.yaml --no-report 2>&1");
+  CATCH_REQUIRE(r.status == 0);
+  CATCH_CHECK_THAT(r.output, Contains("[rank 0] [ablate] world small: generating"));
+  CATCH_CHECK_THAT(r.output, !Contains("[rank 1] [ablate] world"));
+  CATCH_CHECK(latest(root + "/runs/r0-world=small/seed0") == "step_000002");
+  const auto dp = events(root + "/runs/r0-world=small/seed0/train.jsonl", "data_parallel");
+  CATCH_REQUIRE(!dp.empty());
+  CATCH_CHECK(dp.front()["ranks"] == 2);
+}
