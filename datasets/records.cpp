@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 
 namespace ethos {
@@ -209,7 +210,7 @@ std::vector<Message> conversation(const Checker& c, RecordKind kind) {
 Record parse_record(const std::string& line, RecordKind kind, const std::string& where) {
   json j;
   try {
-    j = json::parse(line);
+    j = parse_json(line, where);
   } catch (const json::parse_error& e) {
     throw Error(where + ": not valid JSON: " + e.what());
   }
@@ -241,13 +242,14 @@ Record parse_record(const std::string& line, RecordKind kind, const std::string&
 }
 
 std::vector<Record> read_records(const std::string& path, RecordKind kind) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open dataset file \"" + path + "\" (" + to_string(kind) + " records): check the path");
+  if (!std::ifstream(path, std::ios::binary))
+    throw Error("cannot open dataset file \"" + path + "\" (" + to_string(kind) + " records): check the path");
+  LineReader in(path, std::string(to_string(kind)));
   std::vector<Record> out;
   std::string line;
-  for (size_t n = 1; std::getline(in, line); ++n) {
+  while (in.next(line)) {
     if (trim(line).empty()) continue;
-    out.push_back(parse_record(line, kind, path + ":" + std::to_string(n)));
+    out.push_back(parse_record(line, kind, in.where()));
   }
   return out;
 }

@@ -87,6 +87,7 @@ std::string derived_world(const MatrixWorld& w) {
     const size_t eq = s.find('=');
     const std::vector<std::string> parts = split(s.substr(0, eq), '.');
     YAML::Node value = YAML::Load(s.substr(eq + 1));
+    check_yaml_expansion(value, w.config + " (world " + w.name + ", set " + s.substr(0, eq) + ")");
     // Descend by reassigning references (yaml-cpp nodes are handles).
     std::vector<YAML::Node> chain = {y};
     for (size_t i = 0; i + 1 < parts.size(); ++i) {

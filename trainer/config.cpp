@@ -240,6 +240,7 @@ void apply_override(Val& root, const std::string& text, Problems& problems) {
   YAML::Node value;
   try {
     value = YAML::Load(text.substr(eq + 1));
+    check_yaml_expansion(value, "override \"" + key + "\"");
   } catch (const YAML::Exception& e) {
     add(problems, key + ": value is not valid YAML (" + e.msg + ")" + kOnCommandLine);
     return;

@@ -68,16 +68,20 @@ void rewind_events(const std::string& path, std::optional<int64_t> resume_step) 
 // the other ranks, which log nothing).
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path) {
+  explicit MetricsLog(const std::string& path) : path_(path) {
     if (path.empty()) return;
     out_.open(path, std::ios::app);
     if (!out_) throw Error("cannot append to " + path);
   }
+  // A lost line is an error, not a silent gap in the run's record (a full disk stops the run here).
   void write(const nlohmann::json& event) {
-    if (out_.is_open()) out_ << event.dump() << "\n" << std::flush;
+    if (!out_.is_open()) return;
+    out_ << event.dump() << "\n" << std::flush;
+    if (!out_) throw Error("cannot append to " + path_ + " (disk full?): free space and run the same command again to resume");
   }
 
  private:
+  std::string path_;
   std::ofstream out_;
 };
 
@@ -419,6 +423,16 @@ namespace {
 
 TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& opt, const DistEnv& env);
 
+// status.json after a stop, best effort: on a full disk this write fails too, and the error the
+// user must see is the one that stopped the run, not this one.
+void record_stop(const std::string& run_dir, const std::string& state, int64_t step, const nlohmann::json& extra) {
+  try {
+    write_run_status(run_dir, state, step, extra);
+  } catch (const std::exception& e) {
+    std::cerr << "[ethos] could not record the stop in status.json: " << e.what() << std::endl;
+  }
+}
+
 }  // namespace
 
 TrainResult train(const Recipe& r, EvalHook* hook, const TrainOptions& opt) {
@@ -437,10 +451,10 @@ TrainResult train(const Recipe& r, EvalHook* hook, const TrainOptions& opt) {
     write_run_status(run_dir, "done", res.global_step, {{"final_checkpoint", res.final_checkpoint}});
     return res;
   } catch (const Preempted& p) {
-    write_run_status(run_dir, "preempted", p.step, {{"signal", signal_name(p.signal)}, {"message", p.what()}});
+    record_stop(run_dir, "preempted", p.step, {{"signal", signal_name(p.signal)}, {"message", p.what()}});
     throw;
   } catch (const std::exception& e) {
-    write_run_status(run_dir, "failed", -1, {{"error", e.what()}});
+    record_stop(run_dir, "failed", -1, {{"error", e.what()}});
     throw;
   }
 }

@@ -100,12 +100,17 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
       int e = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw Error("write to '" + tmp + "' failed: " + std::strerror(e) + " (disk full?)");
+      throw Error("write to '" + tmp + "' failed: " + std::strerror(e) + (e == ENOSPC || e == EDQUOT ? " (disk full)" : ""));
     }
     done += static_cast<size_t>(w);
   }
-  ::fsync(fd);
-  ::close(fd);
+  // Some file systems report a full disk only here (delayed allocation, NFS).
+  int e = ::fsync(fd) == 0 ? 0 : errno;
+  if (::close(fd) != 0 && e == 0) e = errno;
+  if (e != 0) {
+    ::unlink(tmp.c_str());
+    throw Error("write to '" + tmp + "' failed: " + std::strerror(e) + (e == ENOSPC || e == EDQUOT ? " (disk full)" : ""));
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 
 namespace ethos {
@@ -18,16 +19,53 @@ int line_of(const YAML::Node& n, int fallback) {
 
 }  // namespace
 
+// Walks the document as its readers will, aliases expanded, with a budget: anchors and aliases
+// let a few lines stand for billions of nodes (or a cycle), and every reader copies what it walks.
+void check_yaml_expansion(const YAML::Node& root, const std::string& file) {
+  const uint64_t max_nodes = limit_value(kMaxYamlNodes), max_depth = limit_value(kMaxNestingDepth);
+  std::vector<std::pair<YAML::Node, uint64_t>> todo{{root, 1}};
+  uint64_t nodes = 0;
+  while (!todo.empty()) {
+    auto [n, depth] = todo.back();
+    todo.pop_back();
+    if (++nodes > max_nodes)
+      throw Error(file + ":" + std::to_string(line_of(n, 1)) + ": the YAML document expands to more than " +
+                  std::to_string(max_nodes) + " nodes once its aliases (*name) are followed (" + limit_hint(kMaxYamlNodes) +
+                  "); an alias of an alias of a list multiplies, so check the anchors (&name) near this line");
+    if (depth > max_depth)
+      throw Error(file + ":" + std::to_string(line_of(n, 1)) + ": YAML nested more than " + std::to_string(max_depth) +
+                  " levels deep, or an alias (*name) sits inside its own anchor (&name) (" +
+                  limit_hint(kMaxNestingDepth) + ")");
+    if (n.IsMap()) {
+      for (const auto& kv : n) {
+        todo.emplace_back(kv.first, depth + 1);
+        todo.emplace_back(kv.second, depth + 1);
+      }
+    } else if (n.IsSequence()) {
+      for (const auto& item : n) todo.emplace_back(item, depth + 1);
+    }
+  }
+}
+
 YAML::Node parse_yaml(const std::string& text, const std::string& file) {
+  const uint64_t max_bytes = limit_value(kMaxConfigBytes);
+  if (text.size() > max_bytes)
+    throw Error(file + ": YAML text of " + human_bytes(text.size()) + " is longer than a configuration should be (" +
+                limit_hint(kMaxConfigBytes) + ")");
+  YAML::Node root;
   try {
-    return YAML::Load(text);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw Error(file + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error at column " +
                 std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
+  check_yaml_expansion(root, file);
+  return root;
 }
 
-YAML::Node load_yaml_file(const std::string& path) { return parse_yaml(read_file(path), path); }
+YAML::Node load_yaml_file(const std::string& path) {
+  return parse_yaml(read_text_file(path, kMaxConfigBytes, "YAML file"), path);
+}
 
 YamlAt::YamlAt(YAML::Node node, std::string file, std::string path, int line)
     : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)), line_(line) {}

@@ -13,7 +13,11 @@ namespace ethos {
 // The one way ethos parses YAML text: a syntax error becomes an Error worded the same for every
 // file kind, "file:line: YAML syntax error at column C: what yaml-cpp saw".
 YAML::Node parse_yaml(const std::string& text, const std::string& file);
-YAML::Node load_yaml_file(const std::string& path);  // read_file (Error names a missing path) + parse_yaml
+YAML::Node load_yaml_file(const std::string& path);
+// Errors (naming `file` and the line) when the document, its aliases followed, has more nodes than
+// kMaxYamlNodes or nests deeper than kMaxNestingDepth (datasets/base/limits.h). parse_yaml runs it;
+// code that calls YAML::Load itself (command-line values) runs it on what it parsed.
+void check_yaml_expansion(const YAML::Node& root, const std::string& file);  // read_file (Error names a missing path) + parse_yaml
 
 class YamlAt {
  public:

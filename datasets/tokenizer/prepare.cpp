@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 #include "datasets/chat_template.h"
 #include "datasets/tokenizer/tokenizer.h"
@@ -35,21 +36,20 @@ std::string prepare_tokenizer(const TokenizerSection& t, int threads) {
   // Corpus: text files as they are; JSONL files contribute every string value they contain.
   std::string corpus;
   for (const auto& f : t.train_files) {
-    const std::string content = read_file(f);
     if (f.size() < 6 || f.substr(f.size() - 6) != ".jsonl") {
-      corpus += content + "\n";
+      corpus += read_file(f) + "\n";
       continue;
     }
     std::function<void(const nlohmann::json&)> collect = [&](const nlohmann::json& j) {
       if (j.is_string()) corpus += j.get<std::string>() + "\n";
       else if (j.is_structured()) for (const auto& v : j) collect(v);
     };
-    std::istringstream in(content);
+    LineReader in(f, "tokenizer.train_files");
     std::string line;
-    for (int n = 1; std::getline(in, line); ++n) {
+    while (in.next(line)) {
       if (trim(line).empty()) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded()) throw Error(f + ":" + std::to_string(n) + ": not valid JSON (tokenizer.train_files)");
+      auto j = parse_json(line, in.where(), false);
+      if (j.is_discarded()) throw Error(in.where() + ": not valid JSON (tokenizer.train_files)");
       collect(j);
     }
   }

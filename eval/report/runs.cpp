@@ -10,6 +10,7 @@
 #include <regex>
 #include <sstream>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 #include "datasets/base/yaml.h"
 #include "eval/report/internal.h"
@@ -44,11 +45,11 @@ double num(const json& j, const char* key, double fallback = 0) {
 // Parses a JSONL file; unreadable lines are counted, not fatal.
 std::vector<json> read_jsonl(const fs::path& path, int* bad_lines) {
   std::vector<json> out;
-  std::istringstream in(read_file(path.string()));
+  LineReader in(path.string(), "run log");
   std::string line;
-  while (std::getline(in, line)) {
+  while (in.next(line)) {
     if (trim(line).empty()) continue;
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    json j = parse_json(line, in.where(), /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) ++*bad_lines;
     else out.push_back(std::move(j));
   }

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 #include "datasets/base/yaml.h"
 #include "datasets/world/rng.h"
@@ -191,7 +192,18 @@ void read_candidates(const ItemReader& r, SuiteItem* item) {
 SuiteItem parse_item(const std::string& line, const std::string& where, Problems* problems) {
   SuiteItem item;
   item.where = where;
-  const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (line.size() > limit_value(kMaxRecordBytes)) {
+    problems->push_back(where + ": line of " + human_bytes(line.size()) + " is longer than one item may be (" +
+                        limit_hint(kMaxRecordBytes) + ")");
+    return item;
+  }
+  json j;
+  try {
+    j = parse_json(line, where, /*allow_exceptions=*/false);
+  } catch (const Error& e) {
+    problems->push_back(e.what());
+    return item;
+  }
   if (j.is_discarded() || !j.is_object()) {
     problems->push_back(where + ": not a JSON object (one item per line; check quotes, commas and brackets)");
     return item;
@@ -376,7 +388,7 @@ std::string problems_message(const std::string& what, const Problems& p) {
 Suite load_suite(const std::string& yaml_path) {
   Suite suite;
   suite.path = yaml_path;
-  const std::string yaml_text = read_file(yaml_path);
+  const std::string yaml_text = read_text_file(yaml_path, kMaxConfigBytes, "suite YAML");
   const YAML::Node root = parse_yaml(yaml_text, yaml_path);
   Problems p;
   const YamlReader y{yaml_path, &p};

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 #include "trainer/model/weights.h"
 #include "trainer/model/safetensors.h"
@@ -160,7 +161,7 @@ std::map<std::string, torch::Tensor> read_optimizer_state(const std::string& dir
     throw Error(dir + ": no optimizer state (neither " + kOptimizerFile + " nor " + kOptimizerIndex + ")");
   nlohmann::json index;
   try {
-    index = nlohmann::json::parse(read_file(index_path.string()));
+    index = parse_json(read_text_file(index_path.string(), kMaxConfigBytes, "optimizer index"), index_path.string());
     std::map<std::string, int64_t> covered;
     for (const auto& [name, shape] : index.at("shapes").items())
       for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
@@ -200,6 +201,41 @@ std::map<std::string, torch::Tensor> read_optimizer_state(const std::string& dir
   return tensors;
 }
 
+// Bytes a checkpoint needs: the newest checkpoint's files when there is one (the same model and
+// optimizer), otherwise the tensors to be written plus the tokenizer.
+static uint64_t checkpoint_bytes_needed(const std::string& run_dir, Llama& model, const OptimizerCheckpoint* opt,
+                                        const std::string& tokenizer_path) {
+  std::error_code ec;
+  for (const auto& d : checkpoint_dirs(run_dir)) {
+    uint64_t total = 0;
+    for (const auto& f : fs::directory_iterator(d, ec)) total += f.is_regular_file(ec) ? f.file_size(ec) : 0;
+    if (total > 0) return total;
+  }
+  uint64_t total = fs::file_size(tokenizer_path, ec);
+  if (ec) total = 0;
+  for (const auto& p : model->parameters()) total += p.nbytes();
+  if (opt)
+    for (const auto& t : opt->tensors) total += t.second.nbytes();
+  return total;
+}
+
+// "cannot write checkpoint step_N: <why>. It needs about X; Y are free ... The previous
+// checkpoint and `latest` are intact ... free space and run the same command again".
+static std::string checkpoint_write_failure(const std::string& run_dir, const std::string& name, const std::string& why,
+                                            Llama& model, const OptimizerCheckpoint* opt, const std::string& tokenizer_path) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::string msg = "cannot write checkpoint " + (root / name).string() + ": " + why + ". ";
+  std::error_code ec;
+  const fs::space_info space = fs::space(root, ec);
+  msg += "A checkpoint needs about " + human_bytes(checkpoint_bytes_needed(run_dir, model, opt, tokenizer_path));
+  if (!ec) msg += "; " + human_bytes(space.available) + " are free on the file system of " + root.string();
+  msg += ". The temporary directory was removed; ";
+  const auto dirs = checkpoint_dirs(run_dir);
+  msg += dirs.empty() ? std::string("there is no earlier checkpoint")
+                      : "the previous checkpoint " + dirs.front().filename().string() + " and `latest` are intact";
+  return msg + ". Free space (or move out_dir) and run the same command again to resume.";
+}
+
 std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llama& model,
                             const OptimizerCheckpoint* opt, const std::string& tokenizer_path,
                             const std::string& resolved_yaml, int64_t keep_last, bool keep_tmp) {
@@ -208,26 +244,33 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
   const std::string name = checkpoint_name(state.global_step);
   const fs::path tmp = checkpoint_tmp_dir(run_dir, state.global_step);
   const fs::path final_dir = root / name;
-  if (!keep_tmp) prepare_checkpoint_tmp(run_dir, state.global_step);
-
-  // 1. every file into the temporary directory (each written atomically and fsynced)
-  save_model(model, tmp.string());
-  if (opt && opt->shard_index.is_null()) {
-    std::map<std::string, std::string> meta{{"step_count", std::to_string(opt->step_count)}};
-    write_safetensors((tmp / kOptimizerFile).string(), opt->tensors, meta);
-  } else if (opt) {
-    write_file_atomic((tmp / kOptimizerIndex).string(), opt->shard_index.dump(1) + "\n");
+  // 1. every file into the temporary directory (each written atomically and fsynced). A write
+  // that fails (a full disk, a quota, an I/O error) removes the temporary directory and stops
+  // the run; the previous checkpoint and `latest` are untouched, so the same command resumes.
+  try {
+    if (!keep_tmp) prepare_checkpoint_tmp(run_dir, state.global_step);
+    save_model(model, tmp.string());
+    if (opt && opt->shard_index.is_null()) {
+      std::map<std::string, std::string> meta{{"step_count", std::to_string(opt->step_count)}};
+      write_safetensors((tmp / kOptimizerFile).string(), opt->tensors, meta);
+    } else if (opt) {
+      write_file_atomic((tmp / kOptimizerIndex).string(), opt->shard_index.dump(1) + "\n");
+    }
+    copy_file_synced(tokenizer_path, (tmp / "tokenizer.model").string());
+    write_file_atomic((tmp / "config.yaml").string(), resolved_yaml);
+    state.files = nlohmann::json::object();
+    state.checksums = nlohmann::json::object();
+    for (const auto& e : fs::directory_iterator(tmp)) {
+      state.files[e.path().filename().string()] = static_cast<int64_t>(fs::file_size(e.path()));
+      state.checksums[e.path().filename().string()] = checksum_file(e.path().string());
+    }
+    write_file_atomic((tmp / kStateFile).string(), state.to_json().dump(1) + "\n");
+    fsync_path(tmp.string());
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw Error(checkpoint_write_failure(run_dir, name, e.what(), model, opt, tokenizer_path));
   }
-  copy_file_synced(tokenizer_path, (tmp / "tokenizer.model").string());
-  write_file_atomic((tmp / "config.yaml").string(), resolved_yaml);
-  state.files = nlohmann::json::object();
-  state.checksums = nlohmann::json::object();
-  for (const auto& e : fs::directory_iterator(tmp)) {
-    state.files[e.path().filename().string()] = static_cast<int64_t>(fs::file_size(e.path()));
-    state.checksums[e.path().filename().string()] = checksum_file(e.path().string());
-  }
-  write_file_atomic((tmp / kStateFile).string(), state.to_json().dump(1) + "\n");
-  fsync_path(tmp.string());
   debug_sleep("ETHOS_DEBUG_SAVE_SLEEP_MS");  // tests kill the process here: mid-save
 
   // 2. publish: rename the directory, then point `latest` at it
@@ -258,12 +301,18 @@ std::vector<std::string> checkpoint_problems(const std::string& dir) {
   if (!fs::exists(state_path)) return {dir + ": missing " + kStateFile};
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(state_path.string()));
+    j = parse_json(read_text_file(state_path.string(), kMaxConfigBytes, "trainer state"), state_path.string());
   } catch (const nlohmann::json::exception& e) {
     return {state_path.string() + ": not valid JSON (" + e.what() + ")"};
+  } catch (const Error& e) {
+    return {e.what()};
   }
   if (!j.contains("files") || !j["files"].is_object()) return {state_path.string() + ": no file list"};
   for (const auto& [file, size] : j["files"].items()) {
+    if (!size.is_number_integer() || (j.contains("checksums") && j["checksums"].contains(file) && !j["checksums"][file].is_string()))
+      return {state_path.string() + ": malformed entry for " + file + " in its file list"};
+    if (file.empty() || file.find('/') != std::string::npos || file == "..")
+      return {state_path.string() + ": file list names \"" + file + "\", which is not a file of the checkpoint"};
     if (file == kStateFile) continue;
     const fs::path p = fs::path(dir) / file;
     if (!fs::exists(p)) {
@@ -294,7 +343,7 @@ TrainerState read_trainer_state(const std::string& dir) {
   const std::string path = (fs::path(dir) / kStateFile).string();
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = parse_json(read_text_file(path, kMaxConfigBytes, "trainer state"), path);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON (" + e.what() + ")");
   }

@@ -11,6 +11,7 @@
 #include <limits>
 #include <set>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 
 namespace ethos {
@@ -284,6 +285,27 @@ std::string serialize_safetensors(const NamedTensors& tensors, const std::map<st
     if (t.numel() > 0) out.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
   }
   return out;
+}
+
+std::vector<std::string> parse_weight_index(const std::string& text, const std::string& index_path) {
+  json index;
+  try {
+    index = parse_json(text, index_path);
+  } catch (const json::exception& e) {
+    throw Error(index_path + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    throw Error(index_path + ": expected an object with a \"weight_map\" object {tensor name: file name}");
+  std::set<std::string> files;
+  for (const auto& [name, file] : index["weight_map"].items()) {
+    if (!file.is_string()) throw Error(index_path + ": weight_map[\"" + name + "\"] must be a file name string");
+    const std::string f = file.get<std::string>();
+    if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
+      throw Error(index_path + ": weight_map[\"" + name + "\"] = \"" + f + "\" is not a plain file name");
+    files.insert(f);
+  }
+  if (files.empty()) throw Error(index_path + ": weight_map is empty");
+  return {files.begin(), files.end()};
 }
 
 void write_safetensors(const std::string& path, const NamedTensors& tensors,

@@ -51,4 +51,8 @@ std::string serialize_safetensors(const NamedTensors& tensors, const std::map<st
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// A sharded model's model.safetensors.index.json (its text): the shard file names, sorted, each a
+// plain file name (no directory part). Errors name index_path.
+std::vector<std::string> parse_weight_index(const std::string& text, const std::string& index_path);
+
 }  // namespace ethos

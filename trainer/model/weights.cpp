@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 #include "trainer/model/safetensors.h"
 
@@ -49,25 +50,8 @@ const char* dtype_name(torch::ScalarType t) {
 std::vector<std::string> weight_files(const std::string& dir) {
   const std::string index_path = in_dir(dir, kIndexFile);
   if (file_exists(index_path)) {
-    json index;
-    try {
-      index = json::parse(read_file(index_path));
-    } catch (const json::exception& e) {
-      throw Error(index_path + ": not valid JSON (" + e.what() + ")");
-    }
-    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
-      throw Error(index_path + ": expected an object with a \"weight_map\" object {tensor name: file name}");
-    std::set<std::string> files;
-    for (const auto& [name, file] : index["weight_map"].items()) {
-      if (!file.is_string()) throw Error(index_path + ": weight_map[\"" + name + "\"] must be a file name string");
-      const std::string f = file.get<std::string>();
-      if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
-        throw Error(index_path + ": weight_map[\"" + name + "\"] = \"" + f + "\" is not a plain file name in " + dir);
-      files.insert(f);
-    }
-    if (files.empty()) throw Error(index_path + ": weight_map is empty");
     std::vector<std::string> paths;
-    for (const auto& f : files) {
+    for (const auto& f : parse_weight_index(read_text_file(index_path, kMaxConfigBytes, "safetensors index"), index_path)) {
       paths.push_back(in_dir(dir, f));
       if (!file_exists(paths.back())) throw Error(index_path + ": shard " + f + " listed in weight_map is missing from " + dir);
     }
@@ -110,7 +94,7 @@ ModelConfig read_model_config(const std::string& dir) {
     throw Error(path + " not found: a model directory needs a Hugging Face config.json next to its weights");
   json j;
   try {
-    j = json::parse(read_file(path));
+    j = parse_json(read_text_file(path, kMaxConfigBytes, "model config.json"), path);
   } catch (const json::exception& e) {
     throw Error(path + ": not valid JSON (" + e.what() + ")");
   }
