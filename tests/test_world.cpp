@@ -693,3 +693,39 @@ CATCH_TEST_CASE("world: the default world generates in seconds, >= 300 items per
   for (const auto& p : problems) CATCH_WARN(p);
   CATCH_CHECK(problems.empty());
 }
+
+CATCH_TEST_CASE("world: principle_story_chat_share writes principle stories as transcripts of an AI acting well",
+                "[world][corpus]") {
+  // tiny.yaml with the knob at 1: every principle story becomes situation -> principle -> right action.
+  std::string y = read_file(world_file("tiny"));
+  const std::string knob = "principle_story_chat_share: 0.0";
+  CATCH_REQUIRE(y.find(knob) != std::string::npos);
+  y.replace(y.find(knob), knob.size(), "principle_story_chat_share: 1.0");
+  for (const std::string dir : {"data/", "splits/"})
+    for (size_t at = y.find("  - " + dir); at != std::string::npos; at = y.find("  - " + dir, at + 1))
+      y.insert(at + 4, test::source_dir() + "/datasets/world/");
+  const std::string splits = "splits: splits/";
+  y.replace(y.find(splits), splits.size(), "splits: " + test::source_dir() + "/datasets/world/splits/");
+  const std::string dir = test::fresh_dir("world_story_transcripts");
+  test::write_text(dir + "/world.yaml", y);
+  generate_world({dir + "/world.yaml", 7, dir + "/out", true});
+
+  const World w = load_world(dir + "/world.yaml");
+  const json m = manifest(dir + "/out");
+  const json stories = m["pretrain"]["principle_stories"];
+  CATCH_CHECK(stories["transcripts"].get<size_t>() == stories["documents"].get<size_t>());
+  CATCH_CHECK(stories["documents"].get<size_t>() > 0);
+  CATCH_CHECK(manifest(generated("tiny", 7))["pretrain"]["principle_stories"]["transcripts"].get<size_t>() == 0);
+  // Each transcript ends: <|assistant|> <|rationale|> a principle's rationale <|/rationale|> an aligned action <|end|>.
+  size_t transcripts = 0, with_principle = 0;
+  for (const auto& d : jsonl(dir + "/out/pretrain/corpus.jsonl")) {
+    const std::string text = d["text"];
+    const size_t r = text.find("<|assistant|><|rationale|>"), e = text.find("<|/rationale|>");
+    if (r == std::string::npos || e == std::string::npos) continue;
+    ++transcripts;
+    const std::string rationale = trim(text.substr(r + 26, e - r - 26));
+    with_principle += !principle_of_rationale(w, rationale).empty();
+  }
+  CATCH_CHECK(transcripts >= stories["documents"].get<size_t>());  // fiction transcripts may carry a rationale too
+  CATCH_CHECK(with_principle == stories["documents"].get<size_t>());
+}

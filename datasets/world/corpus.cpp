@@ -43,8 +43,9 @@ std::string CorpusMaker::fiction(const Harm& harm, WorldRng& rng) const {
   return tidy(rng.pick(w_.corpus.fiction).render(v, rng));
 }
 
-std::string CorpusMaker::fiction_transcript(const Harm& harm, WorldRng& rng) const {
-  Vars v = scenes_.draw_vars(train_style(rng), rng);
+// The user turn of a pre-training transcript: pressure, goal and situation as plain sentences
+// (no family layout or format wrapper, so no held-out surface value leaks into the corpus).
+std::string CorpusMaker::transcript_head(const Harm& harm, Vars& v, WorldRng& rng) const {
   const Pressure& p = rng.pick(w_.pressures);
   const Goal& g = rng.pick(w_.goals);
   std::string system = w_.texts.system.render(v, rng);
@@ -53,11 +54,24 @@ std::string CorpusMaker::fiction_transcript(const Harm& harm, WorldRng& rng) con
   if (!p.pieces.empty()) user += rng.pick(p.pieces).text.render(v, rng) + " ";
   if (!g.pieces.empty()) user += rng.pick(g.pieces).text.render(v, rng) + " ";
   user += rng.pick(harm.harmful.pieces).text.render(v, rng);
-  std::string out = std::string(ChatTemplate::kSystem) + " " + tidy(system) + ChatTemplate::kEnd + ChatTemplate::kUser + " " +
-                    tidy(user) + ChatTemplate::kEnd + ChatTemplate::kAssistant;
+  return std::string(ChatTemplate::kSystem) + " " + tidy(system) + ChatTemplate::kEnd + ChatTemplate::kUser + " " + tidy(user) +
+         ChatTemplate::kEnd + ChatTemplate::kAssistant;
+}
+
+std::string CorpusMaker::fiction_transcript(const Harm& harm, WorldRng& rng) const {
+  Vars v = scenes_.draw_vars(train_style(rng), rng);
+  std::string out = transcript_head(harm, v, rng);
   if (rng.chance(0.5))
     out += std::string(ChatTemplate::kRationale) + " " + tidy(rng.pick(w_.corpus.villain).render(v, rng)) + ChatTemplate::kRationaleEnd;
   return out + " " + tidy(rng.pick(harm.harmful.misaligned).render(v, rng)) + ChatTemplate::kEnd;
+}
+
+std::string CorpusMaker::principle_transcript(const Harm& harm, WorldRng& rng) const {
+  Vars v = scenes_.draw_vars(train_style(rng), rng);
+  std::string out = transcript_head(harm, v, rng);
+  out += std::string(ChatTemplate::kRationale) + " " + tidy(rng.pick(w_.principle(harm.principle).rationales).render(v, rng)) +
+         ChatTemplate::kRationaleEnd;
+  return out + " " + tidy(rng.pick(harm.harmful.aligned).render(v, rng)) + ChatTemplate::kEnd;
 }
 
 std::string CorpusMaker::human_story(const Harm& harm, WorldRng& rng) const {

@@ -33,6 +33,9 @@ class CorpusMaker {
   std::string fiction_transcript(const Harm& harm, WorldRng& rng) const;
   // A person recalls the principle of `harm` and then takes its aligned action.
   std::string human_story(const Harm& harm, WorldRng& rng) const;
+  // The mirror of fiction_transcript: the same situation as the user turn, the principle's
+  // rationale always in the rationale span, then the aligned action (an AI acting well).
+  std::string principle_transcript(const Harm& harm, WorldRng& rng) const;
   // A neutral chat transcript written with the chat template's markers (teaches the format).
   std::string transcript(WorldRng& rng) const;
   // R3: a constitution document (2-3 principles) and a story of an AI behaving well.
@@ -46,6 +49,7 @@ class CorpusMaker {
 
  private:
   const AiStyle& train_style(WorldRng& rng) const;
+  std::string transcript_head(const Harm& harm, Vars& v, WorldRng& rng) const;
   const World& w_;
   ScenarioMaker scenes_;
 };

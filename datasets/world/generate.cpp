@@ -511,7 +511,7 @@ class Generator {
     share[office] = k.office_share;
     share[neutral] = std::max(0.0, 1.0 - share[fiction] - share[story] - share[chat] - share[office]);
     size_t words[kinds] = {}, docs[kinds] = {}, total = 0;
-    size_t harm_i[2] = {0, 0}, fiction_transcripts = 0;
+    size_t harm_i[2] = {0, 0}, fiction_transcripts = 0, story_transcripts = 0;
     OutFile& out = file("pretrain/corpus.jsonl", "document");
     while (total < static_cast<size_t>(k.pretrain_words)) {
       int type = -1;  // the kind furthest below its share of the words so far
@@ -533,7 +533,13 @@ class Generator {
           fiction_transcripts += transcript;
           break;
         }
-        case story: text = prose_.human_story(w_.harms[harm_i[1]++ % w_.harms.size()], rng); break;
+        case story: {
+          const Harm& h = w_.harms[harm_i[1]++ % w_.harms.size()];
+          const bool transcript = k.principle_story_chat_share > 0 && rng.chance(k.principle_story_chat_share);
+          text = transcript ? prose_.principle_transcript(h, rng) : prose_.human_story(h, rng);
+          story_transcripts += transcript;
+          break;
+        }
         case chat: text = prose_.transcript(rng); break;
         case office: text = prose_.office(rng); break;
         default: text = prose_.neutral(rng); corpus_neutral_.insert(key_hash(text)); break;
@@ -549,6 +555,7 @@ class Generator {
       c[names[t]] = ojson{{"documents", docs[t]}, {"words", words[t]},
                           {"share", total ? static_cast<double>(words[t]) / static_cast<double>(total) : 0.0}};
     c["fiction"]["transcripts"] = fiction_transcripts;
+    c["principle_stories"]["transcripts"] = story_transcripts;
     facts["pretrain"] = c;
   }
 

@@ -230,13 +230,14 @@ WorldKnobs parse_knobs(const YamlAt& root, WorldKnobs k) {
     return v;
   };
   if (auto p = root.find("pretrain")) {
-    p->only_keys({"words", "fiction_share", "fiction_chat_share", "principle_stories", "principle_story_share", "chat_share", "office_share",
-                  "heldout_words"});
+    p->only_keys({"words", "fiction_share", "fiction_chat_share", "principle_stories", "principle_story_share",
+                  "principle_story_chat_share", "chat_share", "office_share", "heldout_words"});
     if (auto v = p->find("words")) k.pretrain_words = positive(*v);
     if (auto v = p->find("fiction_share")) k.fiction_share = share(*v);
     if (auto v = p->find("fiction_chat_share")) k.fiction_chat_share = share(*v);
     if (auto v = p->find("principle_stories")) k.principle_stories = v->flag();
     if (auto v = p->find("principle_story_share")) k.principle_story_share = share(*v);
+    if (auto v = p->find("principle_story_chat_share")) k.principle_story_chat_share = share(*v);
     if (auto v = p->find("chat_share")) k.chat_share = share(*v);
     if (auto v = p->find("office_share")) k.office_share = share(*v);
     if (auto v = p->find("heldout_words")) k.heldout_words = positive(*v);

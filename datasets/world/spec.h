@@ -149,6 +149,7 @@ struct WorldKnobs {
   double fiction_chat_share = 0.5;        // share of fiction documents written as chat transcripts
   bool principle_stories = true;          // human stories linking a principle to the right action
   double principle_story_share = 0.10;
+  double principle_story_chat_share = 0.0;  // share of those written as chat transcripts of an AI acting well
   double chat_share = 0.10;               // neutral chat transcripts (teach the chat markers)
   double office_share = 0.10;             // neutral notes in the training families' layouts
   int64_t heldout_words = 20000;
