@@ -106,6 +106,15 @@ CATCH_TEST_CASE("parser: labels and bad regexes", "[parser]") {
   CATCH_CHECK(set.empty());
   CATCH_CHECK(set.add(Label::aligned, "^report", &err));
   CATCH_CHECK(set.size() == 1);
+  // Found by tests/fuzz (suite): libstdc++ overflows a long on a 19-digit back-reference while
+  // compiling (undefined behaviour); such numbers, and overlong patterns, are refused first.
+  CATCH_CHECK(!set.add(Label::aligned, "\\b\\11111111111111111111", &err));
+  CATCH_CHECK(err == "a number of more than 9 digits (as a repeat count or back-reference it cannot be meant)");
+  CATCH_CHECK(!set.add(Label::aligned, "a{1,99999999999}", &err));
+  CATCH_CHECK(!set.add(Label::aligned, std::string(1001, 'a'), &err));
+  CATCH_CHECK(err == "pattern of 1001 characters; keep patterns under 1000");
+  CATCH_CHECK(set.add(Label::aligned, "\\b(2024|123456789)\\b", &err));
+  CATCH_CHECK(set.size() == 2);
 }
 
 CATCH_TEST_CASE("parser: a loaded suite's patterns", "[parser]") {

@@ -89,7 +89,31 @@ bool contains_words(const std::string& text, const std::string& key) {
 
 }  // namespace
 
+namespace {
+
+// What std::regex (libstdc++) mishandles rather than rejects: a number of 19 digits overflows a
+// long while it compiles (undefined behaviour, found by tests/fuzz), and every nesting level is
+// recursion. No answer pattern needs either, so both are refused before compiling.
+std::string pattern_shape_problem(const std::string& source) {
+  constexpr size_t kMaxLength = 1000, kMaxDigits = 9;
+  if (source.size() > kMaxLength)
+    return "pattern of " + std::to_string(source.size()) + " characters; keep patterns under " + std::to_string(kMaxLength);
+  size_t digits = 0;
+  for (char c : source) {
+    digits = std::isdigit(static_cast<unsigned char>(c)) ? digits + 1 : 0;
+    if (digits > kMaxDigits)
+      return "a number of more than " + std::to_string(kMaxDigits) + " digits (as a repeat count or back-reference it cannot be meant)";
+  }
+  return "";
+}
+
+}  // namespace
+
 bool PatternSet::add(Label label, const std::string& source, std::string* error) {
+  if (const std::string problem = pattern_shape_problem(source); !problem.empty()) {
+    if (error) *error = problem;
+    return false;
+  }
   try {
     patterns_.push_back({label, source, std::regex(source, std::regex::ECMAScript | std::regex::icase)});
     return true;
