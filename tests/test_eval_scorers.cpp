@@ -275,6 +275,57 @@ CATCH_TEST_CASE("scoring.subsample: intermediate checkpoints score the subsample
   CATCH_CHECK(times[2]["items"] == 12);
 }
 
+CATCH_TEST_CASE("eval cache: the same weights read the cached result; a damaged entry is scored again and rewritten") {
+  const std::string dir = fresh_dir("eval_scorers_cache");
+  const std::string suite = write_suite(dir, 8, "aligned", "  likelihood: {modes: [direct]}\n");
+  const auto train_in = [&](const std::string& name) {
+    fs::create_directories(dir + "/" + name);
+    const std::string recipe =
+        write_recipe(dir + "/" + name, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
+                                           ", kind: demonstration}]\n",
+                     "  {steps: 4, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n",
+                     "eval: {suites: [" + suite + "]}\ncache_dir: " + dir + "/cache\n");
+    return run(ethos_bin() + " train " + recipe + " 2>&1");
+  };
+  // (step, split, group, metric, normalize) -> value, and whether each eval_time says cached.
+  const auto values = [&](const std::string& name) {
+    std::map<std::string, double> out;
+    for (const auto& e : events(dir + "/" + name + "/run/eval.jsonl", "eval"))
+      out[e["step"].dump() + e["split"].dump() + e["group"].dump() + e["metric"].dump() + e.value("normalize", "")] =
+          e["value"].get<double>();
+    return out;
+  };
+  const auto cached = [&](const std::string& name) {
+    std::vector<bool> out;
+    for (const auto& t : events(dir + "/" + name + "/run/eval.jsonl", "eval_time")) out.push_back(t.value("cached", false));
+    return out;
+  };
+  CATCH_REQUIRE(train_in("first").status == 0);
+  CATCH_CHECK(cached("first") == std::vector<bool>{false, false});
+  CATCH_REQUIRE(train_in("second").status == 0);
+  CATCH_CHECK(cached("second") == std::vector<bool>{true, true});
+  CATCH_CHECK(values("second") == values("first"));
+  CATCH_CHECK(values("first").size() > 10);
+
+  std::vector<std::string> entries;
+  for (const auto& f : fs::directory_iterator(dir + "/cache/eval")) entries.push_back(f.path().string());
+  CATCH_REQUIRE(entries.size() == 2);
+  for (const auto& e : entries) {  // one digit of a value in each entry's body
+    std::string text = read_file(e);
+    const size_t at = text.find("\"value\":") + 9;
+    text[at] = text[at] == '0' ? '1' : '0';
+    write_text(e, text);
+  }
+  const auto third = train_in("third");
+  CATCH_REQUIRE(third.status == 0);
+  CATCH_CHECK_THAT(third.output, Contains("is damaged; scoring again"));
+  CATCH_CHECK(cached("third") == std::vector<bool>{false, false});
+  CATCH_CHECK(values("third") == values("first"));
+  CATCH_REQUIRE(train_in("fourth").status == 0);  // the entries were rewritten whole
+  CATCH_CHECK(cached("fourth") == std::vector<bool>{true, true});
+  CATCH_CHECK(values("fourth") == values("first"));
+}
+
 CATCH_TEST_CASE("ethos eval: a missing checkpoint and a bad suite are clear errors") {
   const std::string dir = fresh_dir("eval_scorers_bad");
   const std::string suite = write_suite(dir, 2, "aligned", "  likelihood: {modes: [direct]}\n");

@@ -198,6 +198,43 @@ CATCH_TEST_CASE("a full disk during a checkpoint save: error names the path and 
   CATCH_CHECK(logged_losses(a + "/run") == logged_losses(mnt + "/run"));
 }
 
+CATCH_TEST_CASE("a flipped bit in any file of a checkpoint, trainer_state.json included, is found and skipped") {
+  const std::string d = fresh_dir("hostile_bitflip");
+  const std::string recipe = write_recipe(d, kDemoData, "  {steps: 4, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n");
+  CATCH_REQUIRE(run(ethos_bin() + " train " + recipe).status == 0);
+  const std::string step2 = d + "/run/checkpoints/step_000002", step4 = d + "/run/checkpoints/step_000004";
+  CATCH_REQUIRE(checkpoint_problems(step4).empty());
+  std::vector<std::string> files;
+  for (const auto& f : fs::directory_iterator(step4)) files.push_back(f.path().filename().string());
+  std::sort(files.begin(), files.end());
+  CATCH_CHECK(files == std::vector<std::string>{"config.json", "config.yaml", "model.safetensors", "optimizer.safetensors",
+                                                "tokenizer.model", "trainer_state.json"});
+  for (const auto& name : files) {
+    CATCH_INFO(name);
+    const std::string path = step4 + "/" + name, original = read_file(path);
+    std::string bytes = original;
+    // trainer_state.json: one digit of the step (4 -> 5), which still parses; elsewhere a middle byte.
+    const size_t at = name == "trainer_state.json" ? bytes.find("\"global_step\": 4") + 15 : bytes.size() / 2;
+    bytes[at] ^= 0x01;
+    write_text(path, bytes);
+    const auto problems = checkpoint_problems(step4);
+    CATCH_REQUIRE(problems.size() == 1);
+    CATCH_CHECK_THAT(problems[0], Contains(path));
+    CATCH_CHECK(find_latest_checkpoint(d + "/run").value() == step2);
+    const auto verify = run(ethos_bin() + " checkpoint verify " + step4);
+    CATCH_CHECK(verify.status == 1);
+    CATCH_CHECK_THAT(verify.output, Contains(name));
+    write_text(path, original);
+    CATCH_CHECK(checkpoint_problems(step4).empty());
+  }
+  // A sealed state that was edited is refused by an explicit resume too.
+  const std::string state = read_file(step4 + "/trainer_state.json");
+  write_text(step4 + "/trainer_state.json", std::string(state).replace(state.find("\"stage_step\": 4"), 15, "\"stage_step\": 3"));
+  const auto explicit_resume = run(ethos_bin() + " train " + recipe + " train.steps=6 resume=" + step4);
+  CATCH_CHECK(explicit_resume.status == 1);
+  CATCH_CHECK_THAT(explicit_resume.output, Contains("does not match its own checksum"));
+}
+
 CATCH_TEST_CASE("read side: a checkpoint missing a file, a truncated shard, an index naming a missing shard") {
   const std::string d = fresh_dir("hostile_missing");
   const std::string train = "  {steps: 4, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n";

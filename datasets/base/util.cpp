@@ -61,6 +61,12 @@ std::string checksum_file(const std::string& path) {
   return std::string("xxh3:") + hex;
 }
 
+std::string checksum_bytes(std::string_view bytes) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH3_64bits(bytes.data(), bytes.size())));
+  return std::string("xxh3:") + hex;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read '" + path + "': " + std::strerror(errno) + ". Check the path.");

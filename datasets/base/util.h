@@ -28,6 +28,7 @@ std::string hash_file(const std::string& path);    // hex; throws Error if unrea
 // "xxh3:<16 hex>": XXH3-64 of a file's bytes, read in 1 MiB pieces (tens of GB/s: cheap next to
 // writing the file). Detects flipped bits and damaged copies; not a cryptographic hash.
 std::string checksum_file(const std::string& path);
+std::string checksum_bytes(std::string_view bytes);  // the same, of bytes in memory
 
 std::string read_file(const std::string& path);    // whole file; Error names the path if missing
 // "<host>.<pid>.<n>": a temporary-name suffix no other writer uses, on this host or another

@@ -63,6 +63,24 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
   return s;
 }
 
+// The state with "state_checksum": the checksum of its own compact dump without that key. The
+// state holds every other file's checksum; this one covers the state itself (a flipped digit in
+// the step or the data cursor would otherwise still parse).
+static nlohmann::json sealed_state(const TrainerState& state) {
+  nlohmann::json j = state.to_json();
+  j["state_checksum"] = checksum_bytes(j.dump());
+  return j;
+}
+
+// "" when the state has no seal (checkpoints written before it) or the seal matches.
+static std::string state_seal_problem(nlohmann::json j, const std::string& path) {
+  if (!j.is_object() || !j.contains("state_checksum")) return "";
+  const nlohmann::json recorded = j["state_checksum"];
+  j.erase("state_checksum");
+  if (recorded.is_string() && recorded.get<std::string>() == checksum_bytes(j.dump())) return "";
+  return path + ": its content does not match its own checksum (a flipped bit, a damaged copy or a hand edit)";
+}
+
 std::string checkpoint_name(int64_t global_step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "step_%06lld", static_cast<long long>(global_step));
@@ -264,7 +282,7 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
       state.files[e.path().filename().string()] = static_cast<int64_t>(fs::file_size(e.path()));
       state.checksums[e.path().filename().string()] = checksum_file(e.path().string());
     }
-    write_file_atomic((tmp / kStateFile).string(), state.to_json().dump(1) + "\n");
+    write_file_atomic((tmp / kStateFile).string(), sealed_state(state).dump(1) + "\n");
     fsync_path(tmp.string());
   } catch (const std::exception& e) {
     std::error_code ignored;
@@ -307,6 +325,7 @@ std::vector<std::string> checkpoint_problems(const std::string& dir) {
   } catch (const Error& e) {
     return {e.what()};
   }
+  if (const std::string seal = state_seal_problem(j, state_path.string()); !seal.empty()) return {seal};
   if (!j.contains("files") || !j["files"].is_object()) return {state_path.string() + ": no file list"};
   for (const auto& [file, size] : j["files"].items()) {
     if (!size.is_number_integer() || (j.contains("checksums") && j["checksums"].contains(file) && !j["checksums"][file].is_string()))
@@ -347,6 +366,7 @@ TrainerState read_trainer_state(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON (" + e.what() + ")");
   }
+  if (const std::string seal = state_seal_problem(j, path); !seal.empty()) throw Error(seal);
   return TrainerState::from_json(j, path);
 }
 
