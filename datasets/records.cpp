@@ -211,7 +211,7 @@ Record parse_record(const std::string& line, RecordKind kind, const std::string&
   json j;
   try {
     j = parse_json(line, where);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number too large for a double (found by tests/fuzz)
     throw Error(where + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) throw Error(where + ": expected a JSON object per line, got " + j.type_name());

@@ -16,7 +16,7 @@ shift || true
 jobs="${FUZZ_JOBS:-1}"
 
 missing=()
-for p in clang libclang-rt-14-dev; do
+for p in clang libclang-rt-14-dev time; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -42,6 +42,7 @@ run_one() {
   mkdir -p "$work"
   # ASan's leak check and libFuzzer's own limits; no core files. Quiet output, one log per target.
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 UBSAN_OPTIONS=print_stacktrace=1 \
+    /usr/bin/time -o "$build/logs/$t.time" -f "%U %S" \
     "$build/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
       -artifact_prefix="$build/findings/$t-" "$work" "$seeds" >"$build/logs/$t.log" 2>&1
 }
@@ -54,7 +55,7 @@ for t in "${targets[@]}"; do
   while (($(jobs -rp | wc -l) >= jobs)); do sleep 1; done
 done
 fail=0
-printf "%-16s %12s %10s %8s  %s\n" target executions exec/s corpus result
+printf "%-16s %12s %10s %8s %8s  %s\n" target executions exec/s cpu_s corpus result
 for pt in "${pids[@]}"; do
   pid="${pt%%:*}"; t="${pt#*:}"
   if wait "$pid"; then result=ok; else result="FINDING (see $build/logs/$t.log, $build/findings/)"; fail=1; fi
@@ -62,6 +63,7 @@ for pt in "${pids[@]}"; do
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   corpus=$(find "$build/corpus/$t" -type f | wc -l)
-  printf "%-16s %12s %10s %8s  %s\n" "$t" "$execs" "$rate" "$corpus" "$result"
+  cpu=$(awk '{printf "%d", $1 + $2}' "$build/logs/$t.time" 2>/dev/null || echo "?")
+  printf "%-16s %12s %10s %8s %8s  %s\n" "$t" "$execs" "$rate" "$cpu" "$corpus" "$result"
 done
 exit "$fail"
