@@ -310,7 +310,20 @@ void read_worlds(const YAML::Node& y, const std::string& path, AblationMatrix& m
 
 }  // namespace
 
+static AblationMatrix read_matrix(const std::string& path, const std::vector<std::string>& extra);
+
+// A value of the wrong shape that yaml-cpp cannot convert (a list where a name belongs) is an
+// Error naming the file, like every other problem of the matrix.
 AblationMatrix load_matrix(const std::string& path, const std::vector<std::string>& extra) {
+  try {
+    return read_matrix(path, extra);
+  } catch (const YAML::Exception& e) {
+    throw Error("ablation matrix " + path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg +
+                " (a value has the wrong shape: see launch/ablate.h for the format)");
+  }
+}
+
+static AblationMatrix read_matrix(const std::string& path, const std::vector<std::string>& extra) {
   const YAML::Node y = load_yaml_file(path);
   std::vector<std::string> problems;
   if (!y.IsMap()) throw Error("ablation matrix " + path + ": expected a map with recipes: and seeds: (see launch/ablate.h)");

@@ -526,6 +526,10 @@ CATCH_TEST_CASE("world: bad world files give errors naming the file and key", "[
   msg = load_error(broken_world("knob", "tiny.yaml", "fiction_share:", "fiction_shares:"));
   CATCH_CHECK_THAT(msg, Contains("tiny.yaml:"));
   CATCH_CHECK_THAT(msg, Contains("pretrain.fiction_shares: unknown key (did you mean \"fiction_share\"?)"));
+  // A key that is a list (found by tests/fuzz: it escaped as yaml-cpp's conversion exception).
+  msg = load_error(broken_world("listkey", "data/pools.yaml", "  day:\n", "  ? [day, night]\n  : [x]\n  day:\n"));
+  CATCH_CHECK_THAT(msg, Contains("data/pools.yaml:"));
+  CATCH_CHECK_THAT(msg, Contains("a map key must be a plain name, not a list or map"));
   // A value in the data but in neither list of the splits.
   msg = load_error(broken_world("unplaced", "splits/default.yaml", ", disable_audit]", "]"));
   CATCH_CHECK_THAT(msg, Contains("\"disable_audit\""));

@@ -108,7 +108,10 @@ std::vector<std::pair<std::string, YamlAt>> YamlAt::entries_or_none() const {
   if (!node_.IsMap()) fail("expected a map (key: value lines)");
   std::vector<std::pair<std::string, YamlAt>> out;
   for (const auto& kv : node_) {
-    const std::string key = kv.first.as<std::string>();
+    // A key that is itself a list or map ("? [a, b]: v", "{a: 1}: v") names nothing here (found by tests/fuzz).
+    if (!kv.first.IsScalar())
+      YamlAt(kv.first, file_, path_, line_of(kv.first, line_)).fail("a map key must be a plain name, not a list or map");
+    const std::string key = kv.first.Scalar();
     out.emplace_back(key, YamlAt(kv.second, file_, join_path(path_, key), line_of(kv.first, line_)));
   }
   return out;
