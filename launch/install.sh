@@ -2,9 +2,13 @@
 # Installs what ethos needs from Debian's archive, only what is missing, then configures and
 # builds. Used by both README commands and by CI. Idempotent: a second run installs nothing.
 #   launch/install.sh [build-dir]      (default: build)
+#   launch/install.sh --packages-only [EXTRA ...]   (the packages and EXTRA ones, no build: for
+#                                                    tests/sanitize.sh and tests/fuzz/run.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$root/build}"
+extra=()
+[ "$build" = "--packages-only" ] && extra=("${@:2}")
 
 packages=(
   build-essential cmake pkg-config
@@ -17,7 +21,7 @@ packages=(
   slurmctld slurmd slurm-client munge            # the launch tests' own single-node Slurm (tests/slurm/cluster.sh)
 )
 missing=()
-for p in "${packages[@]}"; do
+for p in "${packages[@]}" "${extra[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -29,6 +33,7 @@ else
   echo "[install] all Debian packages present"
 fi
 
+[ "$build" = "--packages-only" ] && exit 0
 jobs="$(nproc)"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 echo "[install] building in $build with $jobs jobs"

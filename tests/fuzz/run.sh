@@ -15,16 +15,7 @@ secs="${1:-20}"
 shift || true
 jobs="${FUZZ_JOBS:-1}"
 
-missing=()
-for p in clang libclang-rt-14-dev time; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "[fuzz] installing: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+"$root/launch/install.sh" --packages-only clang libclang-rt-14-dev time  # libFuzzer, sanitizers, CPU times
 
 CC=clang CXX=clang++ cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 echo "[fuzz] building the targets in $build"
