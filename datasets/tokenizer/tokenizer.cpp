@@ -50,10 +50,35 @@ std::vector<std::string> library_candidates() {
   return paths;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ETHOS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ETHOS_ASAN 1
+#endif
+#endif
+
+// dlopen, except under AddressSanitizer (tests/sanitize.sh), whose dlopen refuses RTLD_DEEPBIND
+// and stops the process: there the seam is opened by glibc's own dlopen, found in libc.so.6.
+// The seam then allocates from glibc's malloc and frees what it allocated itself; nothing crosses
+// the C interface but the caller's buffers, so the two allocators never meet.
+void* dlopen_deepbind(const char* path) {
+  const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#ifdef ETHOS_ASAN
+  using DlopenFn = void* (*)(const char*, int);
+  static const DlopenFn real = [] {
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    return libc ? reinterpret_cast<DlopenFn>(dlsym(libc, "dlopen")) : nullptr;
+  }();
+  if (real) return real(path, flags);
+#endif
+  return dlopen(path, flags);
+}
+
 void* open_library() {
   std::string tried;
   for (const auto& path : library_candidates()) {
-    if (void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND)) return lib;
+    if (void* lib = dlopen_deepbind(path.c_str())) return lib;
     const char* why = dlerror();
     tried += "\n  " + path + ": " + (why != nullptr ? why : "unknown dlopen error");
   }
