@@ -68,11 +68,12 @@ std::string read_text_file(const std::string& path, const Limit& limit, const st
     std::fclose(f);
     return Error(path + ": " + what + " is " + size + ", longer than a " + what + " should be (" + limit_hint(limit) + ")");
   };
-  if (::fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+  const bool known = ::fstat(fileno(f), &st) == 0;
+  if (known && S_ISDIR(st.st_mode)) {
     std::fclose(f);
     throw Error("cannot read " + what + " '" + path + "': it is a directory");
   }
-  if (::fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max)
+  if (known && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max)
     throw too_long(human_bytes(static_cast<uint64_t>(st.st_size)));
   std::string out;
   char buf[1 << 16];
