@@ -199,8 +199,7 @@ CATCH_TEST_CASE("a full disk during a checkpoint save: error names the path and 
   CATCH_REQUIRE(resumed.status == 0);
   CATCH_CHECK_THAT(resumed.output, Contains("resuming from"));
   CATCH_CHECK(weights_of(a + "/run", 4) == weights_of(mnt + "/run", 4));
-  CATCH_CHECK(read_file(a + "/run/checkpoints/step_000004/optimizer.safetensors") ==
-              read_file(mnt + "/run/checkpoints/step_000004/optimizer.safetensors"));
+  CATCH_CHECK(optimizer_of(a + "/run", 4) == optimizer_of(mnt + "/run", 4));
   CATCH_CHECK(logged_losses(a + "/run") == logged_losses(mnt + "/run"));
 }
 

@@ -62,6 +62,10 @@ std::string weights_of(const std::string& run_dir, int64_t step) {
   return read_file(run_dir + "/checkpoints/" + checkpoint_name(step) + "/model.safetensors");
 }
 
+std::string optimizer_of(const std::string& run_dir, int64_t step) {
+  return read_file(run_dir + "/checkpoints/" + checkpoint_name(step) + "/optimizer.safetensors");
+}
+
 std::string latest(const std::string& run_dir) {
   std::ifstream in(run_dir + "/checkpoints/latest");
   std::string s;

@@ -23,6 +23,8 @@ std::vector<nlohmann::json> events(const std::string& jsonl_path, const std::str
 std::vector<std::pair<int64_t, double>> logged_losses(const std::string& run_dir);
 // The bytes of a checkpoint's model.safetensors.
 std::string weights_of(const std::string& run_dir, int64_t step);
+// The bytes of a checkpoint's optimizer.safetensors (whole AdamW moments).
+std::string optimizer_of(const std::string& run_dir, int64_t step);
 // The checkpoint `latest` names ("" when none).
 std::string latest(const std::string& run_dir);
 
