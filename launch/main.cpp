@@ -22,6 +22,7 @@
 #include "trainer/preempt.h"
 #include "trainer/model/generate.h"
 #include "trainer/model/inference.h"
+#include "trainer/model/weights.h"
 #include "trainer/trainer.h"
 
 namespace fs = std::filesystem;
@@ -112,6 +113,25 @@ std::string rank_label(const std::string& message) {
   } catch (const Error&) {  // the environment itself is what the error is about
   }
   return "";
+}
+
+// ethos export [--merge] CHECKPOINT --out DIR: a Hugging Face model directory (config.json,
+// safetensors, tokenizer.model) from a checkpoint. A LoRA checkpoint needs --merge: its adapters
+// are folded into the base (W + alpha/r B A); without adapters the weights are copied as they are.
+int cmd_export(const std::string& checkpoint, const std::string& out, bool merge) {
+  if (fs::exists(out) && !fs::is_empty(out))
+    throw Error("ethos export: " + out + " already exists and is not empty; choose a new --out directory");
+  Llama model = load_model(checkpoint);
+  if (model->has_lora() && !merge)
+    throw Error("ethos export: " + checkpoint + " holds LoRA adapters (adapter_config.json, which peft loads as they are); "
+                "pass --merge to write the base with the adapters merged into its weights");
+  model->merge_lora();
+  fs::create_directories(out);
+  save_model(model, out);
+  const fs::path tok = fs::path(checkpoint) / "tokenizer.model";
+  if (fs::exists(tok)) fs::copy_file(tok, fs::path(out) / "tokenizer.model", fs::copy_options::overwrite_existing);
+  std::cout << "exported " << checkpoint << " to " << out << (merge ? " (LoRA adapters merged)" : "") << std::endl;
+  return 0;
 }
 
 // ethos checkpoint verify PATH: every file of a checkpoint (or of each checkpoint of a run)
@@ -270,6 +290,14 @@ int main(int argc, char** argv) {
       "verify", "Check a checkpoint's files (or every checkpoint of a run) against their recorded sizes and checksums");
   verify->add_option("path", verify_path, "checkpoint directory, or run directory")->required();
 
+  std::string export_from, export_out;
+  bool export_merge = false;
+  auto* export_cmd = app.add_subcommand(
+      "export", "Write a checkpoint as a Hugging Face model directory: ethos export --merge CHECKPOINT --out DIR");
+  export_cmd->add_option("checkpoint", export_from, "checkpoint directory (full weights or LoRA adapters)")->required();
+  export_cmd->add_option("--out", export_out, "directory to create")->required();
+  export_cmd->add_flag("--merge", export_merge, "merge LoRA adapters into the base weights");
+
   app.add_subcommand("version", "Print versions and the threading setup");
 
   try {
@@ -306,6 +334,7 @@ int main(int argc, char** argv) {
     }
     if (dgen->parsed()) return run_data_generate(world_args);
     if (verify->parsed()) return cmd_checkpoint_verify(verify_path);
+    if (export_cmd->parsed()) return cmd_export(export_from, export_out, export_merge);
     if (report->parsed()) return run_report(rep);
     return cmd_version();
   } catch (const ethos::Preempted& e) {

@@ -39,8 +39,11 @@ template <class V> void fields(V& v, ModelConfig& o) {  // Hugging Face config.j
   ETHOS_FIELD(qkv_bias); ETHOS_FIELD(o_bias); ETHOS_FIELD(bos_token_id); ETHOS_FIELD(eos_token_id);
   ETHOS_FIELD(initializer_range);
 }
+template <class V> void fields(V& v, LoraConfig& o) {  // PEFT's r, lora_alpha, lora_dropout, target_modules
+  ETHOS_FIELD(rank); ETHOS_FIELD(alpha); ETHOS_FIELD(dropout); ETHOS_FIELD(targets);
+}
 template <class V> void fields(V& v, ModelSection& o) {
-  ETHOS_FIELD(from); ETHOS_FIELD(arch);
+  ETHOS_FIELD(from); ETHOS_FIELD(arch); ETHOS_FIELD(lora);
 }
 template <class V> void fields(V& v, DataSourceSpec& o) {
   ETHOS_FIELD(path); ETHOS_FIELD(kind); ETHOS_FIELD(weight);
@@ -426,6 +429,11 @@ struct Writer {
     out << YAML::Key << name << YAML::Value;
     write(out, field);
   }
+  // model.lora appears only when on, so the resolved YAML (and config_hash) of a recipe without
+  // adapters is what it was before LoRA existed.
+  void operator()(const char* name, LoraConfig& field) {
+    if (field.rank != 0) operator()<LoraConfig>(name, field);
+  }
 };
 
 template <class T> void write(YAML::Emitter& out, T& obj) {
@@ -571,6 +579,12 @@ std::vector<std::string> validate(const Recipe& r) {
     ModelConfig arch = r.model.arch;
     if (arch.vocab_size == 0) arch.vocab_size = r.tokenizer.vocab_size;  // 0 = the tokenizer's
     for (const auto& p : arch.problems()) c.problems.push_back("model.arch: " + p);
+  }
+  if (r.model.lora.rank != 0) {
+    for (const auto& p : r.model.lora.problems()) c.problems.push_back("model.lora: " + p);
+    c.need(!r.model.from.empty() || (!r.stages.empty() && !r.stages[0].init.empty()), "model.lora",
+           "LoRA trains adapters on a frozen base model read from disk: set model.from to a Hugging Face model "
+           "directory (or stages[0].init), or remove model.lora for full fine-tuning");
   }
   c.need(!r.stages.empty(), "stages", "needs at least one stage");
   std::set<std::string> names;

@@ -20,6 +20,7 @@ namespace ethos {
 struct ModelSection {
   std::string from;  // HF model dir to start from ("" = fresh init from `arch`)
   ModelConfig arch;  // HF config.json field names (vocab_size defaults to the tokenizer's when 0)
+  LoraConfig lora;   // rank 0 (the default): full fine-tuning; otherwise adapters on a frozen base
 };
 
 struct DataSourceSpec {

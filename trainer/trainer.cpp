@@ -238,7 +238,7 @@ std::string save_checkpoint_all_ranks(RunContext& ctx, TrainerState& state, Llam
     fsync_path(tmp);
     comm.barrier("every rank wrote its optimizer shard");
     comm.rank0_only("rank 0 publishes the checkpoint", [&] {
-      opt.shard_index = optimizer_shard_index(comm.world(), dp.step_count(), model->hf_parameters());
+      opt.shard_index = optimizer_shard_index(comm.world(), dp.step_count(), model->trainable_parameters());
       save_checkpoint(ctx.run_dir, state, model, &opt, ctx.tokenizer_path, ctx.resolved_yaml, keep_last, /*keep_tmp=*/true);
     });
     return dir;
@@ -286,7 +286,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
   const bool resuming = state.stage_step > 0;
   auto objective = make_objective({ctx.recipe, stage, state.stage_index, ctx.tmpl, ctx.tok.content_hash(), ctx.run_dir,
                                    ctx.device, resuming, ctx.comm}, model);
-  auto params = model->hf_parameters();
+  auto params = model->trainable_parameters();  // the adapters only, under LoRA
   // The optimizer behind data parallelism (one rank: plain AdamW).
   DataParallel dp(ctx.comm, params, default_decay_mask(params, T.decay_norms_biases_embeddings),
                   {T.lr, T.beta1, T.beta2, T.eps, T.weight_decay}, {ctx.recipe.dist.bucket_mb, ctx.recipe.dist.zero == 1});
@@ -548,9 +548,18 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
       continue;
     }
     // The stage's starting weights.
+    std::string base_dir;  // where the stage's starting weights came from (a LoRA adapter's base)
     if (resume_here) model = load_model(resume_dir);
-    else if (!stage.init.empty()) model = load_model(stage.init);
-    else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(r.model.from);
+    else if (!stage.init.empty()) model = load_model(base_dir = stage.init);
+    else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(base_dir = r.model.from);
+    if (r.model.lora.enabled() && !model->has_lora()) {
+      // Adapters on a frozen base; their A matrices are drawn from the stage's seed.
+      if (base_dir.empty())
+        throw Error("stage '" + stage.name + "': model.lora needs a base model on disk (model.from or the stage's init), "
+                    "since LoRA checkpoints hold the adapters only");
+      torch::manual_seed(static_cast<uint64_t>(r.stage_seed(si)));
+      model->add_lora(r.model.lora, base_dir);
+    }
     check_vocab(model, *tok, tok_path);
     model->to(device);
     if (resume_here && reeval)
@@ -577,7 +586,8 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
           if (auto c = find_shared_stage(r.cache_dir, share_key)) cached = *c;
         cached = comm.share("shared_stage", cached);
         if (!cached.empty()) {
-          load_weights(model, cached);
+          if (model->has_lora()) load_adapter_weights(model, cached);
+          else load_weights(model, cached);
           state.global_step += stage.train.steps;
           if (opt.shared_only) {  // already trained: nothing to write for this stage
             if (main) std::cerr << "[" << stage.name << "] already in the stage cache: " << cached << std::endl;

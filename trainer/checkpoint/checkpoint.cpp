@@ -231,7 +231,7 @@ static uint64_t checkpoint_bytes_needed(const std::string& run_dir, Llama& model
   }
   uint64_t total = fs::file_size(tokenizer_path, ec);
   if (ec) total = 0;
-  for (const auto& p : model->parameters()) total += p.nbytes();
+  for (const auto& p : model->trainable_parameters()) total += p.second.nbytes();
   if (opt)
     for (const auto& t : opt->tensors) total += t.second.nbytes();
   return total;
@@ -267,7 +267,8 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
   // the run; the previous checkpoint and `latest` are untouched, so the same command resumes.
   try {
     if (!keep_tmp) prepare_checkpoint_tmp(run_dir, state.global_step);
-    save_model(model, tmp.string());
+    if (model->has_lora()) save_adapter(model, tmp.string());  // adapters only: the base is on disk already
+    else save_model(model, tmp.string());
     if (opt && opt->shard_index.is_null()) {
       std::map<std::string, std::string> meta{{"step_count", std::to_string(opt->step_count)}};
       write_safetensors((tmp / kOptimizerFile).string(), opt->tensors, meta);

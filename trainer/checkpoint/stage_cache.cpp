@@ -33,7 +33,8 @@ std::string shared_stage_key(const Recipe& r, size_t stage_index, Llama& start_w
 
 std::optional<std::string> find_shared_stage(const std::string& cache_dir, const std::string& key) {
   const fs::path dir = fs::path(cache_dir) / "stages" / key;
-  if (!(fs::exists(dir / "stage.json") && fs::exists(dir / "config.json"))) return std::nullopt;
+  if (!(fs::exists(dir / "stage.json") && (fs::exists(dir / "config.json") || is_adapter_dir(dir.string()))))
+    return std::nullopt;
   // Every file the entry recorded must still have its checksum; a damaged entry is set aside
   // (renamed, kept for inspection) so that the stage is trained and published again.
   const auto info = nlohmann::json::parse(read_file((dir / "stage.json").string()), nullptr, /*allow_exceptions=*/false);
@@ -60,7 +61,8 @@ void store_shared_stage(const std::string& cache_dir, const std::string& key, Ll
   const fs::path root = fs::path(cache_dir) / "stages";
   const fs::path tmp = root / (".tmp-" + key + "-" + unique_suffix());
   fs::create_directories(tmp);
-  save_model(model, tmp.string());
+  if (model->has_lora()) save_adapter(model, tmp.string());  // the base is the run's model.from
+  else save_model(model, tmp.string());
   nlohmann::json with_sums = info;
   for (const auto& e : fs::directory_iterator(tmp)) with_sums["checksums"][e.path().filename().string()] = checksum_file(e.path().string());
   write_file_atomic((tmp / "stage.json").string(), with_sums.dump(1) + "\n");  // written last: marks it complete

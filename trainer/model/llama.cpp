@@ -7,7 +7,11 @@
 //         K = kv heads, D = head dim, I = intermediate, V = vocabulary.
 #include "trainer/model/llama.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <map>
+#include <set>
 
 #include "datasets/base/util.h"
 #include "trainer/compat.h"
@@ -69,6 +73,32 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
+// A projection's LoRA adapter: A [r, in], B [out, r]; undefined when the projection has none.
+struct Adapter {
+  Tensor A, B;
+  std::shared_ptr<LlamaImpl::LoraState> state;
+};
+
+// The adapter of projection `name`, or an empty one (looked up, never inserted: eval worker
+// threads share the model).
+const Adapter& adapter_of(const std::map<std::string, Adapter, std::less<>>& adapters, std::string_view name) {
+  static const Adapter none;
+  const auto it = adapters.find(name);
+  return it == adapters.end() ? none : it->second;
+}
+
+// base(x) + (alpha / r) * dropout(x) A^T B^T; the adapter in its own dtype (float32), the sum in
+// the base's.
+Tensor project(torch::nn::Linear& base, const Adapter& a, const Tensor& x, bool training) {
+  auto y = base(x);
+  if (!a.A.defined() || !a.state->enabled) return y;
+  const auto& cfg = a.state->cfg;
+  auto in = x.to(a.A.scalar_type());
+  if (training && cfg.dropout > 0) in = torch::dropout(in, cfg.dropout, /*train=*/true);
+  namespace F = torch::nn::functional;
+  return y + (F::linear(F::linear(in, a.A), a.B) * cfg.scale()).to(y.scalar_type());
+}
+
 // HF rotate_half: [x1, x2] -> [-x2, x1] with x1, x2 the two halves of the last dim.
 Tensor rotate_half(const Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -116,9 +146,10 @@ struct AttentionImpl : torch::nn::Module {
   Tensor forward(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& mask, KVCache* cache,
                  size_t layer) {
     const int64_t B = x.size(0), T = x.size(1);
-    auto q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // [B,H,T,D]
-    auto k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
-    auto v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
+    const bool tr = is_training();
+    auto q = project(q_proj, adapter_of(adapter, "q_proj"), x, tr).view({B, T, heads, head_dim}).transpose(1, 2);     // [B,H,T,D]
+    auto k = project(k_proj, adapter_of(adapter, "k_proj"), x, tr).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
+    auto v = project(v_proj, adapter_of(adapter, "v_proj"), x, tr).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // [B,K,T,D]
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
     if (cache) {
@@ -126,11 +157,16 @@ struct AttentionImpl : torch::nn::Module {
       v = append_kv(cache->v[layer], cache->v_store[layer], v);
     }
     auto out = attention_cpu_applies(q, k, mask) ? attention_cpu(q, k, v, mask) : compat::attention(q, k, v, mask);  // [B,H,T,D]; kv heads shared by groups of H/K
-    return o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim}));              // [B,T,C]
+    return project(o_proj, adapter_of(adapter, "o_proj"), out.transpose(1, 2).reshape({B, T, heads * head_dim}), tr);  // [B,T,C]
+  }
+
+  torch::nn::Linear& by_name(const std::string& name) {
+    return name == "q_proj" ? q_proj : name == "k_proj" ? k_proj : name == "v_proj" ? v_proj : o_proj;
   }
 
   int64_t heads, kv_heads, head_dim;
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  std::map<std::string, Adapter, std::less<>> adapter;  // by projection name (LoRA)
 };
 TORCH_MODULE(Attention);
 
@@ -141,9 +177,18 @@ struct MlpImpl : torch::nn::Module {
     down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, false));
   }
   // [B,T,C] -> [B,T,I] -> [B,T,C]
-  Tensor forward(const Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+  Tensor forward(const Tensor& x) {
+    const bool tr = is_training();
+    const auto h = torch::silu(project(gate_proj, adapter_of(adapter, "gate_proj"), x, tr)) * project(up_proj, adapter_of(adapter, "up_proj"), x, tr);
+    return project(down_proj, adapter_of(adapter, "down_proj"), h, tr);
+  }
+
+  torch::nn::Linear& by_name(const std::string& name) {
+    return name == "gate_proj" ? gate_proj : name == "up_proj" ? up_proj : down_proj;
+  }
 
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  std::map<std::string, Adapter, std::less<>> adapter;  // by projection name (LoRA)
 };
 TORCH_MODULE(Mlp);
 
@@ -448,6 +493,133 @@ void LlamaImpl::init_weights() {
     else if (ends_with(name, ".bias")) p.zero_();
     else p.normal_(0.0, cfg_.initializer_range);
   }
+}
+
+// ---- LoRA -------------------------------------------------------------------------------
+
+const std::vector<std::string>& LoraConfig::projections() {
+  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  return names;
+}
+
+std::vector<std::string> LoraConfig::problems() const {
+  std::vector<std::string> p;
+  if (rank <= 0) p.push_back("rank (" + std::to_string(rank) + ") must be > 0");
+  if (!(alpha > 0)) p.push_back("alpha (" + std::to_string(alpha) + ") must be > 0");
+  if (!(dropout >= 0 && dropout < 1)) p.push_back("dropout (" + std::to_string(dropout) + ") must be in [0, 1)");
+  if (targets.empty()) p.push_back("targets is empty: name at least one of " + join(projections(), ", "));
+  std::set<std::string> seen;
+  for (const auto& t : targets) {
+    if (std::find(projections().begin(), projections().end(), t) == projections().end())
+      p.push_back("targets: \"" + t + "\" is not a projection of a Llama layer; use " + join(projections(), ", ") +
+                  in_parens(did_you_mean(t, projections())));
+    else if (!seen.insert(t).second)
+      p.push_back("targets: \"" + t + "\" is listed twice");
+  }
+  return p;
+}
+
+namespace {
+
+// Each adapted projection of the model, with its PEFT module name (without ".lora_A.weight").
+template <class F> void for_each_adapter(torch::nn::ModuleList& layers, F f) {
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto* layer = layers[i].get();
+    const std::string prefix = "base_model.model.model.layers." + std::to_string(i) + ".";
+    for (const auto& child : layer->named_children()) {
+      if (auto* attn = child.value()->as<AttentionImpl>())
+        for (auto& [name, a] : attn->adapter) f(prefix + "self_attn." + name, a, attn->by_name(name));
+      if (auto* mlp = child.value()->as<MlpImpl>())
+        for (auto& [name, a] : mlp->adapter) f(prefix + "mlp." + name, a, mlp->by_name(name));
+    }
+  }
+}
+
+}  // namespace
+
+void LlamaImpl::add_lora(const LoraConfig& lora, const std::string& base) {
+  if (lora_) throw Error("add_lora: the model already has LoRA adapters");
+  const auto p = lora.problems();
+  if (!p.empty()) throw Error("invalid LoRA config: " + join(p, "; "));
+  torch::NoGradGuard no_grad;
+  for (auto& param : parameters()) param.set_requires_grad(false);  // the base stays frozen
+  lora_ = std::make_shared<LoraState>(LoraState{lora, base, true});
+  auto& targets = lora_->cfg.targets;  // in the layer's order, whatever order they were listed in
+  const auto& order = LoraConfig::projections();
+  std::sort(targets.begin(), targets.end(), [&](const std::string& a, const std::string& b) {
+    return std::find(order.begin(), order.end(), a) < std::find(order.begin(), order.end(), b);
+  });
+  auto add = [&](auto* module, std::initializer_list<const char*> names) {
+    for (const char* name : names) {  // a fixed order: the draws do not depend on how targets are listed
+      if (std::find(lora.targets.begin(), lora.targets.end(), name) == lora.targets.end()) continue;
+      const Tensor& w = module->by_name(name)->weight;  // [out, in]
+      const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(w.device());
+      const double bound = 1.0 / std::sqrt(static_cast<double>(w.size(1)));
+      Adapter a;
+      a.A = torch::empty({lora.rank, w.size(1)}, opts).uniform_(-bound, bound).set_requires_grad(true);
+      a.B = torch::zeros({w.size(0), lora.rank}, opts).set_requires_grad(true);
+      a.state = lora_;
+      module->adapter[name] = a;
+    }
+  };
+  for (size_t i = 0; i < layers_->size(); ++i)
+    for (const auto& child : layers_[i]->named_children()) {
+      if (auto* attn = child.value()->as<AttentionImpl>()) add(attn, {"q_proj", "k_proj", "v_proj", "o_proj"});
+      if (auto* mlp = child.value()->as<MlpImpl>()) add(mlp, {"gate_proj", "up_proj", "down_proj"});
+    }
+}
+
+const LoraConfig& LlamaImpl::lora_config() const {
+  if (!lora_) throw Error("the model has no LoRA adapters");
+  return lora_->cfg;
+}
+
+const std::string& LlamaImpl::lora_base() const {
+  if (!lora_) throw Error("the model has no LoRA adapters");
+  return lora_->base;
+}
+
+std::vector<std::pair<std::string, Tensor>> LlamaImpl::lora_parameters() {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for_each_adapter(layers_, [&](const std::string& name, Adapter& a, torch::nn::Linear&) {
+    out.emplace_back(name + ".lora_A.weight", a.A);
+    out.emplace_back(name + ".lora_B.weight", a.B);
+  });
+  return out;
+}
+
+void LlamaImpl::set_lora_enabled(bool on) {
+  if (lora_) lora_->enabled = on;
+}
+
+void LlamaImpl::merge_lora() {
+  if (!lora_) return;
+  torch::NoGradGuard no_grad;
+  const double scale = lora_->cfg.scale();
+  for_each_adapter(layers_, [&](const std::string&, Adapter& a, torch::nn::Linear& base) {
+    base->weight.add_((torch::mm(a.B, a.A) * scale).to(base->weight.scalar_type()));
+  });
+  for (size_t i = 0; i < layers_->size(); ++i)
+    for (const auto& child : layers_[i]->named_children()) {
+      if (auto* attn = child.value()->as<AttentionImpl>()) attn->adapter.clear();
+      if (auto* mlp = child.value()->as<MlpImpl>()) mlp->adapter.clear();
+    }
+  lora_.reset();
+  for (auto& param : parameters()) param.set_requires_grad(true);
+}
+
+void LlamaImpl::to(torch::Device device, bool non_blocking) {
+  torch::nn::Module::to(device, non_blocking);
+  torch::NoGradGuard no_grad;
+  for_each_adapter(layers_, [&](const std::string&, Adapter& a, torch::nn::Linear&) {
+    if (a.A.device() == device) return;
+    a.A = a.A.to(device).set_requires_grad(true);
+    a.B = a.B.to(device).set_requires_grad(true);
+  });
+}
+
+std::vector<std::pair<std::string, Tensor>> LlamaImpl::trainable_parameters() {
+  return lora_ ? lora_parameters() : hf_parameters();
 }
 
 }  // namespace ethos

@@ -44,6 +44,22 @@ struct ModelConfig {
   int64_t num_parameters() const;
 };
 
+// LoRA adapters (Hu et al. 2021, the layout of Hugging Face PEFT): a target projection
+// y = x W^T (+ b) becomes y = x W^T (+ b) + (alpha / rank) * dropout(x) A^T B^T, with A [rank, in]
+// drawn uniform(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming-uniform default) and B [out, rank] zero, so
+// the adapted model starts equal to its base. The base's parameters are frozen; the adapters are
+// not registered module parameters, so hf_parameters() stays the base's Hugging Face weights.
+struct LoraConfig {
+  int64_t rank = 0;      // 0: no adapters
+  double alpha = 8.0;    // PEFT's default lora_alpha
+  double dropout = 0.0;  // on the adapter's input, in training mode only
+  std::vector<std::string> targets = {"q_proj", "v_proj"};  // PEFT's default for Llama models
+  bool enabled() const { return rank > 0; }
+  double scale() const { return alpha / static_cast<double>(rank); }
+  std::vector<std::string> problems() const;  // e.g. "targets: \"qproj\" is not a projection; ..."
+  static const std::vector<std::string>& projections();  // q_proj k_proj v_proj o_proj gate_proj up_proj down_proj
+};
+
 // Per-layer key/value cache for incremental decoding. Rows may hold slots that are not tokens
 // of their row (left padding of a shorter prompt, or the steps after a row finished while the
 // others went on): `real` marks the slots that are, and nothing attends to the others.
@@ -94,6 +110,35 @@ struct LlamaImpl : torch::nn::Module {
 
   const ModelConfig& config() const { return cfg_; }
 
+  // ---- LoRA ----
+  // Adds adapters (initialised from the current torch generator, on the base weights' device)
+  // and freezes the base. `base` records where the base weights came from (adapter_config.json's
+  // base_model_name_or_path).
+  void add_lora(const LoraConfig& lora, const std::string& base);
+  bool has_lora() const { return lora_ != nullptr; }
+  const LoraConfig& lora_config() const;
+  const std::string& lora_base() const;
+  // Adapter tensors under PEFT's names, e.g.
+  //   base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight  [rank, in]
+  //   base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight  [out, rank]
+  std::vector<std::pair<std::string, torch::Tensor>> lora_parameters();
+  // Off: the model computes its base exactly (a DPO reference without a second copy).
+  void set_lora_enabled(bool on);
+  bool lora_enabled() const { return lora_ && lora_->enabled; }
+  // W += (alpha / rank) B A for every adapted projection, then drops the adapters.
+  void merge_lora();
+  // Moves the adapters with the model (they are not registered parameters).
+  using torch::nn::Module::to;
+  void to(torch::Device device, bool non_blocking = false) override;
+  // What the optimizer trains: the adapters when there are some, otherwise every parameter.
+  std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters();
+
+  struct LoraState {  // shared by the model and its adapted projections
+    LoraConfig cfg;
+    std::string base;
+    bool enabled = true;
+  };
+
  private:
   struct Norm;   // RMSNorm with parameter "weight" (defined in llama.cpp)
   struct Layer;  // one decoder block: self_attn, mlp, input/post_attention layernorms
@@ -112,6 +157,20 @@ struct LlamaImpl : torch::nn::Module {
   std::shared_ptr<Norm> norm_;                   // model.norm
   torch::nn::Linear lm_head_{nullptr};           // lm_head (null when tied)
   torch::Tensor inv_freq_;  // [D/2] float32; not a registered buffer (README.md, stack note 5)
+  std::shared_ptr<LoraState> lora_;
+};
+
+// Switches a model's adapters off for a scope (a no-op for a model without adapters).
+class LoraOff {
+ public:
+  explicit LoraOff(LlamaImpl& m) : m_(m), was_(m.lora_enabled()) { m_.set_lora_enabled(false); }
+  ~LoraOff() { m_.set_lora_enabled(was_); }
+  LoraOff(const LoraOff&) = delete;
+  LoraOff& operator=(const LoraOff&) = delete;
+
+ private:
+  LlamaImpl& m_;
+  bool was_;
 };
 TORCH_MODULE(Llama);
 

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -21,6 +22,8 @@ using json = nlohmann::json;
 
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
+constexpr const char* kAdapterConfig = "adapter_config.json";
+constexpr const char* kAdapterWeights = "adapter_model.safetensors";
 
 std::string in_dir(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
@@ -141,6 +144,17 @@ void load_weights(Llama& model, const std::string& dir) {
 }
 
 Llama load_model(const std::string& dir) {
+  if (is_adapter_dir(dir)) {
+    std::string base;
+    const LoraConfig lora = read_adapter_config(dir, &base);
+    if (!fs::is_directory(base))
+      throw Error(in_dir(dir, kAdapterConfig) + ": base_model_name_or_path \"" + base + "\" is not a model directory on "
+                  "this machine; put the base model there (or edit the field to where it is)");
+    Llama model = load_model(base);
+    model->add_lora(lora, base);
+    load_adapter_weights(model, dir);
+    return model;
+  }
   Llama model(read_model_config(dir));
   load_weights(model, dir);
   return model;
@@ -175,6 +189,118 @@ void save_model(Llama& model, const std::string& dir, size_t max_shard_bytes) {
   const json index{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   write_file_atomic(in_dir(dir, kIndexFile), index.dump(2) + "\n");
   fs::remove(in_dir(dir, kSingleFile), ignored);
+}
+
+// ---- LoRA adapters ------------------------------------------------------------------------
+
+bool is_adapter_dir(const std::string& dir) { return file_exists(in_dir(dir, kAdapterConfig)); }
+
+void save_adapter(Llama& model, const std::string& dir) {
+  if (!fs::is_directory(dir)) throw Error("save_adapter: directory " + dir + " does not exist; create it first");
+  const LoraConfig& lora = model->lora_config();
+  NamedTensors tensors;
+  for (auto& [name, p] : model->lora_parameters()) tensors.emplace_back(name, p.detach());
+  const std::string base = model->lora_base().empty() ? "" : fs::absolute(model->lora_base()).lexically_normal().string();
+  // The keys PEFT (0.7 and later) writes for plain LoRA; older readers reject keys they do not know.
+  const json config{{"peft_type", "LORA"},
+                    {"task_type", "CAUSAL_LM"},
+                    {"base_model_name_or_path", base},
+                    {"revision", nullptr},
+                    {"inference_mode", true},
+                    {"r", lora.rank},
+                    {"lora_alpha", lora.alpha},
+                    {"lora_dropout", lora.dropout},
+                    {"target_modules", lora.targets},
+                    {"bias", "none"},
+                    {"fan_in_fan_out", false},
+                    {"modules_to_save", nullptr},
+                    {"init_lora_weights", true},
+                    {"layers_to_transform", nullptr},
+                    {"layers_pattern", nullptr},
+                    {"rank_pattern", json::object()},
+                    {"alpha_pattern", json::object()},
+                    {"use_rslora", false}};
+  write_safetensors(in_dir(dir, kAdapterWeights), tensors, {{"format", "pt"}});
+  write_file_atomic(in_dir(dir, kAdapterConfig), config.dump(2) + "\n");
+}
+
+LoraConfig read_adapter_config(const std::string& dir, std::string* base) {
+  const std::string path = in_dir(dir, kAdapterConfig);
+  json j;
+  try {
+    j = parse_json(read_text_file(path, kMaxConfigBytes, "adapter config"), path);
+  } catch (const json::exception& e) {
+    throw Error(path + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!j.is_object()) throw Error(path + ": expected a JSON object (PEFT's adapter_config.json)");
+  auto unsupported = [&](const std::string& key, const std::string& why) {
+    throw Error(path + ": \"" + key + "\": " + j[key].dump() + " is not supported: " + why);
+  };
+  if (j.value("peft_type", std::string()) != "LORA")
+    throw Error(path + ": \"peft_type\" must be \"LORA\" (found " + (j.contains("peft_type") ? j["peft_type"].dump() : "nothing") + ")");
+  LoraConfig c;
+  auto number = [&](const char* key, bool integer) -> json {
+    if (!j.contains(key) || !(integer ? j[key].is_number_integer() : j[key].is_number()))
+      throw Error(path + ": \"" + key + "\" must be " + (integer ? "an integer" : "a number") + ", found " +
+                  (j.contains(key) ? j[key].dump() : "nothing"));
+    return j[key];
+  };
+  c.rank = number("r", true).get<int64_t>();
+  c.alpha = number("lora_alpha", false).get<double>();
+  c.dropout = j.contains("lora_dropout") ? number("lora_dropout", false).get<double>() : 0.0;
+  if (!j.contains("target_modules") || !j["target_modules"].is_array())
+    throw Error(path + ": \"target_modules\" must be a list of projection names (a regex string is not supported), found " +
+                (j.contains("target_modules") ? j["target_modules"].dump() : "nothing"));
+  c.targets.clear();
+  for (const auto& t : j["target_modules"]) {
+    if (!t.is_string()) throw Error(path + ": \"target_modules\" holds " + t.dump() + ", not a name");
+    c.targets.push_back(t.get<std::string>());
+  }
+  if (j.contains("bias") && j["bias"] != "none") unsupported("bias", "ethos trains adapters without biases (\"none\")");
+  for (const char* key : {"fan_in_fan_out", "use_rslora", "use_dora"})
+    if (j.contains(key) && j[key] != false) unsupported(key, "ethos reads plain LoRA adapters");
+  for (const char* key : {"modules_to_save", "layers_to_transform", "layer_replication"})
+    if (j.contains(key) && !j[key].is_null()) unsupported(key, "ethos adapts every layer's projections only");
+  for (const char* key : {"rank_pattern", "alpha_pattern"})
+    if (j.contains(key) && !(j[key].is_null() || (j[key].is_object() && j[key].empty())))
+      unsupported(key, "ethos uses one rank and alpha for every projection");
+  const auto problems = c.problems();
+  if (!problems.empty()) throw Error(path + ": " + join(problems, "; "));
+  if (base) {
+    if (!j.contains("base_model_name_or_path") || !j["base_model_name_or_path"].is_string())
+      throw Error(path + ": \"base_model_name_or_path\" must name the base model's directory");
+    *base = j["base_model_name_or_path"].get<std::string>();
+  }
+  return c;
+}
+
+void load_adapter_weights(Llama& model, const std::string& dir) {
+  torch::NoGradGuard no_grad;
+  const std::string path = in_dir(dir, kAdapterWeights);
+  if (!file_exists(path)) throw Error(dir + ": no " + kAdapterWeights + " beside " + kAdapterConfig);
+  const auto file = SafetensorsFile::read(path);
+  std::vector<std::string> missing;
+  std::set<std::string> expected;
+  for (auto& [name, p] : model->lora_parameters()) {
+    expected.insert(name);
+    if (!file.contains(name)) {
+      missing.push_back(name + " " + shape_str(p.sizes()));
+      continue;
+    }
+    const auto t = file.get(name);
+    if (!t.sizes().equals(p.sizes()))
+      throw Error(path + ": tensor '" + name + "' has shape " + shape_str(t.sizes()) + " but the adapter config and the "
+                  "base model give " + shape_str(p.sizes()));
+    if (!c10::isFloatingType(t.scalar_type())) throw Error(path + ": tensor '" + name + "' is not a floating-point tensor");
+    p.copy_(t);
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& e : file.entries())
+    if (!expected.count(e.name)) unexpected.push_back(e.name);
+  if (!missing.empty()) throw Error(path + ": tensors missing from the adapter: " + list_str(missing));
+  if (!unexpected.empty())
+    throw Error(path + ": tensors the adapter config does not describe: " + list_str(unexpected) +
+                " (ethos reads PEFT LoRA names: base_model.model.model.layers.N.<self_attn|mlp>.<proj>.lora_<A|B>.weight)");
 }
 
 }  // namespace ethos

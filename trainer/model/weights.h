@@ -11,9 +11,23 @@ ModelConfig read_model_config(const std::string& dir);  // dir/config.json
 // Copies weights from dir into `model`. Every model parameter must be present with the right
 // shape (lm_head.weight may be absent when tied); dtypes are converted. Errors name file and tensor.
 void load_weights(Llama& model, const std::string& dir);
-Llama load_model(const std::string& dir);  // config + weights
+// config + weights; for a LoRA adapter directory (is_adapter_dir), its base model with the
+// adapters attached (not merged).
+Llama load_model(const std::string& dir);
 // Writes config.json and the weights (sharded when larger than max_shard_bytes) atomically
 // into dir (which must exist). Loadable by transformers' LlamaForCausalLM unchanged.
 void save_model(Llama& model, const std::string& dir, size_t max_shard_bytes = size_t(2) << 30);
+
+// LoRA adapter directories as PEFT's save_pretrained writes them, which peft.PeftModel loads:
+//   adapter_config.json       {"peft_type": "LORA", "r", "lora_alpha", "lora_dropout", "target_modules",
+//                              "base_model_name_or_path", "task_type": "CAUSAL_LM", ...}
+//   adapter_model.safetensors base_model.model.model.layers.N.self_attn.q_proj.lora_{A,B}.weight, ...
+bool is_adapter_dir(const std::string& dir);
+void save_adapter(Llama& model, const std::string& dir);  // the model's adapters and its lora_base()
+// The adapter's config; `base` (optional) receives base_model_name_or_path. Errors name the key
+// and say what ethos supports (plain LoRA on the seven projections).
+LoraConfig read_adapter_config(const std::string& dir, std::string* base = nullptr);
+// Copies the adapter weights of dir into a model that has adapters of the same config.
+void load_adapter_weights(Llama& model, const std::string& dir);
 
 }  // namespace ethos

@@ -218,7 +218,10 @@ class DpoFamilyObjective : public Objective {
     if (samples.empty()) return {};
     torch::Tensor pc, pr, rc, rr;
     compute_pair_logprobs(model, samples, 16, device_, pc, pr);
-    compute_pair_logprobs(*reference_, samples, 16, device_, rc, rr);
+    {
+      const auto off = reference_scope();
+      compute_pair_logprobs(*reference_, samples, 16, device_, rc, rr);
+    }
     const double kl = (pc - rc).mean().item<double>();
     return {{{"event", "kl"}, {"step", step}, {"stage", setup_.stage.name}, {"value", kl},
              {"prompts", samples.size()}, {"max_new_tokens", so.max_new_tokens}}};
@@ -258,7 +261,9 @@ class DpoFamilyObjective : public Objective {
   void setup_reference(Llama& model) {
     const TrainSection& T = setup_.stage.train;
     std::string dir = T.reference;
-    if (dir.empty()) {
+    // LoRA: the reference is the policy's base, the same model with its adapters switched off.
+    reference_is_base_ = dir.empty() && model->has_lora();
+    if (dir.empty() && !reference_is_base_) {
       dir = (fs::path(setup_.run_dir) / "reference" / ("stage" + std::to_string(setup_.stage_index))).string();
       if (!setup_.resuming && comm().main()) save_reference(model, dir);
       else if (!fs::exists(fs::path(dir) / "config.json"))
@@ -266,11 +271,16 @@ class DpoFamilyObjective : public Objective {
                     "and " + dir + " is missing. Set train.reference to the stage's starting checkpoint, or start the "
                     "run over (resume=never, another out_dir).");
     }
-    reference_ = std::make_unique<Llama>(load_model(dir));
-    (*reference_)->to(device_);
-    (*reference_)->eval();
-    for (auto& p : (*reference_)->parameters()) p.set_requires_grad(false);
+    if (reference_is_base_) {
+      reference_ = std::make_unique<Llama>(model);  // the same module: no second copy of the weights
+    } else {
+      reference_ = std::make_unique<Llama>(load_model(dir));
+      (*reference_)->to(device_);
+      (*reference_)->eval();
+      for (auto& p : (*reference_)->parameters()) p.set_requires_grad(false);
+    }
     if (T.reference_mode == "cached" && uses_reference()) {
+      const auto off = reference_scope();
       const std::string key = reference_cache_key(weights_hash(*reference_), setup_.tokenizer_hash, pairs_hash(pool_));
       auto c = cached_reference_logprobs(setup_.recipe.cache_dir, key, *reference_, pool_, T.batch_size, device_);
       std::cerr << "[" << setup_.stage.name << "] reference log-probs: " << (c.hit ? "cache hit " : "computed, cached in ")
@@ -300,6 +310,7 @@ class DpoFamilyObjective : public Objective {
       return;
     }
     torch::NoGradGuard no_grad;
+    const auto off = reference_scope();
     const PairLogprobs ref = pair_logprobs(*reference_, rows);
     chosen = ref.chosen;
     rejected = ref.rejected;
@@ -339,6 +350,11 @@ class DpoFamilyObjective : public Objective {
   std::vector<PairExample> pool_;
   std::unique_ptr<PairOrder> order_;
   std::unique_ptr<Llama> reference_;
+  bool reference_is_base_ = false;  // reference_ is the policy itself, read with its adapters off
+  // While it lives, reference_ computes the reference (adapters off when it is the policy's base).
+  std::unique_ptr<LoraOff> reference_scope() {
+    return reference_is_base_ ? std::make_unique<LoraOff>(**reference_) : nullptr;
+  }
   torch::Tensor cached_chosen_, cached_rejected_;
   std::vector<std::vector<int>> kl_prompts_;
   std::vector<std::vector<size_t>> micro_;

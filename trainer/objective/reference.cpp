@@ -12,7 +12,13 @@ namespace ethos {
 
 std::string weights_hash(Llama& model) {
   Hasher h;
-  for (const auto& [name, p] : model->hf_parameters()) {
+  auto params = model->hf_parameters();
+  if (model->lora_enabled()) {  // adapters count; switched off, the model is its base
+    const auto lora = model->lora_parameters();
+    params.insert(params.end(), lora.begin(), lora.end());
+    h.update("lora").update(std::to_string(model->lora_config().scale()));
+  }
+  for (const auto& [name, p] : params) {
     const auto t = p.detach().to(torch::kCPU).contiguous();
     h.update(name).update(std::string(c10::toString(t.scalar_type())));
     for (int64_t d : t.sizes()) h.update(&d, sizeof d);

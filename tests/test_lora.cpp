@@ -1,0 +1,398 @@
+// LoRA adapters: the adapted model starts equal to its base, its gradients follow the chain rule
+// through the merged weight, merging is W + (alpha/r) B A, adapter files are PEFT's (read back by
+// an independent Python reader), and through the binary: adapters-only checkpoints, exact resume
+// after SIGKILL, `ethos export --merge`, and DPO whose reference is the base with adapters off.
+#include <torch/torch.h>
+
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "datasets/base/util.h"
+#include "datasets/tokenizer/tokenizer.h"
+#include "tests/helpers.h"
+#include "tests/train_helpers.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/model/safetensors.h"
+#include "trainer/model/weights.h"
+
+namespace fs = std::filesystem;
+using namespace ethos;
+using namespace ethos::test;
+using Catch::Matchers::Contains;
+using json = nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kAll = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+
+ModelConfig tiny_config(int64_t vocab = 50) {
+  ModelConfig c;
+  c.vocab_size = vocab;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  return c;
+}
+
+Llama random_model(const ModelConfig& c, uint64_t seed) {
+  torch::manual_seed(seed);
+  Llama m(c);
+  m->init_weights();
+  return m;
+}
+
+LoraConfig lora_config(int64_t rank, double alpha, std::vector<std::string> targets = kAll) {
+  LoraConfig l;
+  l.rank = rank;
+  l.alpha = alpha;
+  l.targets = std::move(targets);
+  return l;
+}
+
+// Every B gets random values (at initialisation B is zero, and so is every A gradient).
+void randomise_b(Llama& m, uint64_t seed) {
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : m->lora_parameters())
+    if (ends_with(name, "lora_B.weight")) p.copy_(torch::randn_like(p) * 0.05);
+}
+
+torch::Tensor tokens(int64_t vocab) {
+  torch::manual_seed(99);
+  return torch::randint(0, vocab, {3, 12}, torch::kInt64);
+}
+
+// Mean next-token cross entropy of the model on `t`.
+torch::Tensor lm_loss(Llama& m, const torch::Tensor& t) {
+  const auto logits = m->forward(t);  // [B,T,V]
+  const int64_t V = logits.size(2);
+  return torch::nn::functional::cross_entropy(logits.narrow(1, 0, t.size(1) - 1).reshape({-1, V}),
+                                              t.narrow(1, 1, t.size(1) - 1).reshape({-1}));
+}
+
+// The module path of a PEFT name: base_model.model.X.lora_A.weight -> X.weight
+std::string base_weight_of(const std::string& peft_name) {
+  const std::string prefix = "base_model.model.";
+  const size_t at = peft_name.find(".lora_");
+  return peft_name.substr(prefix.size(), at - prefix.size()) + ".weight";
+}
+
+std::map<std::string, torch::Tensor> params_of(Llama& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& [name, p] : m->hf_parameters()) out[name] = p;
+  return out;
+}
+
+const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
+                              ", kind: demonstration}]\n";
+
+// A base the tiny recipes can start from: 30 steps of full fine-tuning on the demonstrations,
+// exported as a plain model directory (ethos export without --merge).
+std::string base_model_dir(const std::string& dir) {
+  const std::string recipe =
+      write_recipe(dir, kDemoData, "  {steps: 30, batch_size: 4, lr: 1.0e-2, warmup_steps: 2, checkpoint_every: 30}\n");
+  CATCH_REQUIRE(run(ethos_bin() + " train " + recipe).status == 0);
+  const auto exported = run(ethos_bin() + " export " + dir + "/run/checkpoints/step_000030 --out " + dir + "/model 2>&1");
+  CATCH_REQUIRE(exported.status == 0);
+  CATCH_REQUIRE(fs::exists(dir + "/model/config.json"));
+  return dir + "/model";
+}
+
+// dir/recipe.yaml: the tiny recipes' settings with adapters on `from` (no `from`: a fresh model).
+std::string lora_recipe(const std::string& dir, const std::string& from, const std::string& data_yaml,
+                        const std::string& train_yaml, const std::string& extra_yaml = "") {
+  std::ostringstream y;
+  y << "name: t\nseed: 0\nthreads: 1\nout_dir: " << dir << "/run\n"
+    << "tokenizer: {path: " << shared_tokenizer() << "}\n"
+    << "model:\n" << (from.empty() ? "" : "  from: " + from + "\n")
+    << "  arch: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}\n"
+    << "  lora: {rank: 4, alpha: 8, dropout: 0.1, targets: [q_proj, v_proj, down_proj]}\n"
+    << "data:\n" << data_yaml << "train:\n" << train_yaml << extra_yaml;
+  write_text(dir + "/recipe.yaml", y.str());
+  return dir + "/recipe.yaml";
+}
+
+std::string file_bytes(const std::string& path) { return fs::exists(path) ? read_file(path) : std::string(); }
+
+}  // namespace
+
+CATCH_TEST_CASE("LoRA: with B = 0 the model is its base exactly; switched off it is the base again") {
+  Llama m = random_model(tiny_config(), 1);
+  const auto t = tokens(50);
+  torch::NoGradGuard no_grad;
+  m->eval();
+  const auto base = m->forward(t);
+  m->add_lora(lora_config(4, 8), "");
+  CATCH_CHECK(m->lora_parameters().size() == 2 * 7 * 2);  // A and B, 7 projections, 2 layers
+  CATCH_CHECK(torch::equal(m->forward(t), base));
+  for (auto& [name, p] : m->hf_parameters()) CATCH_CHECK_FALSE(p.requires_grad());  // the base is frozen
+  for (auto& [name, p] : m->trainable_parameters()) CATCH_CHECK(p.requires_grad());
+  randomise_b(m, 2);
+  CATCH_CHECK((m->forward(t) - base).abs().max().item<double>() > 1e-3);
+  {
+    LoraOff off(*m);
+    CATCH_CHECK(torch::equal(m->forward(t), base));
+  }
+  CATCH_CHECK(m->lora_enabled());
+}
+
+CATCH_TEST_CASE("LoRA: gradients of A and B equal the chain rule through the merged weight (1e-5)") {
+  // y = x (W + s B A)^T: dL/dA = s B^T G and dL/dB = s G A^T, with G = dL/dW of the merged model,
+  // which autograd computes on another graph (no adapters).
+  for (const auto& targets : {kAll, std::vector<std::string>{"v_proj", "gate_proj"}}) {
+    Llama m = random_model(tiny_config(), 3);
+    m->add_lora(lora_config(3, 6, targets), "");
+    randomise_b(m, 4);
+    const auto t = tokens(50);
+    m->eval();  // no dropout
+    lm_loss(m, t).backward();
+
+    Llama merged = random_model(tiny_config(), 3);  // the same base
+    std::map<std::string, torch::Tensor> lora;
+    for (auto& [name, p] : m->lora_parameters()) lora[name] = p;
+    auto mp = params_of(merged);
+    const double s = 6.0 / 3.0;
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& [name, A] : lora)
+        if (ends_with(name, "lora_A.weight")) {
+          const auto& B = lora.at(name.substr(0, name.size() - std::string("lora_A.weight").size()) + "lora_B.weight");
+          mp.at(base_weight_of(name)).add_(torch::mm(B, A) * s);
+        }
+    }
+    merged->eval();
+    lm_loss(merged, t).backward();
+    double worst = 0;
+    int checked = 0;
+    for (auto& [name, p] : lora) {
+      if (!ends_with(name, "lora_A.weight")) continue;
+      const std::string stem = name.substr(0, name.size() - std::string("lora_A.weight").size());
+      const auto& A = p;
+      const auto& B = lora.at(stem + "lora_B.weight");
+      const auto G = mp.at(base_weight_of(name)).grad();
+      CATCH_REQUIRE(A.grad().defined());
+      worst = std::max(worst, (A.grad() - s * torch::mm(B.t(), G)).abs().max().item<double>());
+      worst = std::max(worst, (B.grad() - s * torch::mm(G, A.t())).abs().max().item<double>());
+      ++checked;
+    }
+    CATCH_CHECK(checked == static_cast<int>(targets.size()) * 2);  // per layer
+    CATCH_CHECK(worst < 1e-5);
+  }
+}
+
+CATCH_TEST_CASE("LoRA: merged weights are W + (alpha/r) B A and give the adapted model's logits (1e-5)") {
+  Llama m = random_model(tiny_config(), 5);
+  const auto before = params_of(m);
+  std::map<std::string, torch::Tensor> base;
+  for (auto& [k, v] : before) base[k] = v.detach().clone();
+  m->add_lora(lora_config(4, 2, {"q_proj", "o_proj", "up_proj"}), "");
+  randomise_b(m, 6);
+  std::map<std::string, torch::Tensor> lora;
+  for (auto& [name, p] : m->lora_parameters()) lora[name] = p.detach().clone();
+  const auto t = tokens(50);
+  torch::NoGradGuard no_grad;
+  m->eval();
+  const auto adapted = m->forward(t);
+  m->merge_lora();
+  CATCH_CHECK_FALSE(m->has_lora());
+  int merged_count = 0;
+  for (auto& [name, p] : m->hf_parameters()) {
+    torch::Tensor expected = base.at(name);
+    const std::string stem = "base_model.model." + name.substr(0, name.size() - std::string("weight").size());
+    if (lora.count(stem + "lora_A.weight")) {
+      expected = expected + 0.5 * torch::mm(lora.at(stem + "lora_B.weight"), lora.at(stem + "lora_A.weight"));
+      ++merged_count;
+    }
+    CATCH_CHECK((p - expected).abs().max().item<double>() < 1e-7);
+  }
+  CATCH_CHECK(merged_count == 6);  // 3 projections x 2 layers
+  CATCH_CHECK((m->forward(t) - adapted).abs().max().item<double>() < 1e-5);
+}
+
+CATCH_TEST_CASE("LoRA adapter files: PEFT names, shapes and config keys, read by an independent reader; round trip") {
+  const std::string dir = fresh_dir("lora_files");
+  const std::string base = dir + "/base";
+  Llama m = random_model(tiny_config(), 7);
+  fs::create_directories(base);
+  save_model(m, base);
+  m->add_lora(lora_config(4, 16, {"v_proj", "q_proj"}), base);
+  randomise_b(m, 8);
+  const std::string out = dir + "/adapter";
+  fs::create_directories(out);
+  save_adapter(m, out);
+
+  const auto py = run("/usr/bin/python3 " + source_dir() + "/tests/reference/read_safetensors.py " + out +
+                      "/adapter_model.safetensors");
+  CATCH_REQUIRE(py.status == 0);
+  const json file = json::parse(py.output);
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& t : file["tensors"]) {
+    CATCH_CHECK(t["dtype"] == "F32");
+    shapes[t["name"].get<std::string>()] = t["shape"].get<std::vector<int64_t>>();
+  }
+  CATCH_CHECK(shapes.size() == 8);  // q and v, A and B, 2 layers
+  // q_proj: [H*D = 32, C = 32]; v_proj: [K*D = 16, C = 32]
+  CATCH_CHECK(shapes.at("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight") == std::vector<int64_t>{4, 32});
+  CATCH_CHECK(shapes.at("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight") == std::vector<int64_t>{32, 4});
+  CATCH_CHECK(shapes.at("base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight") == std::vector<int64_t>{4, 32});
+  CATCH_CHECK(shapes.at("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight") == std::vector<int64_t>{16, 4});
+
+  const auto cfg = run("/usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' " + out +
+                       "/adapter_config.json");
+  CATCH_REQUIRE(cfg.status == 0);
+  const json c = json::parse(cfg.output);
+  CATCH_CHECK(c["peft_type"] == "LORA");
+  CATCH_CHECK(c["task_type"] == "CAUSAL_LM");
+  CATCH_CHECK(c["r"] == 4);
+  CATCH_CHECK(c["lora_alpha"] == 16.0);
+  CATCH_CHECK(c["bias"] == "none");
+  CATCH_CHECK(c["target_modules"] == json({"q_proj", "v_proj"}));
+  CATCH_CHECK(c["base_model_name_or_path"] == fs::absolute(base).lexically_normal().string());
+
+  // load_model of the adapter directory: its base with these adapters, unmerged.
+  Llama back = load_model(out);
+  CATCH_REQUIRE(back->has_lora());
+  CATCH_CHECK(back->lora_config().targets == std::vector<std::string>{"q_proj", "v_proj"});
+  auto a = m->lora_parameters(), b = back->lora_parameters();
+  CATCH_REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CATCH_CHECK(a[i].first == b[i].first);
+    CATCH_CHECK(torch::equal(a[i].second, b[i].second));
+  }
+  torch::NoGradGuard no_grad;
+  m->eval();
+  back->eval();
+  CATCH_CHECK(torch::equal(m->forward(tokens(50)), back->forward(tokens(50))));
+
+  // What ethos does not read is a clear error, naming the file and the key.
+  auto with = [&](const std::string& name, const std::function<void(json&)>& edit) {
+    const std::string d = dir + "/" + name;
+    fs::create_directories(d);
+    fs::copy_file(out + "/adapter_model.safetensors", d + "/adapter_model.safetensors", fs::copy_options::overwrite_existing);
+    json j = json::parse(read_file(out + "/adapter_config.json"));
+    edit(j);
+    write_text(d + "/adapter_config.json", j.dump());
+    return d;
+  };
+  CATCH_CHECK_THROWS_WITH(load_model(with("dora", [](json& j) { j["use_dora"] = true; })),
+                          Contains("use_dora") && Contains("plain LoRA"));
+  CATCH_CHECK_THROWS_WITH(load_model(with("regex", [](json& j) { j["target_modules"] = ".*proj"; })),
+                          Contains("target_modules") && Contains("regex"));
+  CATCH_CHECK_THROWS_WITH(load_model(with("typo", [](json& j) { j["target_modules"] = {"q_projj", "v_proj"}; })),
+                          Contains("q_projj") && Contains("did you mean \"q_proj\""));
+  CATCH_CHECK_THROWS_WITH(load_model(with("rank", [](json& j) { j["r"] = 8; })),
+                          Contains("q_proj.lora_A.weight") && Contains("shape [4, 32]"));
+  CATCH_CHECK_THROWS_WITH(load_model(with("nobase", [&](json& j) { j["base_model_name_or_path"] = dir + "/gone"; })),
+                          Contains("base_model_name_or_path") && Contains("gone"));
+  CATCH_CHECK_THROWS_WITH(load_model(with("fewer", [](json& j) { j["target_modules"] = {"q_proj"}; })),
+                          Contains("v_proj.lora_A.weight") && Contains("does not describe"));
+}
+
+CATCH_TEST_CASE("LoRA through the binary: adapters-only checkpoints, exact resume after SIGKILL, export --merge") {
+  const std::string a = fresh_dir("lora_straight"), b = fresh_dir("lora_killed");
+  const std::string base = base_model_dir(fresh_dir("lora_base"));
+  const std::string base_bytes = read_file(base + "/model.safetensors");
+  // Eight short conversations the adapters can fit (a base this small and this briefly trained
+  // gains little on the whole demonstration set without its embeddings).
+  std::string lines;
+  for (int i = 0; i < 8; ++i)
+    lines += "{\"prompt\": \"case " + std::to_string(i) + ": what do you do?\", \"response\": \"I report it to the lead, item " +
+             std::to_string(i) + ".\"}\n";
+  write_text(a + "/eight.jsonl", lines);
+  const std::string data = "  seq_len: 32\n  sources: [{path: " + a + "/eight.jsonl, kind: demonstration}]\n";
+  const std::string train = "  {steps: 30, batch_size: 8, lr: 1.0e-2, warmup_steps: 2, checkpoint_every: 15, keep_last: 0}\n";
+  const std::string ra = lora_recipe(a, base, data, train);
+  const std::string rb = lora_recipe(b, base, data, train);
+  auto straight = run(ethos_bin() + " train " + ra + " 2>&1");
+  CATCH_REQUIRE(straight.status == 0);
+
+  const std::string ck = a + "/run/checkpoints/step_000030";
+  CATCH_CHECK(fs::exists(ck + "/adapter_config.json"));
+  CATCH_CHECK(fs::exists(ck + "/adapter_model.safetensors"));
+  CATCH_CHECK_FALSE(fs::exists(ck + "/model.safetensors"));
+  CATCH_CHECK(checkpoint_problems(ck).empty());
+  // The optimizer holds the adapters' moments only: 3 projections x 2 layers x (A, B) x 2 moments.
+  const auto opt = SafetensorsFile::read(ck + "/optimizer.safetensors");
+  CATCH_CHECK(opt.entries().size() == 24);
+  for (const auto& e : opt.entries()) CATCH_CHECK_THAT(e.name, Contains(".lora_"));
+  CATCH_CHECK(read_file(base + "/model.safetensors") == base_bytes);  // the base is untouched
+  const auto losses = logged_losses(a + "/run");
+  CATCH_REQUIRE(losses.size() == 30);
+  CATCH_CHECK(losses.back().second < losses.front().second - 0.5);  // the adapters learn (4.6 -> 3.8 here)
+
+  // Killed after the first checkpoint, resumed: the same adapters and optimizer state, bitwise.
+  int pid = spawn({ethos_bin(), "train", rb}, {"ETHOS_DEBUG_STEP_SLEEP_MS=60"}, b + "/first.log");
+  CATCH_REQUIRE(pid > 0);
+  CATCH_REQUIRE(wait_until([&] { return latest(b + "/run") == "step_000015"; }, 120));
+  CATCH_REQUIRE(wait_until([&] { return logged_losses(b + "/run").size() >= 18; }, 120));
+  ::kill(pid, SIGKILL);
+  CATCH_REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  CATCH_REQUIRE_FALSE(fs::exists(b + "/run/checkpoints/step_000030"));
+  auto resumed = run(ethos_bin() + " train " + rb + " 2>&1");
+  CATCH_REQUIRE(resumed.status == 0);
+  CATCH_CHECK_THAT(resumed.output, Contains("resuming from"));
+  for (const char* f : {"adapter_model.safetensors", "optimizer.safetensors"})
+    CATCH_CHECK(file_bytes(ck + "/" + f) == file_bytes(b + "/run/checkpoints/step_000030/" + f));
+  CATCH_CHECK(logged_losses(a + "/run") == logged_losses(b + "/run"));
+
+  // export: refused without --merge; merged, a plain model directory with the adapted logits.
+  auto refused = run(ethos_bin() + " export " + ck + " --out " + a + "/plain 2>&1");
+  CATCH_CHECK(refused.status == 1);
+  CATCH_CHECK_THAT(refused.output, Contains("--merge"));
+  auto exported = run(ethos_bin() + " export --merge " + ck + " --out " + a + "/merged 2>&1");
+  CATCH_REQUIRE(exported.status == 0);
+  CATCH_CHECK(fs::exists(a + "/merged/tokenizer.model"));
+  CATCH_CHECK_FALSE(is_adapter_dir(a + "/merged"));
+  Llama adapted = load_model(ck), merged = load_model(a + "/merged");
+  CATCH_CHECK_FALSE(merged->has_lora());
+  torch::NoGradGuard no_grad;
+  adapted->eval();
+  merged->eval();
+  const auto t = tokens(adapted->config().vocab_size);
+  CATCH_CHECK((adapted->forward(t) - merged->forward(t)).abs().max().item<double>() < 1e-4);
+
+  // A recipe with adapters and no base on disk is refused before anything runs.
+  auto no_base = run(ethos_bin() + " train " + lora_recipe(fresh_dir("lora_nobase"), "", kDemoData, train) + " 2>&1");
+  CATCH_CHECK(no_base.status == 1);
+  CATCH_CHECK_THAT(no_base.output, Contains("model.lora") && Contains("model.from"));
+  auto bad_target = run(ethos_bin() + " train " + ra + " 'model.lora.targets=[q_proj, qkv]' 2>&1");
+  CATCH_CHECK(bad_target.status == 1);
+  CATCH_CHECK_THAT(bad_target.output, Contains("model.lora: targets: \"qkv\""));
+}
+
+CATCH_TEST_CASE("DPO with LoRA: the reference is the base with adapters off; step-0 loss ln 2; no second copy") {
+  const std::string dir = fresh_dir("lora_dpo");
+  const std::string base = base_model_dir(fresh_dir("lora_dpo_base"));
+  std::istringstream in(read_file(tiny_data("tiny_preferences.jsonl")));
+  std::string line, pairs;
+  for (int i = 0; i < 16 && std::getline(in, line); ++i) pairs += line + "\n";
+  write_text(dir + "/pairs.jsonl", pairs);
+  for (const std::string mode : {"live", "cached"}) {
+    CATCH_SECTION(mode) {
+      const std::string cell = dir + "/" + mode;
+      fs::create_directories(cell);
+      const std::string recipe = lora_recipe(
+          cell, base, "  seq_len: 256\n  sources: [{path: " + dir + "/pairs.jsonl, kind: preference}]\n",
+          "  {objective: dpo, beta: 0.1, reference_mode: " + mode + ", steps: 12, batch_size: 8, lr: 2.0e-2, "
+          "checkpoint_every: 12}\n",
+          "cache_dir: " + dir + "/cache\n");
+      auto res = run(ethos_bin() + " train " + recipe + " 2>&1");
+      CATCH_REQUIRE(res.status == 0);
+      const auto ev = events(cell + "/run/train.jsonl", "train");
+      CATCH_REQUIRE(ev.size() == 12);
+      // B = 0: policy and reference are the same function, the log-ratio is 0 (cached: the
+      // reference ran in other batches, so the last float bits may differ).
+      CATCH_CHECK(std::abs(ev[0]["loss"].get<double>() - std::log(2.0)) < (mode == "live" ? 1e-7 : 1e-5));
+      CATCH_CHECK(ev.back()["loss"].get<double>() < std::log(2.0) - 0.05);  // the adapters move off the reference
+      CATCH_CHECK_FALSE(fs::exists(cell + "/run/reference"));  // the base is not copied
+    }
+  }
+}
+
