@@ -20,6 +20,7 @@
 #include "launch/launcher.h"
 #include "launch/slurm.h"
 #include "trainer/preempt.h"
+#include "trainer/tensorboard.h"
 #include "trainer/model/generate.h"
 #include "trainer/model/inference.h"
 #include "trainer/model/weights.h"
@@ -131,6 +132,22 @@ int cmd_export(const std::string& checkpoint, const std::string& out, bool merge
   const fs::path tok = fs::path(checkpoint) / "tokenizer.model";
   if (fs::exists(tok)) fs::copy_file(tok, fs::path(out) / "tokenizer.model", fs::copy_options::overwrite_existing);
   std::cout << "exported " << checkpoint << " to " << out << (merge ? " (LoRA adapters merged)" : "") << std::endl;
+  return 0;
+}
+
+// ethos tensorboard PATH: TensorBoard event files for a run (a directory with train.jsonl) or for
+// every run under PATH, from their JSONL logs; then `tensorboard --logdir PATH`.
+int cmd_tensorboard(const std::string& path) {
+  std::vector<std::string> runs;
+  if (fs::exists(fs::path(path) / "train.jsonl")) runs.push_back(path);
+  else if (fs::is_directory(path))
+    for (const auto& e : fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied))
+      if (e.is_regular_file() && e.path().filename() == "train.jsonl") runs.push_back(e.path().parent_path().string());
+  if (runs.empty())
+    throw Error("ethos tensorboard: no run under " + path + " (a run directory holds train.jsonl); give a run directory "
+                "or a directory of runs");
+  std::sort(runs.begin(), runs.end());
+  for (const auto& r : runs) std::cout << write_tensorboard(r) << "\n";
   return 0;
 }
 
@@ -298,6 +315,11 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--out", export_out, "directory to create")->required();
   export_cmd->add_flag("--merge", export_merge, "merge LoRA adapters into the base weights");
 
+  std::string tb_path;
+  auto* tb_cmd = app.add_subcommand(
+      "tensorboard", "Write TensorBoard event files from the JSONL logs of a run, or of every run under a directory");
+  tb_cmd->add_option("path", tb_path, "run directory, or a directory of runs")->required();
+
   app.add_subcommand("version", "Print versions and the threading setup");
 
   try {
@@ -335,6 +357,7 @@ int main(int argc, char** argv) {
     if (dgen->parsed()) return run_data_generate(world_args);
     if (verify->parsed()) return cmd_checkpoint_verify(verify_path);
     if (export_cmd->parsed()) return cmd_export(export_from, export_out, export_merge);
+    if (tb_cmd->parsed()) return cmd_tensorboard(tb_path);
     if (report->parsed()) return run_report(rep);
     return cmd_version();
   } catch (const ethos::Preempted& e) {

@@ -74,12 +74,15 @@ template <class V> void fields(V& v, EvalSection& o) {
 template <class V> void fields(V& v, DistSection& o) {
   ETHOS_FIELD(backend); ETHOS_FIELD(bucket_mb); ETHOS_FIELD(zero); ETHOS_FIELD(checkpoint); ETHOS_FIELD(timeout_s);
 }
+template <class V> void fields(V& v, LogSection& o) {
+  ETHOS_FIELD(tensorboard);
+}
 template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
   ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(preempt_signal);
   ETHOS_FIELD(rebase);
   ETHOS_FIELD(tokenizer);
-  ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval); ETHOS_FIELD(dist);
+  ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval); ETHOS_FIELD(dist); ETHOS_FIELD(log);
 }
 #undef ETHOS_FIELD
 
@@ -434,6 +437,9 @@ struct Writer {
   void operator()(const char* name, LoraConfig& field) {
     if (field.rank != 0) operator()<LoraConfig>(name, field);
   }
+  void operator()(const char* name, LogSection& field) {  // likewise `log` (and it is not hashed)
+    if (field.tensorboard) operator()<LogSection>(name, field);
+  }
 };
 
 template <class T> void write(YAML::Emitter& out, T& obj) {
@@ -679,6 +685,7 @@ std::string config_hash(const Recipe& r, int world) {
   copy.cache_dir = defaults.cache_dir;
   copy.preempt_signal = defaults.preempt_signal;
   copy.dist = defaults.dist;
+  copy.log = defaults.log;  // what is logged does not change what is trained
   return hash_bytes(to_yaml(copy));
 }
 

@@ -106,6 +106,12 @@ struct DistSection {
   double timeout_s = 300;           // deadline of every collective and of the rendezvous, seconds
 };
 
+struct LogSection {
+  // TensorBoard event files in <run>/tensorboard/, rewritten from train.jsonl and eval.jsonl after
+  // every checkpoint (and its eval) and at the end of the run (trainer/tensorboard.h).
+  bool tensorboard = false;
+};
+
 struct Recipe {
   std::string name = "run";
   int64_t seed = 0;
@@ -126,6 +132,7 @@ struct Recipe {
   std::vector<StageSection> stages;  // resolved: always >= 1
   EvalSection eval;
   DistSection dist;
+  LogSection log;
   std::string source_path;           // the recipe file (not written out)
 
   std::string run_dir() const;  // out_dir, or its default

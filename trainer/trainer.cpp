@@ -24,6 +24,7 @@
 #include "trainer/objective/objective.h"
 #include "trainer/optim.h"
 #include "trainer/preempt.h"
+#include "trainer/tensorboard.h"
 
 namespace fs = std::filesystem;
 
@@ -371,6 +372,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
         std::cerr << "[" << stage.name << "] checkpoint " << dir << std::endl;
         for (const auto& e : objective->checkpoint_events(model, state.global_step)) ctx.log.write(e);
         if (!stop) run_eval_hook(ctx, model, stage.name, state.global_step, dir, state.stage_step == T.steps);
+        if (ctx.recipe.log.tensorboard) write_tensorboard(ctx.run_dir);
         drop_preempt_checkpoint(ctx, dir);
       });
       ctx.preempt_checkpoint.clear();
@@ -624,6 +626,7 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
   }
   result.global_step = state.global_step;
   comm.barrier("the end of training");  // rank 0 serves the rendezvous store: nobody leaves early
+  if (main && r.log.tensorboard) write_tensorboard(run_dir);
   if (main) std::cerr << "[ethos] done: " << result.final_checkpoint << std::endl;
   return result;
 }
