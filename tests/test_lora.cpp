@@ -396,3 +396,30 @@ CATCH_TEST_CASE("DPO with LoRA: the reference is the base with adapters off; ste
   }
 }
 
+
+CATCH_TEST_CASE("LoRA data-parallel: 2 ranks x batch 4 == 1 process x batch 8, adapters within 1e-6", "[dist]") {
+  const std::string dir = fresh_dir("lora_dist");
+  const std::string base = base_model_dir(fresh_dir("lora_dist_base"));
+  // No dropout: each rank draws its own dropout masks, which one process draws in another order.
+  // eps 1e-4: the ranks sum gradients in another order, and Adam turns those last bits into
+  // whole steps for elements whose gradient is near eps (test_dist.cpp). The adapters' gradients
+  // are small (A's scale with B, which starts at zero): with eps 1e-6 such elements differed by
+  // 4e-6 after 8 steps, with 1e-4 by 1e-7 (measured).
+  const std::string recipe =
+      lora_recipe(dir, base, kDemoData, "  {steps: 8, lr: 1.0e-2, eps: 1.0e-4, checkpoint_every: 8, keep_last: 0}\n");
+  const std::string common = " model.lora.dropout=0 dist.bucket_mb=0.001";
+  CATCH_REQUIRE(run(ethos_bin() + " train " + recipe + common + " out_dir=" + dir + "/one train.batch_size=8").status == 0);
+  const auto two = run(ethos_bin() + " launch --nproc 2 -- train " + recipe + common + " out_dir=" + dir +
+                       "/two train.batch_size=4 threads=1 2>&1");
+  CATCH_REQUIRE(two.status == 0);
+  CATCH_CHECK(events(dir + "/two/train.jsonl", "data_parallel").at(0)["ranks"] == 2);
+  const auto a = SafetensorsFile::read(dir + "/one/checkpoints/step_000008/adapter_model.safetensors");
+  const auto b = SafetensorsFile::read(dir + "/two/checkpoints/step_000008/adapter_model.safetensors");
+  CATCH_REQUIRE(a.entries().size() == 12);
+  double worst = 0;
+  for (const auto& e : a.entries()) worst = std::max(worst, (a.get(e.name) - b.get(e.name)).abs().max().item<double>());
+  CATCH_CHECK(worst < 1e-6);
+  const auto la = logged_losses(dir + "/one"), lb = logged_losses(dir + "/two");
+  CATCH_REQUIRE(la.size() == lb.size());
+  for (size_t i = 0; i < la.size(); ++i) CATCH_CHECK(std::abs(la[i].second - lb[i].second) < 1e-6);
+}
