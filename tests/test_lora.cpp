@@ -289,6 +289,12 @@ CATCH_TEST_CASE("LoRA adapter files: PEFT names, shapes and config keys, read by
                           Contains("q_projj") && Contains("did you mean \"q_proj\""));
   CATCH_CHECK_THROWS_WITH(load_model(with("rank", [](json& j) { j["r"] = 8; })),
                           Contains("q_proj.lora_A.weight") && Contains("shape [4, 32]"));
+  CATCH_CHECK_THROWS_WITH(load_model(with("type", [](json& j) { j["peft_type"] = 5555555555; })),  // a fuzzer finding
+                          Contains("\"peft_type\" must be \"LORA\" (found 5555555555)"));
+  CATCH_CHECK_THROWS_WITH(load_model(with("huge", [](json& j) { j["r"] = int64_t{1} << 40; })),
+                          Contains("rank (1099511627776) must be in [1, 65536]"));
+  CATCH_CHECK_THROWS_WITH(load_model(with("wide", [](json& j) { j["r"] = 20; })),
+                          Contains("LoRA rank 20 is larger than v_proj itself (16 x 32)"));
   CATCH_CHECK_THROWS_WITH(load_model(with("nobase", [&](json& j) { j["base_model_name_or_path"] = dir + "/gone"; })),
                           Contains("base_model_name_or_path") && Contains("gone"));
   CATCH_CHECK_THROWS_WITH(load_model(with("fewer", [](json& j) { j["target_modules"] = {"q_proj"}; })),

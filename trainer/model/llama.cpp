@@ -504,7 +504,7 @@ const std::vector<std::string>& LoraConfig::projections() {
 
 std::vector<std::string> LoraConfig::problems() const {
   std::vector<std::string> p;
-  if (rank <= 0) p.push_back("rank (" + std::to_string(rank) + ") must be > 0");
+  if (rank <= 0 || rank > 65536) p.push_back("rank (" + std::to_string(rank) + ") must be in [1, 65536]");
   if (!(alpha > 0)) p.push_back("alpha (" + std::to_string(alpha) + ") must be > 0");
   if (!(dropout >= 0 && dropout < 1)) p.push_back("dropout (" + std::to_string(dropout) + ") must be in [0, 1)");
   if (targets.empty()) p.push_back("targets is empty: name at least one of " + join(projections(), ", "));
@@ -553,6 +553,10 @@ void LlamaImpl::add_lora(const LoraConfig& lora, const std::string& base) {
     for (const char* name : names) {  // a fixed order: the draws do not depend on how targets are listed
       if (std::find(lora.targets.begin(), lora.targets.end(), name) == lora.targets.end()) continue;
       const Tensor& w = module->by_name(name)->weight;  // [out, in]
+      if (lora.rank > std::min(w.size(0), w.size(1)))
+        throw Error("LoRA rank " + std::to_string(lora.rank) + " is larger than " + name + " itself (" +
+                    std::to_string(w.size(0)) + " x " + std::to_string(w.size(1)) + "): choose a rank of at most " +
+                    std::to_string(std::min(w.size(0), w.size(1))));
       const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(w.device());
       const double bound = 1.0 / std::sqrt(static_cast<double>(w.size(1)));
       Adapter a;

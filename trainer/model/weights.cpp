@@ -226,9 +226,13 @@ void save_adapter(Llama& model, const std::string& dir) {
 
 LoraConfig read_adapter_config(const std::string& dir, std::string* base) {
   const std::string path = in_dir(dir, kAdapterConfig);
+  return parse_adapter_config(read_text_file(path, kMaxConfigBytes, "adapter config"), path, base);
+}
+
+LoraConfig parse_adapter_config(const std::string& text, const std::string& path, std::string* base) {
   json j;
   try {
-    j = parse_json(read_text_file(path, kMaxConfigBytes, "adapter config"), path);
+    j = parse_json(text, path);
   } catch (const json::exception& e) {
     throw Error(path + ": not valid JSON (" + e.what() + ")");
   }
@@ -236,7 +240,7 @@ LoraConfig read_adapter_config(const std::string& dir, std::string* base) {
   auto unsupported = [&](const std::string& key, const std::string& why) {
     throw Error(path + ": \"" + key + "\": " + j[key].dump() + " is not supported: " + why);
   };
-  if (j.value("peft_type", std::string()) != "LORA")
+  if (!j.contains("peft_type") || j["peft_type"] != "LORA")
     throw Error(path + ": \"peft_type\" must be \"LORA\" (found " + (j.contains("peft_type") ? j["peft_type"].dump() : "nothing") + ")");
   LoraConfig c;
   auto number = [&](const char* key, bool integer) -> json {

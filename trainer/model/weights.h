@@ -27,6 +27,8 @@ void save_adapter(Llama& model, const std::string& dir);  // the model's adapter
 // The adapter's config; `base` (optional) receives base_model_name_or_path. Errors name the key
 // and say what ethos supports (plain LoRA on the seven projections).
 LoraConfig read_adapter_config(const std::string& dir, std::string* base = nullptr);
+// The same from the file's text (`path` names it in errors).
+LoraConfig parse_adapter_config(const std::string& text, const std::string& path, std::string* base = nullptr);
 // Copies the adapter weights of dir into a model that has adapters of the same config.
 void load_adapter_weights(Llama& model, const std::string& dir);
 
