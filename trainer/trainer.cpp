@@ -588,8 +588,7 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
           if (auto c = find_shared_stage(r.cache_dir, share_key)) cached = *c;
         cached = comm.share("shared_stage", cached);
         if (!cached.empty()) {
-          if (model->has_lora()) load_adapter_weights(model, cached);
-          else load_weights(model, cached);
+          load_weights(model, cached);
           state.global_step += stage.train.steps;
           if (opt.shared_only) {  // already trained: nothing to write for this stage
             if (main) std::cerr << "[" << stage.name << "] already in the stage cache: " << cached << std::endl;

@@ -267,8 +267,7 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
   // the run; the previous checkpoint and `latest` are untouched, so the same command resumes.
   try {
     if (!keep_tmp) prepare_checkpoint_tmp(run_dir, state.global_step);
-    if (model->has_lora()) save_adapter(model, tmp.string());  // adapters only: the base is on disk already
-    else save_model(model, tmp.string());
+    save_trained_weights(model, tmp.string());
     if (opt && opt->shard_index.is_null()) {
       std::map<std::string, std::string> meta{{"step_count", std::to_string(opt->step_count)}};
       write_safetensors((tmp / kOptimizerFile).string(), opt->tensors, meta);

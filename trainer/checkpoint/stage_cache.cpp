@@ -61,8 +61,7 @@ void store_shared_stage(const std::string& cache_dir, const std::string& key, Ll
   const fs::path root = fs::path(cache_dir) / "stages";
   const fs::path tmp = root / (".tmp-" + key + "-" + unique_suffix());
   fs::create_directories(tmp);
-  if (model->has_lora()) save_adapter(model, tmp.string());  // the base is the run's model.from
-  else save_model(model, tmp.string());
+  save_trained_weights(model, tmp.string());
   nlohmann::json with_sums = info;
   for (const auto& e : fs::directory_iterator(tmp)) with_sums["checksums"][e.path().filename().string()] = checksum_file(e.path().string());
   write_file_atomic((tmp / "stage.json").string(), with_sums.dump(1) + "\n");  // written last: marks it complete

@@ -105,6 +105,7 @@ ModelConfig read_model_config(const std::string& dir) {
 }
 
 void load_weights(Llama& model, const std::string& dir) {
+  if (is_adapter_dir(dir) && model->has_lora()) return load_adapter_weights(model, dir);
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> expected;
   for (auto& [name, p] : model->hf_parameters()) expected.emplace(name, p);
@@ -222,6 +223,11 @@ void save_adapter(Llama& model, const std::string& dir) {
                     {"use_rslora", false}};
   write_safetensors(in_dir(dir, kAdapterWeights), tensors, {{"format", "pt"}});
   write_file_atomic(in_dir(dir, kAdapterConfig), config.dump(2) + "\n");
+}
+
+void save_trained_weights(Llama& model, const std::string& dir) {
+  if (model->has_lora()) save_adapter(model, dir);
+  else save_model(model, dir);
 }
 
 LoraConfig read_adapter_config(const std::string& dir, std::string* base) {

@@ -8,7 +8,8 @@
 namespace ethos {
 
 ModelConfig read_model_config(const std::string& dir);  // dir/config.json
-// Copies weights from dir into `model`. Every model parameter must be present with the right
+// Copies weights from dir into `model`; from an adapter directory (is_adapter_dir), into the
+// model's LoRA adapters (load_adapter_weights). Every model parameter must be present with the right
 // shape (lm_head.weight may be absent when tied); dtypes are converted. Errors name file and tensor.
 void load_weights(Llama& model, const std::string& dir);
 // config + weights; for a LoRA adapter directory (is_adapter_dir), its base model with the
@@ -24,6 +25,9 @@ void save_model(Llama& model, const std::string& dir, size_t max_shard_bytes = s
 //   adapter_model.safetensors base_model.model.model.layers.N.self_attn.q_proj.lora_{A,B}.weight, ...
 bool is_adapter_dir(const std::string& dir);
 void save_adapter(Llama& model, const std::string& dir);  // the model's adapters and its lora_base()
+// What a checkpoint or a cache entry keeps of a model: its adapters when it has some (the base is
+// on disk already), otherwise the whole model directory (save_model).
+void save_trained_weights(Llama& model, const std::string& dir);
 // The adapter's config; `base` (optional) receives base_model_name_or_path. Errors name the key
 // and say what ethos supports (plain LoRA on the seven projections).
 LoraConfig read_adapter_config(const std::string& dir, std::string* base = nullptr);
