@@ -76,7 +76,7 @@ int cmd_generate(const GenerateArgs& a) {
   configure_threads(a.threads);
   InferenceModel loaded = load_for_inference(a.checkpoint, a.tokenizer);
   Llama& model = loaded.model;
-  const SentencePieceTokenizer* tok = loaded.tokenizer.get();
+  const Tokenizer* tok = loaded.tokenizer.get();
   std::vector<int> prompt;
   SampleOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
@@ -117,7 +117,7 @@ std::string rank_label(const std::string& message) {
 }
 
 // ethos export [--merge] CHECKPOINT --out DIR: a Hugging Face model directory (config.json,
-// safetensors, tokenizer.model) from a checkpoint. A LoRA checkpoint needs --merge: its adapters
+// safetensors, tokenizer.model or tokenizer.json) from a checkpoint. A LoRA checkpoint needs --merge: its adapters
 // are folded into the base (W + alpha/r B A); without adapters the weights are copied as they are.
 int cmd_export(const std::string& checkpoint, const std::string& out, bool merge) {
   if (fs::exists(out) && !fs::is_empty(out))
@@ -129,8 +129,13 @@ int cmd_export(const std::string& checkpoint, const std::string& out, bool merge
   model->merge_lora();
   fs::create_directories(out);
   save_model(model, out);
-  const fs::path tok = fs::path(checkpoint) / "tokenizer.model";
-  if (fs::exists(tok)) fs::copy_file(tok, fs::path(out) / "tokenizer.model", fs::copy_options::overwrite_existing);
+  std::error_code no_tokenizer;
+  for (const char* name : {"tokenizer.model", "tokenizer.json"})
+    if (fs::exists(fs::path(checkpoint) / name, no_tokenizer)) {
+      for (const auto& [src, dst] : tokenizer_files((fs::path(checkpoint) / name).string()))
+        fs::copy_file(src, fs::path(out) / dst, fs::copy_options::overwrite_existing);
+      break;
+    }
   std::cout << "exported " << checkpoint << " to " << out << (merge ? " (LoRA adapters merged)" : "") << std::endl;
   return 0;
 }
@@ -221,7 +226,7 @@ int main(int argc, char** argv) {
   gen->add_option("--checkpoint", g.checkpoint, "checkpoint or Hugging Face model directory")->required();
   gen->add_option("--prompt", g.prompt, "the user's message (or raw text with --raw)")->required();
   gen->add_option("--system", g.system, "an optional system message");
-  gen->add_option("--tokenizer", g.tokenizer, "tokenizer.model (default: the checkpoint's)");
+  gen->add_option("--tokenizer", g.tokenizer, "tokenizer.model or tokenizer.json (default: the checkpoint's)");
   gen->add_flag("--raw", g.raw, "continue the prompt as plain text instead of a chat turn");
   gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")->capture_default_str();
   gen->add_option("--temperature", g.temperature, "0 = greedy")->capture_default_str();
@@ -235,7 +240,7 @@ int main(int argc, char** argv) {
   eval->add_option("--checkpoint", ev.checkpoint, "checkpoint or Hugging Face model directory")->required();
   eval->add_option("--suite", ev.suites, "suite YAML (eval/FORMAT.md); repeat for several")->required();
   eval->add_option("--out", ev.out, "eval.jsonl to append to (default: CHECKPOINT/eval.jsonl)");
-  eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model (default: the checkpoint's)");
+  eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model or tokenizer.json (default: the checkpoint's)");
   eval->add_option("--threads", ev.threads, "intra-op threads (0 = all available)")->capture_default_str();
   eval->add_flag("--reference-scorer", ev.reference,
                  "score by the plain path (each mode on its own, rationales decoded then run again): slower, "

@@ -46,6 +46,7 @@ class FakeTokenizer : public Tokenizer {
   int eos_id() const override { return 2; }
   int unk_id() const override { return 0; }
   std::string content_hash() const override { return "fake-byte-tokenizer"; }
+  std::string path() const override { return ""; }
 
   static constexpr int kByteBase = 10;
 

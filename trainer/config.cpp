@@ -578,7 +578,7 @@ std::vector<std::string> validate(const Recipe& r) {
   c.need(r.dist.checkpoint != "sharded" || r.dist.zero == 1, "dist.checkpoint",
          "sharded checkpoints hold ZeRO-1 optimizer shards: set dist.zero: 1, or dist.checkpoint: full");
   c.need(r.dist.timeout_s > 0, "dist.timeout_s", "must be > 0 seconds, got " + std::to_string(r.dist.timeout_s));
-  c.need(!r.tokenizer.path.empty(), "tokenizer.path", "must name a tokenizer.model file");
+  c.need(!r.tokenizer.path.empty(), "tokenizer.path", "must name a tokenizer.model or tokenizer.json file");
   c.one_of("tokenizer.model_type", r.tokenizer.model_type, {"bpe", "unigram"});
   c.positive("tokenizer.vocab_size", r.tokenizer.vocab_size);
   if (r.model.from.empty()) {  // fresh init: the architecture must be complete

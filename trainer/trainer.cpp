@@ -142,7 +142,7 @@ void check_hashes(const TrainerState& s, const std::string& dir, const Recipe& r
     changed.push_back("config (the resolved recipe)");
   }
   if (s.data_hash != data) changed.push_back("data (the content of a data file)");
-  if (s.tokenizer_hash != tok) changed.push_back("tokenizer (tokenizer.model)");
+  if (s.tokenizer_hash != tok) changed.push_back("tokenizer (tokenizer.model or tokenizer.json)");
   if (changed.empty()) return;
   std::string what;
   for (const auto& c : changed) what += (what.empty() ? "" : ", ") + c;
@@ -474,7 +474,7 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
   const std::string resolved = to_yaml(r);
   std::string tok_path;  // rank 0 trains the tokenizer if needed, then the others find it
   comm.rank0_first("rank 0 prepares the tokenizer", [&] { tok_path = prepare_tokenizer(r.tokenizer, threads); });
-  auto tok = SentencePieceTokenizer::load(tok_path);
+  auto tok = load_tokenizer(tok_path);
   ChatTemplate tmpl(*tok);
   const std::string cfg_hash = config_hash(r, comm.world()), dat_hash = data_hash(r);
 

@@ -18,7 +18,7 @@ namespace ethos {
 std::string prepare_tokenizer(const TokenizerSection& t, int threads) {
   if (t.train_files.empty()) {
     if (file_exists(t.path)) return t.path;
-    throw Error("tokenizer.path '" + t.path + "' does not exist. Point it at a sentencepiece tokenizer.model, or set "
+    throw Error("tokenizer.path '" + t.path + "' does not exist. Point it at a sentencepiece tokenizer.model or a Hugging Face tokenizer.json, or set "
                 "tokenizer.train_files to train one there.");
   }
   // What the tokenizer is trained from, recorded beside it (<path>.sources): a tokenizer trained

@@ -8,7 +8,7 @@
 namespace ethos {
 
 struct TokenizerSection {
-  std::string path;                      // tokenizer.model to load (relative paths: to the CWD)
+  std::string path;                      // tokenizer.model or tokenizer.json to load (relative paths: to the CWD)
   std::vector<std::string> train_files;  // if `path` does not exist and these are set: train it first
   std::string model_type = "bpe";        // bpe | unigram
   int64_t vocab_size = 1000;

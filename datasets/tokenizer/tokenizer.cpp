@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "datasets/tokenizer/bpe.h"
 #include "datasets/tokenizer/spm_capi.h"
 #include "datasets/base/util.h"
 
@@ -272,5 +273,34 @@ int SentencePieceTokenizer::vocab_size() const { return api().vocab_size(model(h
 int SentencePieceTokenizer::bos_id() const { return api().bos_id(model(handle_)); }
 int SentencePieceTokenizer::eos_id() const { return api().eos_id(model(handle_)); }
 int SentencePieceTokenizer::unk_id() const { return api().unk_id(model(handle_)); }
+
+namespace {
+bool ends_with_json(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".json") == 0; }
+}  // namespace
+
+std::string resolve_tokenizer_path(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return path;
+  for (const char* name : {"tokenizer.model", "tokenizer.json"})
+    if (fs::exists(fs::path(path) / name, ec)) return (fs::path(path) / name).string();
+  throw Error("'" + path + "' holds no tokenizer.model or tokenizer.json. Point at the tokenizer file itself, or "
+              "copy the model's tokenizer into the directory.");
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  const std::string file = resolve_tokenizer_path(path);
+  if (ends_with_json(file)) return ByteLevelBpeTokenizer::load(file);
+  return SentencePieceTokenizer::load(file);
+}
+
+std::vector<std::pair<std::string, std::string>> tokenizer_files(const std::string& path) {
+  const std::string file = resolve_tokenizer_path(path);
+  if (!ends_with_json(file)) return {{file, "tokenizer.model"}};
+  std::vector<std::pair<std::string, std::string>> out{{file, "tokenizer.json"}};
+  const fs::path cfg = fs::path(file).parent_path() / "tokenizer_config.json";
+  std::error_code ec;
+  if (fs::exists(cfg, ec)) out.emplace_back(cfg.string(), "tokenizer_config.json");
+  return out;
+}
 
 }  // namespace ethos

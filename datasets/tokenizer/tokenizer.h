@@ -1,11 +1,14 @@
 // Tokenizers. The seam is the abstract Tokenizer (the chat template and data code
-// depend only on it); SentencePieceTokenizer is the real one. sentencepiece itself lives
+// depend only on it); SentencePieceTokenizer (tokenizer.model) and ByteLevelBpeTokenizer
+// (Hugging Face tokenizer.json, bpe.h) are the real ones; load_tokenizer picks by the file.
+// sentencepiece itself lives
 // behind a dlopen()ed C interface (spm_capi.h) because its bundled protobuf clashes with
 // libtorch's (README.md, stack note 3).
 #pragma once
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ethos {
@@ -24,7 +27,20 @@ class Tokenizer {
   virtual int unk_id() const = 0;
   // Content hash of the tokenizer definition (for checkpoint/caching checks).
   virtual std::string content_hash() const = 0;
+  virtual std::string path() const = 0;  // the file it was loaded from ("" when built from text)
 };
+
+// Loads `path` by what it is: a tokenizer.json (a name ending in .json) as byte-level BPE, any
+// other file as a sentencepiece model, a directory by the file in it (tokenizer.model first,
+// then tokenizer.json). Throws Error naming the path and what to point at otherwise.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+// `path` itself when it is a file; for a directory the tokenizer file in it (as load_tokenizer
+// picks it); a directory with neither is an Error.
+std::string resolve_tokenizer_path(const std::string& path);
+// The files that make up the tokenizer at `path` and the names a model directory or checkpoint
+// keeps them under: {path, "tokenizer.model"}, or {path, "tokenizer.json"} plus
+// tokenizer_config.json beside it when there is one (it names BOS and EOS).
+std::vector<std::pair<std::string, std::string>> tokenizer_files(const std::string& path);
 
 struct TokenizerTrainOptions {
   std::vector<std::string> input_files;  // plain text, one sentence/document per line
@@ -57,7 +73,7 @@ class SentencePieceTokenizer : public Tokenizer {
   int eos_id() const override;
   int unk_id() const override;
   std::string content_hash() const override { return hash_; }
-  const std::string& path() const { return path_; }
+  std::string path() const override { return path_; }
 
  private:
   SentencePieceTokenizer() = default;

@@ -12,6 +12,7 @@
 
 #include "datasets/base/limits.h"
 #include "datasets/base/util.h"
+#include "datasets/tokenizer/tokenizer.h"
 #include "trainer/model/weights.h"
 #include "trainer/model/safetensors.h"
 
@@ -229,8 +230,11 @@ static uint64_t checkpoint_bytes_needed(const std::string& run_dir, Llama& model
     for (const auto& f : fs::directory_iterator(d, ec)) total += f.is_regular_file(ec) ? f.file_size(ec) : 0;
     if (total > 0) return total;
   }
-  uint64_t total = fs::file_size(tokenizer_path, ec);
-  if (ec) total = 0;
+  uint64_t total = 0;
+  for (const auto& [src, name] : tokenizer_files(tokenizer_path)) {
+    const uint64_t n = fs::file_size(src, ec);
+    total += ec ? 0 : n;
+  }
   for (const auto& p : model->trainable_parameters()) total += p.second.nbytes();
   if (opt)
     for (const auto& t : opt->tensors) total += t.second.nbytes();
@@ -274,7 +278,7 @@ std::string save_checkpoint(const std::string& run_dir, TrainerState state, Llam
     } else if (opt) {
       write_file_atomic((tmp / kOptimizerIndex).string(), opt->shard_index.dump(1) + "\n");
     }
-    copy_file_synced(tokenizer_path, (tmp / "tokenizer.model").string());
+    for (const auto& [src, name] : tokenizer_files(tokenizer_path)) copy_file_synced(src, (tmp / name).string());
     write_file_atomic((tmp / "config.yaml").string(), resolved_yaml);
     state.files = nlohmann::json::object();
     state.checksums = nlohmann::json::object();

@@ -1,7 +1,7 @@
 // Checkpoints (README.md "Models and checkpoints"):
 //   <run>/checkpoints/step_000123/
 //     config.json, model.safetensors   Hugging Face format (loads in transformers unchanged)
-//     tokenizer.model                  copy of the run's tokenizer
+//     tokenizer.model | tokenizer.json copy of the run's tokenizer (+ tokenizer_config.json beside a .json)
 //     optimizer.safetensors            AdamW moments under "<param>.exp_avg(_sq)", or (ZeRO-1,
 //                                      dist.checkpoint: sharded) one file per rank,
 //     optimizer-rank00000-of-00002.safetensors  "<param>@<offset>.exp_avg(_sq)" 1-D slices, and

@@ -9,9 +9,8 @@ namespace ethos {
 
 InferenceModel load_for_inference(const std::string& dir, const std::string& tokenizer_path) {
   InferenceModel m;
-  m.tokenizer_path =
-      tokenizer_path.empty() ? (std::filesystem::path(dir) / "tokenizer.model").string() : tokenizer_path;
-  m.tokenizer = SentencePieceTokenizer::load(m.tokenizer_path);
+  m.tokenizer_path = resolve_tokenizer_path(tokenizer_path.empty() ? dir : tokenizer_path);
+  m.tokenizer = load_tokenizer(m.tokenizer_path);
   m.model = load_model(dir);
   check_vocab(m.model, *m.tokenizer, m.tokenizer_path);
   m.model->eval();

@@ -11,7 +11,7 @@ namespace ethos {
 
 struct InferenceModel {
   Llama model{nullptr};                               // in eval mode
-  std::unique_ptr<SentencePieceTokenizer> tokenizer;
+  std::unique_ptr<Tokenizer> tokenizer;
   std::string tokenizer_path;
 };
 
