@@ -10,6 +10,7 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/base/util.h"
+#include "datasets/base/yaml.h"
 #include "datasets/world/generate.h"
 #include "launch/ablate.h"
 #include "eval/report/report.h"
@@ -64,7 +65,7 @@ int cmd_tokenizer_train(TokenizerTrainOptions opt, bool no_chat_tokens) {
 }
 
 struct GenerateArgs {
-  std::string checkpoint, prompt, system, tokenizer;
+  std::string checkpoint, prompt, system, tokenizer, chat_template = "auto";
   bool raw = false;
   int max_new_tokens = 64, samples = 1;
   double temperature = 0, top_p = 1;
@@ -88,7 +89,13 @@ int cmd_generate(const GenerateArgs& a) {
     prompt.insert(prompt.end(), ids.begin(), ids.end());
     if (tok->eos_id() >= 0) opt.stop_ids.push_back(tok->eos_id());
   } else {  // a chat turn through the training template
-    ChatTemplate tmpl(*tok);
+    std::string format = a.chat_template;
+    const fs::path cfg = fs::path(a.checkpoint) / "config.yaml";
+    if (format == "auto" && fs::exists(cfg)) {  // the template the checkpoint was trained with
+      const YAML::Node node = load_yaml_file(cfg.string());
+      if (node["chat_template"] && node["chat_template"].IsScalar()) format = node["chat_template"].as<std::string>();
+    }
+    ChatTemplate tmpl(*tok, format);
     std::vector<Message> context;
     if (!a.system.empty()) context.push_back({"system", a.system});
     context.push_back({"user", a.prompt});
@@ -227,6 +234,8 @@ int main(int argc, char** argv) {
   gen->add_option("--prompt", g.prompt, "the user's message (or raw text with --raw)")->required();
   gen->add_option("--system", g.system, "an optional system message");
   gen->add_option("--tokenizer", g.tokenizer, "tokenizer.model or tokenizer.json (default: the checkpoint's)");
+  gen->add_option("--chat-template", g.chat_template,
+                  "auto | ethos | llama3 | chatml | llama2 | mistral (default: the checkpoint's recipe's, else auto)");
   gen->add_flag("--raw", g.raw, "continue the prompt as plain text instead of a chat turn");
   gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")->capture_default_str();
   gen->add_option("--temperature", g.temperature, "0 = greedy")->capture_default_str();
@@ -241,6 +250,8 @@ int main(int argc, char** argv) {
   eval->add_option("--suite", ev.suites, "suite YAML (eval/FORMAT.md); repeat for several")->required();
   eval->add_option("--out", ev.out, "eval.jsonl to append to (default: CHECKPOINT/eval.jsonl)");
   eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model or tokenizer.json (default: the checkpoint's)");
+  eval->add_option("--chat-template", ev.chat_template,
+                   "auto | ethos | llama3 | chatml | llama2 | mistral (default: the checkpoint's recipe's, else auto)");
   eval->add_option("--threads", ev.threads, "intra-op threads (0 = all available)")->capture_default_str();
   eval->add_flag("--reference-scorer", ev.reference,
                  "score by the plain path (each mode on its own, rationales decoded then run again): slower, "

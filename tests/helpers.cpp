@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 #include <fstream>
 
 namespace ethos::test {
@@ -45,6 +46,16 @@ bool python_torch_available() {
   static int cached = -1;
   if (cached < 0) cached = run("/usr/bin/python3 -c 'import torch'").status == 0 ? 1 : 0;
   return cached == 1;
+}
+
+const std::string& bpe_reference_dir() {
+  static const std::string dir = [] {
+    const std::string d = binary_dir() + "/test-tmp/bpe_reference";
+    const auto r = run(source_dir() + "/tests/reference/bpe_fixtures.sh " + d + " 2>&1");
+    if (r.status != 0) throw std::runtime_error("tests/reference/bpe_fixtures.sh failed:\n" + r.output);
+    return d;
+  }();
+  return dir;
 }
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }

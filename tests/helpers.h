@@ -18,6 +18,10 @@ struct RunResult {
 RunResult run(const std::string& command);
 // True when /usr/bin/python3 can import torch (reference scripts are run only then).
 bool python_torch_available();
+// tests/reference/bpe_fixtures.sh's output, written once per build directory: gpt2/tokenizer.json,
+// llama3/tokenizer.json (+ tokenizer_config.json), chatml/tokenizer.json (GPT-2's with
+// <|im_start|> and <|im_end|> added) and cases.json. Throws when Node.js or npm fail.
+const std::string& bpe_reference_dir();
 void sleep_ms(int ms);
 // Starts argv[0] with extra environment entries ("K=V"), stdout+stderr to log_path. Returns the pid.
 int spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& log_path);

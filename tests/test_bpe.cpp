@@ -21,15 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // The reference data, written once per build directory (node + two npm packages, ~3 s).
-const std::string& fixtures() {
-  static const std::string dir = [] {
-    const std::string d = binary_dir() + "/test-tmp/bpe_reference";
-    const auto r = run(source_dir() + "/tests/reference/bpe_fixtures.sh " + d + " 2>&1");
-    if (r.status != 0) throw std::runtime_error("tests/reference/bpe_fixtures.sh failed:\n" + r.output);
-    return d;
-  }();
-  return dir;
-}
+const std::string& fixtures() { return bpe_reference_dir(); }
 
 const ByteLevelBpeTokenizer& tokenizer(const std::string& name) {
   static std::map<std::string, std::unique_ptr<ByteLevelBpeTokenizer>> cache;

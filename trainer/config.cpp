@@ -19,6 +19,7 @@
 
 #include "datasets/base/util.h"
 #include "datasets/base/yaml.h"
+#include "datasets/chat_template.h"
 #include "trainer/objective/preference.h"
 #include "trainer/preempt.h"
 
@@ -81,7 +82,7 @@ template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
   ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(preempt_signal);
   ETHOS_FIELD(rebase);
-  ETHOS_FIELD(tokenizer);
+  ETHOS_FIELD(tokenizer); ETHOS_FIELD(chat_template);
   ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval); ETHOS_FIELD(dist); ETHOS_FIELD(log);
 }
 #undef ETHOS_FIELD
@@ -440,6 +441,9 @@ struct Writer {
   void operator()(const char* name, LogSection& field) {  // likewise `log` (and it is not hashed)
     if (field.tensorboard) operator()<LogSection>(name, field);
   }
+  void operator()(const char* name, std::string& field) {  // and chat_template when it is auto
+    if (std::string(name) != "chat_template" || field != "auto") operator()<std::string>(name, field);
+  }
 };
 
 template <class T> void write(YAML::Emitter& out, T& obj) {
@@ -580,6 +584,7 @@ std::vector<std::string> validate(const Recipe& r) {
   c.need(r.dist.timeout_s > 0, "dist.timeout_s", "must be > 0 seconds, got " + std::to_string(r.dist.timeout_s));
   c.need(!r.tokenizer.path.empty(), "tokenizer.path", "must name a tokenizer.model or tokenizer.json file");
   c.one_of("tokenizer.model_type", r.tokenizer.model_type, {"bpe", "unigram"});
+  c.one_of("chat_template", r.chat_template, ChatTemplate::formats());
   c.positive("tokenizer.vocab_size", r.tokenizer.vocab_size);
   if (r.model.from.empty()) {  // fresh init: the architecture must be complete
     ModelConfig arch = r.model.arch;

@@ -128,6 +128,9 @@ struct Recipe {
   // Applied when the recipe loads; the resolved config shows the replaced paths.
   std::vector<std::string> rebase;
   TokenizerSection tokenizer;
+  // The turn format: auto | ethos | llama3 | chatml | llama2 | mistral (datasets/chat_template.h);
+  // auto picks by the tokenizer's special tokens. Training, eval hooks and generation all use it.
+  std::string chat_template = "auto";
   ModelSection model;
   std::vector<StageSection> stages;  // resolved: always >= 1
   EvalSection eval;

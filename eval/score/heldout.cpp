@@ -45,9 +45,9 @@ PackedBatch one_per_row(const std::vector<TokenizedExample>& ex, size_t begin, s
 
 }  // namespace
 
-double HeldoutLossHook::loss(Llama& model, const Tokenizer& tok, int64_t* tokens) const {
+double HeldoutLossHook::loss(Llama& model, const Tokenizer& tok, int64_t* tokens, const std::string& chat_template) const {
   torch::NoGradGuard no_grad;
-  ChatTemplate tmpl(tok);
+  ChatTemplate tmpl(tok, chat_template);
   double nll = 0, weight = 0;
   for (const auto& records : records_) {
     const auto examples = tokenize_records(records, tmpl, TemplateOptions{}, seq_len_);
@@ -66,7 +66,7 @@ double HeldoutLossHook::loss(Llama& model, const Tokenizer& tok, int64_t* tokens
 
 void HeldoutLossHook::after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) {
   int64_t n = 0;
-  const double value = loss(model, tok, &n);
+  const double value = loss(model, tok, &n, info.chat_template);
   nlohmann::json event{{"event", "eval"}, {"step", info.step},       {"stage", info.stage},
                        {"recipe", info.recipe}, {"seed", info.seed}, {"checkpoint", info.dir},
                        {"suite", "heldout"}, {"split", "id"},       {"metric", "loss"},

@@ -21,7 +21,7 @@ class HeldoutLossHook : public EvalHook {
   HeldoutLossHook(std::vector<HeldoutFile> files, int seq_len, int batch_rows = 8);
   void after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) override;
   // Token-weighted mean loss of `model` on the files (same template and weights as training).
-  double loss(Llama& model, const Tokenizer& tok, int64_t* tokens = nullptr) const;
+  double loss(Llama& model, const Tokenizer& tok, int64_t* tokens = nullptr, const std::string& chat_template = "auto") const;
 
  private:
   std::vector<HeldoutFile> files_;

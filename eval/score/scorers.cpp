@@ -96,6 +96,10 @@ constexpr size_t kGenerateRows = 64;  // sequences decoded together
 // The model's own rationale after the prompt: <|rationale|> given, greedy to <|/rationale|>.
 std::vector<std::vector<int>> reason_first_prefixes(Llama& model, const ChatTemplate& tmpl,
                                                     const std::vector<std::vector<int>>& prompts, int max_tokens) {
+  if (!tmpl.has_rationale())
+    throw Error("reason_first scoring lets the model write its rationale between <|rationale|> and <|/rationale|>, but the "
+                "tokenizer has no such tokens (chat_template " + tmpl.format() + "): score in direct mode, or add the two "
+                "markers to the tokenizer as added tokens");
   std::vector<std::vector<int>> starts;
   for (const auto& p : prompts) {
     starts.push_back(p);
@@ -128,8 +132,7 @@ std::vector<std::vector<std::vector<int>>> candidate_tokens(const ChatTemplate& 
   std::vector<std::vector<std::vector<int>>> out(suite.items.size());
   for (size_t i = 0; i < suite.items.size(); ++i)
     for (const auto& c : suite.items[i].candidates) {
-      out[i].push_back(tmpl.tokenizer().encode(c.text));
-      out[i].back().push_back(tmpl.end_id());
+      out[i].push_back(tmpl.render_answer(c.text));
     }
   return out;
 }

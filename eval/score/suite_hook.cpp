@@ -24,9 +24,10 @@ namespace fs = std::filesystem;
 namespace ethos {
 
 std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, const Tokenizer& tok,
-                                           const EvalStamp& stamp, ScorerPath path, std::vector<ItemOutcome>* outcomes) {
+                                           const EvalStamp& stamp, ScorerPath path, std::vector<ItemOutcome>* outcomes,
+                                           const std::string& chat_template) {
   const auto t0 = std::chrono::steady_clock::now();
-  ChatTemplate tmpl(tok);
+  ChatTemplate tmpl(tok, chat_template);
   const std::vector<ItemOutcome> scored = score_suite(model, tmpl, suite, path);
   auto events = compute_metrics(suite, scored);
   if (outcomes) *outcomes = scored;
@@ -118,7 +119,8 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
     std::string cached;
     if (!cache_dir_.empty()) {
       const std::string key = Hasher().update(weights).update("|").update(suite.hash).update("|")
-                                  .update(tok.content_hash()).update("|").update(kTemplateVersion).hex();
+                                  .update(tok.content_hash()).update("|").update(kTemplateVersion)
+                                  .update(info.chat_template == "auto" ? "" : "|" + info.chat_template).hex();
       cached = (fs::path(cache_dir_) / "eval" / (key + ".jsonl")).string();
       if (fs::exists(cached)) {
         // The entry's last line is the checksum of the lines before it: a damaged entry (a flipped
@@ -145,7 +147,7 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
       }
     }
     if (events.empty()) {
-      events = evaluate_suite(suite, model, tok, stamp);
+      events = evaluate_suite(suite, model, tok, stamp, ScorerPath::batched, nullptr, info.chat_template);
       if (partial)
         for (auto& e : events) {
           e["subsample"] = suite.items.size();
@@ -185,6 +187,7 @@ int run_eval_command(const EvalCommandArgs& a) {
   const Tokenizer* tok = loaded.tokenizer.get();
   EvalStamp stamp;
   stamp.checkpoint = a.checkpoint;
+  std::string chat_template = a.chat_template;  // --chat-template, else the checkpoint's recipe's
   if (fs::exists(fs::path(a.checkpoint) / "trainer_state.json")) {
     const TrainerState s = read_trainer_state(a.checkpoint);
     stamp.step = s.global_step;
@@ -194,12 +197,14 @@ int run_eval_command(const EvalCommandArgs& a) {
     const YAML::Node cfg = load_yaml_file((fs::path(a.checkpoint) / "config.yaml").string());
     if (cfg["name"]) stamp.recipe = cfg["name"].as<std::string>();
     if (cfg["seed"]) stamp.seed = cfg["seed"].as<int64_t>();
+    if (chat_template.empty() && cfg["chat_template"] && cfg["chat_template"].IsScalar())
+      chat_template = cfg["chat_template"].as<std::string>();
   }
   const std::string out = a.out.empty() ? (fs::path(a.checkpoint) / "eval.jsonl").string() : a.out;
   for (const auto& suite : suites) {
     std::vector<ItemOutcome> outcomes;
     auto events = evaluate_suite(suite, model, *tok, stamp, a.reference ? ScorerPath::reference : ScorerPath::batched,
-                                 &outcomes);
+                                 &outcomes, chat_template.empty() ? "auto" : chat_template);
     append_events(out, events);
     if (!a.items.empty()) append_events(a.items, item_records(suite, outcomes, stamp));
     std::cout << summary_line(suite, events) << std::endl;

@@ -22,7 +22,8 @@ namespace ethos {
 // receives the per-item outcomes.
 std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, const Tokenizer& tok,
                                            const EvalStamp& stamp, ScorerPath path = ScorerPath::batched,
-                                           std::vector<ItemOutcome>* outcomes = nullptr);
+                                           std::vector<ItemOutcome>* outcomes = nullptr,
+                                           const std::string& chat_template = "auto");
 
 // One JSON record per outcome: the item (id, split, axes, benign, tags), scorer and mode, the
 // label chosen under the suite's rule (and under both rules), every candidate with its scores,
@@ -70,7 +71,8 @@ struct EvalCommandArgs {
   std::string checkpoint;            // checkpoint or HF model directory
   std::vector<std::string> suites;   // suite YAMLs
   std::string out;                   // eval.jsonl to append to (default: <checkpoint>/eval.jsonl)
-  std::string tokenizer;             // default: <checkpoint>/tokenizer.model
+  std::string tokenizer;             // default: <checkpoint>/tokenizer.model or tokenizer.json
+  std::string chat_template;         // default: the checkpoint's config.yaml, else auto
   int threads = 0;
   bool reference = false;            // --reference-scorer
   std::string items;                 // --items: per-item outcomes as JSONL (appended)

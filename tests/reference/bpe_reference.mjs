@@ -42,6 +42,13 @@ const gpt2 = {
 };
 fs.mkdirSync(path.join(out, 'gpt2'), { recursive: true });
 fs.writeFileSync(path.join(out, 'gpt2', 'tokenizer.json'), JSON.stringify(gpt2));
+// ChatML's markers on GPT-2's byte-level BPE (Qwen2's tokenizer is not on npm): for the chatml
+// chat template's tests, which compare against encoding the whole rendered text.
+const chatml = JSON.parse(JSON.stringify(gpt2));
+for (const [id, content] of [[50257, '<|im_start|>'], [50258, '<|im_end|>']])
+  chatml.added_tokens.push({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+fs.mkdirSync(path.join(out, 'chatml'), { recursive: true });
+fs.writeFileSync(path.join(out, 'chatml', 'tokenizer.json'), JSON.stringify(chatml));
 
 // ---- Llama 3 ---------------------------------------------------------------------------------
 const { llama3Tokenizer } = require('llama3-tokenizer-js/bundle/commonjs-llama3-tokenizer-with-baked-data.cjs');
@@ -104,4 +111,4 @@ for (const s of strings) {
 }
 for (const s of llamaOnly) cases.push({ tokenizer: 'llama3', text: s, ids: llama3Tokenizer.encode(s, { bos: false, eos: false }) });
 fs.writeFileSync(path.join(out, 'cases.json'), JSON.stringify(cases, null, 0));
-console.log(`wrote ${cases.length} cases and 2 tokenizer.json files to ${out}`);
+console.log(`wrote ${cases.length} cases and 3 tokenizer.json files to ${out}`);
