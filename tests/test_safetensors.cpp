@@ -230,3 +230,25 @@ CATCH_TEST_CASE("the writer rejects what it cannot represent") {
   CATCH_REQUIRE_THROWS_WITH(ethos::serialize_safetensors({{"a", torch::zeros({2})}, {"a", torch::zeros({2})}}),
                             Contains("'a' is reserved or used twice"));
 }
+
+CATCH_TEST_CASE("read maps the file: values survive pages being released and read again; odd files are errors") {
+  using Catch::Matchers::Contains;
+  const std::string dir = ethos::test::fresh_dir("safetensors_mmap");
+  // Tensors spanning several pages and sharing pages with each other (odd byte sizes).
+  ethos::NamedTensors t = {{"a", torch::randn({3, 1001})}, {"b", torch::arange(7, torch::kInt8)},
+                           {"c", torch::randn({257, 33}, torch::kFloat64)}, {"d", torch::randn({5}).to(torch::kBFloat16)}};
+  ethos::write_safetensors(dir + "/m.safetensors", t);
+  const auto f = ethos::SafetensorsFile::read(dir + "/m.safetensors");
+  for (int round = 0; round < 2; ++round)  // the second get() faults the released pages back in
+    for (const auto& [name, tensor] : t) CATCH_CHECK(torch::equal(f.get(name), tensor));
+  // The file object outlives the caller's copy of it (the mapping is shared, unmapped last).
+  const torch::Tensor c = [&] {
+    const ethos::SafetensorsFile copy = ethos::SafetensorsFile::read(dir + "/m.safetensors");
+    return copy.get("c");
+  }();
+  CATCH_CHECK(torch::equal(c, t[2].second));
+  ethos::test::write_text(dir + "/empty.safetensors", "");
+  CATCH_CHECK_THROWS_WITH(ethos::SafetensorsFile::read(dir + "/empty.safetensors"), Contains("shorter than the 8-byte header length"));
+  CATCH_CHECK_THROWS_WITH(ethos::SafetensorsFile::read(dir), Contains("not a regular file"));
+  CATCH_CHECK_THROWS_WITH(ethos::SafetensorsFile::read(dir + "/missing.safetensors"), Contains("cannot open"));
+}

@@ -6,7 +6,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -199,38 +205,69 @@ void check_bool_bytes(const char* data, size_t n, const std::string& label, cons
 
 }  // namespace
 
-SafetensorsFile SafetensorsFile::read(const std::string& path) { return parse(read_file(path), path); }
+SafetensorsFile SafetensorsFile::read(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(path + ": not a regular file; a safetensors weights file was expected");
+  }
+  SafetensorsFile file;
+  file.size_ = static_cast<size_t>(st.st_size);
+  if (file.size_ >= 8) {
+    void* p = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) throw Error(path + ": cannot map " + human_bytes(file.size_) + " (" + std::strerror(err) + ")");
+    const size_t n = file.size_;
+    file.owner_ = std::shared_ptr<const void>(p, [n](const void* q) { ::munmap(const_cast<void*>(q), n); });
+    file.data_ = static_cast<const char*>(p);
+    file.mapped_ = true;
+  } else {
+    ::close(fd);
+  }
+  file.validate(path);
+  return file;
+}
 
 SafetensorsFile SafetensorsFile::parse(std::string bytes, const std::string& label) {
-  if (bytes.size() < 8) {
-    throw Error(label + ": file is " + std::to_string(bytes.size()) +
+  SafetensorsFile file;
+  auto owned = std::make_shared<std::string>(std::move(bytes));
+  file.data_ = owned->data();
+  file.size_ = owned->size();
+  file.owner_ = owned;
+  file.validate(label);
+  return file;
+}
+
+void SafetensorsFile::validate(const std::string& label) {
+  if (size_ < 8) {
+    throw Error(label + ": file is " + std::to_string(size_) +
                 " bytes, shorter than the 8-byte header length; it is truncated or not a safetensors file");
   }
-  const uint64_t header_len = read_u64_le(bytes.data());
+  const uint64_t header_len = read_u64_le(data_);
   if (header_len > kMaxHeaderBytes) {
     throw Error(label + ": header length " + std::to_string(header_len) + " is absurd (limit " +
                 std::to_string(kMaxHeaderBytes) + " bytes); the file is corrupt or not a safetensors file");
   }
-  if (header_len > bytes.size() - 8) {
+  if (header_len > size_ - 8) {
     throw Error(label + ": header length " + std::to_string(header_len) + " is larger than the file (" +
-                std::to_string(bytes.size() - 8) + " bytes after the length); the file is truncated");
+                std::to_string(size_ - 8) + " bytes after the length); the file is truncated");
   }
-  const json header = parse_header(bytes.substr(8, header_len), label);
+  const json header = parse_header(std::string(data_ + 8, header_len), label);
 
-  SafetensorsFile file;
-  file.label_ = label;
-  file.data_start_ = 8 + header_len;
-  const size_t data_size = bytes.size() - file.data_start_;
+  label_ = label;
+  data_start_ = 8 + header_len;
+  const size_t data_size = size_ - data_start_;
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
-      file.metadata_ = parse_metadata(value, label);
+      metadata_ = parse_metadata(value, label);
     } else {
-      file.entries_.push_back(parse_entry(key, value, data_size, label));
+      entries_.push_back(parse_entry(key, value, data_size, label));
     }
   }
-  check_coverage(file.entries_, data_size, label);
-  file.bytes_ = std::move(bytes);
-  return file;
+  check_coverage(entries_, data_size, label);
 }
 
 bool SafetensorsFile::contains(const std::string& name) const {
@@ -243,11 +280,19 @@ torch::Tensor SafetensorsFile::get(const std::string& name) const {
     throw Error(label_ + ": no tensor named '" + name + "' (the file has " + std::to_string(entries_.size()) +
                 " tensors)");
   }
-  const char* src = bytes_.data() + data_start_ + it->begin;
+  const char* src = data_ + data_start_ + it->begin;
   const size_t n = it->end - it->begin;
   if (it->dtype == torch::kBool) check_bool_bytes(src, n, label_, name);
   torch::Tensor out = torch::empty(it->shape, torch::TensorOptions().dtype(it->dtype));
   if (n > 0) std::memcpy(out.data_ptr(), src, n);
+  if (mapped_ && n > 0) {
+    // The copy is made: let this process's mapping of those pages go (they stay in the page
+    // cache, shared, and come back on a second get()).
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(src) & ~(page - 1);
+    const uintptr_t hi = reinterpret_cast<uintptr_t>(src) + n;
+    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  }
   return out;
 }
 

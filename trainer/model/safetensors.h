@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,7 +24,10 @@ struct SafetensorsEntry {
 
 class SafetensorsFile {
  public:
-  // Reads and validates the whole file. Throws Error("<path>: <what>") on any problem.
+  // Maps the file into memory (read-only) and validates its header and offsets. Throws
+  // Error("<path>: <what>") on any problem. Nothing is read until get(): a tensor's pages are
+  // faulted in when it is copied out and released from this process right after, so loading
+  // a model holds its weights once (the tensors), not twice (the file's bytes and the tensors).
   static SafetensorsFile read(const std::string& path);
   // Same, from bytes already in memory (`label` names them in errors).
   static SafetensorsFile parse(std::string bytes, const std::string& label);
@@ -35,8 +39,13 @@ class SafetensorsFile {
   torch::Tensor get(const std::string& name) const;
 
  private:
+  void validate(const std::string& label);  // the checks of read/parse, on data_[0, size_)
+
   std::string label_;
-  std::string bytes_;
+  std::shared_ptr<const void> owner_;  // the mapping (munmap on release) or the bytes given to parse
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
   size_t data_start_ = 0;
   std::vector<SafetensorsEntry> entries_;
   std::map<std::string, std::string> metadata_;
