@@ -172,3 +172,33 @@ CATCH_TEST_CASE("a bf16 safetensors file loads into a float32 model") {
   CATCH_CHECK(wrong == 0);
   CATCH_CHECK(differing(m, back) > 0);  // the bf16 rounding is visible: the file, not `m`, was loaded
 }
+
+CATCH_TEST_CASE("a model built for loading skips default initialisation but has every parameter, and draws no random numbers") {
+  for (bool tied : {false, true}) {
+    ModelConfig c = small_config(tied);
+    c.qkv_bias = true;
+    Llama fresh(c), bare(c, /*default_init=*/false);
+    auto a = fresh->hf_parameters(), b = bare->hf_parameters();
+    CATCH_REQUIRE(a.size() == b.size());
+    for (size_t k = 0; k < a.size(); ++k) {
+      CATCH_CHECK(a[k].first == b[k].first);
+      CATCH_CHECK(a[k].second.sizes() == b[k].second.sizes());
+      CATCH_CHECK(b[k].second.requires_grad());
+    }
+    // The random stream is where it would be without the bare model: fresh models stay reproducible.
+    torch::manual_seed(5);
+    Llama x(c);
+    torch::manual_seed(5);
+    Llama skipped(c, false);
+    Llama y(c);
+    CATCH_CHECK(differing(x, y) == 0);
+  }
+  // load_model builds it that way, and the loaded model computes as the saved one.
+  Llama m = random_model(small_config(), 11);
+  const std::string dir = test::fresh_dir("weights_bare_load");
+  save_model(m, dir);
+  Llama loaded = load_model(dir);
+  CATCH_CHECK(differing(m, loaded) == 0);
+  const auto tokens = torch::randint(0, 60, {2, 7}, torch::kInt64);
+  CATCH_CHECK(torch::equal(m->forward(tokens), loaded->forward(tokens)));
+}

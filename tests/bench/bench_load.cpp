@@ -1,8 +1,9 @@
 // Loading a big checkpoint: time and peak memory against the checkpoint's size (README.md here).
 //   bench_load write DIR [hidden layers heads kv_heads intermediate vocab]   random weights, HF format
-//   bench_load load DIR            ethos's load_model (memory-mapped shards, pages released per tensor)
-//   bench_load load-copy DIR       the same with each shard first read whole into memory (the path
-//                                  before memory mapping), for comparison in the same run
+//   bench_load load DIR            as ethos's load_model: parameters allocated without default
+//                                  initialisation, shards memory-mapped, pages released per tensor
+//   bench_load load-copy DIR       the path before: default-initialised parameters, each shard read
+//                                  whole into memory, for comparison in the same run
 // Each load prints one JSON line: seconds to build the model (its default initialisation),
 // seconds to read the weights, peak RSS (getrusage) and the weights' bytes on disk.
 #include <sys/resource.h>
@@ -62,7 +63,8 @@ int main(int argc, char** argv) try {
     return 0;
   }
   const double t0 = now();
-  Llama m(read_model_config(dir));  // allocates and default-initialises every parameter
+  // ethos allocates without LibTorch's default initialisation (load_model); the path before did it.
+  Llama m(read_model_config(dir), /*default_init=*/mode != "load");
   const double t1 = now();
   if (mode == "load") {
     load_weights(m, dir);

@@ -77,7 +77,9 @@ struct KVCache {
 };
 
 struct LlamaImpl : torch::nn::Module {
-  explicit LlamaImpl(const ModelConfig& cfg);
+  // default_init false: parameters are allocated but not initialised (LibTorch's module
+  // initialisers are skipped), for a model whose every weight is about to be loaded (load_model).
+  explicit LlamaImpl(const ModelConfig& cfg, bool default_init = true);
 
   // tokens, positions, doc_ids: int64 [B,T]. A token attends to earlier tokens with the same
   // doc id (causal, document-aware). Returns logits [B,T,V] (float32 on CPU).

@@ -156,7 +156,7 @@ Llama load_model(const std::string& dir) {
     load_adapter_weights(model, dir);
     return model;
   }
-  Llama model(read_model_config(dir));
+  Llama model(read_model_config(dir), /*default_init=*/false);  // every weight is loaded next (or an error)
   load_weights(model, dir);
   return model;
 }
