@@ -14,6 +14,9 @@ Usage:
   llama_ref.py run --config config.json --weights model.safetensors --input input.json --out out.safetensors
       input.json: {"tokens", "positions", "doc_ids", "labels"}: [B][T] integer lists.
       out: "logits" [B,T,V], "loss" [], "grad.<param name>" for every weight.
+  llama_ref.py run ... --adapter DIR
+      the same with a PEFT LoRA adapter applied (W + lora_alpha/r B A on each target projection);
+      out also holds "grad.<PEFT name>" for every lora_A and lora_B.
   llama_ref.py golden --out-dir tests/golden
       writes llama_<case>.json ({"config", "input", "loss"}) and llama_<case>.safetensors
       (weights under Hugging Face names, "logits", "grad.<name>") for the built-in cases.
@@ -129,17 +132,37 @@ def forward(cfg, w, tokens, positions, doc_ids):
     return h @ head.t()
 
 
-def run(config_json, weights, inputs):
-    """Returns {"logits", "loss", "grad.<name>"} for weights {name: tensor}."""
+def run(config_json, weights, inputs, adapter=None):
+    """Returns {"logits", "loss", "grad.<name>"} for weights {name: tensor}.
+
+    adapter: (adapter_config.json as a dict, {PEFT tensor name: tensor}) or None. A LoRA adapter
+    (PEFT's format) makes each target projection's weight W + (lora_alpha / r) B A, with A and B
+    the leaves whose gradients come back as "grad.<PEFT name>" (the base's gradients too)."""
     cfg = Config(config_json)
     w = {n: t.float().clone().requires_grad_(True) for n, t in weights.items()
          if not (cfg.tied and n == "lm_head.weight")}
+    used = dict(w)
+    leaves = {}
+    if adapter is not None:
+        acfg, tensors = adapter
+        scale = acfg["lora_alpha"] / acfg["r"]
+        prefix = "base_model.model."
+        for name, t in tensors.items():
+            leaves[name] = t.float().clone().requires_grad_(True)
+        for name in tensors:
+            if not name.endswith(".lora_A.weight"):
+                continue
+            stem = name[: -len(".lora_A.weight")]
+            A, B = leaves[name], leaves[stem + ".lora_B.weight"]
+            base = stem[len(prefix):] + ".weight"
+            used[base] = w[base] + scale * (B @ A)
     as_long = lambda key: torch.tensor(inputs[key], dtype=torch.int64)
-    logits = forward(cfg, w, as_long("tokens"), as_long("positions"), as_long("doc_ids"))
+    logits = forward(cfg, used, as_long("tokens"), as_long("positions"), as_long("doc_ids"))
     loss = F.cross_entropy(logits.reshape(-1, cfg.V), as_long("labels").reshape(-1), ignore_index=-100)
     loss.backward()
     out = {"logits": logits.detach(), "loss": loss.detach()}
     out.update({"grad." + n: t.grad for n, t in w.items()})
+    out.update({"grad." + n: t.grad for n, t in leaves.items()})
     return out
 
 
@@ -254,6 +277,7 @@ def main():
     r.add_argument("--weights", required=True)
     r.add_argument("--input", required=True)
     r.add_argument("--out", required=True)
+    r.add_argument("--adapter", help="a PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)")
     g = sub.add_parser("golden")
     g.add_argument("--out-dir", required=True)
     a = ap.parse_args()
@@ -265,7 +289,11 @@ def main():
         config = json.load(f)
     with open(a.input) as f:
         inputs = json.load(f)
-    write_safetensors(a.out, run(config, read_safetensors(a.weights), inputs))
+    adapter = None
+    if a.adapter:
+        with open(a.adapter + "/adapter_config.json") as f:
+            adapter = (json.load(f), read_safetensors(a.adapter + "/adapter_model.safetensors"))
+    write_safetensors(a.out, run(config, read_safetensors(a.weights), inputs, adapter))
     return 0
 
 
