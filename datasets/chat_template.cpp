@@ -3,6 +3,8 @@
 // are concatenated with the role markers, so a marker never merges with neighbouring text.
 #include "datasets/chat_template.h"
 
+#include <nlohmann/json.hpp>
+
 #include "datasets/base/limits.h"
 #include "datasets/base/util.h"
 
@@ -14,17 +16,29 @@ std::vector<std::string> ChatTemplate::special_tokens() {
 
 std::vector<std::string> ChatTemplate::formats() { return {"auto", "ethos", "llama3", "chatml", "llama2", "mistral"}; }
 
-ChatTemplate::ChatTemplate(const Tokenizer& tok, const std::string& format) : tok_(tok), format_(format) {
-  if (format_ == "auto") {
-    if (tok.piece_to_id(kAssistant) >= 0) format_ = "ethos";
-    else if (tok.piece_to_id("<|start_header_id|>") >= 0) format_ = "llama3";
-    else if (tok.piece_to_id("<|im_start|>") >= 0) format_ = "chatml";
-    else if (tok.piece_to_id("[INST]") >= 0) format_ = "mistral";
-    else
-      throw Error("chat_template auto: the tokenizer " + (tok.path().empty() ? std::string() : tok.path() + " ") +
-                  "has none of <|assistant|> (ethos), <|start_header_id|> (llama3), <|im_start|> (chatml) or [INST] "
-                  "(mistral); set chat_template to the model family's format (llama2, mistral, chatml, llama3, ethos)");
+std::string ChatTemplate::resolve(const std::string& format, const Tokenizer& tok, const std::string& model_dir) {
+  if (format != "auto") return format;
+  if (tok.piece_to_id(kAssistant) >= 0) return "ethos";
+  if (tok.piece_to_id("<|start_header_id|>") >= 0) return "llama3";
+  if (tok.piece_to_id("<|im_start|>") >= 0) return "chatml";
+  if (tok.piece_to_id("[INST]") >= 0) return "mistral";
+  std::string model_type;
+  const std::string cfg = model_dir.empty() ? "" : model_dir + "/config.json";
+  if (!cfg.empty() && file_exists(cfg)) {
+    const nlohmann::json j = parse_json(read_text_file(cfg, kMaxConfigBytes, "model config.json"), cfg, false);
+    if (j.is_object() && j.contains("model_type") && j["model_type"].is_string()) model_type = j["model_type"].get<std::string>();
+    if (model_type == "llama") return "llama2";
+    if (model_type == "mistral" || model_type == "mixtral") return "mistral";
+    if (model_type == "qwen2") return "chatml";
   }
+  throw Error("chat_template auto: the tokenizer " + (tok.path().empty() ? std::string() : tok.path() + " ") +
+              "has none of <|assistant|> (ethos), <|start_header_id|> (llama3), <|im_start|> (chatml) or [INST] "
+              "(mistral)" + (model_type.empty() ? std::string() : " and model_type '" + model_type + "' names no family") +
+              "; set chat_template to the model family's format (llama2, mistral, chatml, llama3, ethos)");
+}
+
+ChatTemplate::ChatTemplate(const Tokenizer& tok, const std::string& format)
+    : tok_(tok), format_(resolve(format, tok)) {
   std::string missing;
   auto id_of = [&](const char* piece) {
     const int id = tok.piece_to_id(piece);

@@ -53,6 +53,10 @@ class ChatTemplate {
   // <|start_header_id|>, chatml when it has <|im_start|>, mistral when "[INST]" is one token;
   // otherwise an Error asking for chat_template.
   static std::vector<std::string> formats();
+  // The family `format` names: itself unless "auto"; for auto, by the tokenizer's special tokens
+  // as above, then by `model_dir`/config.json's model_type when there is one (llama -> llama2,
+  // mistral/mixtral -> mistral, qwen2 -> chatml); otherwise an Error asking for chat_template.
+  static std::string resolve(const std::string& format, const Tokenizer& tok, const std::string& model_dir = "");
   // Throws Error naming the missing marker when the tokenizer lacks a special token the format needs.
   explicit ChatTemplate(const Tokenizer& tok, const std::string& format = "auto");
   const std::string& format() const { return format_; }

@@ -95,7 +95,7 @@ int cmd_generate(const GenerateArgs& a) {
       const YAML::Node node = load_yaml_file(cfg.string());
       if (node["chat_template"] && node["chat_template"].IsScalar()) format = node["chat_template"].as<std::string>();
     }
-    ChatTemplate tmpl(*tok, format);
+    ChatTemplate tmpl(*tok, ChatTemplate::resolve(format, *tok, a.checkpoint));
     std::vector<Message> context;
     if (!a.system.empty()) context.push_back({"system", a.system});
     context.push_back({"user", a.prompt});

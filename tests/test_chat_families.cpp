@@ -188,3 +188,22 @@ CATCH_TEST_CASE("a run on a tokenizer.json with the chatml template: trains, che
   CATCH_CHECK(bad.status != 0);
   CATCH_CHECK_THAT(bad.output, Contains("chat_template llama3: the tokenizer"));
 }
+
+CATCH_TEST_CASE("auto falls back to the model's config.json model_type when the tokenizer names no family") {
+  const std::string dir = fresh_dir("chat_families_model_type");
+  const Tokenizer& plain = bpe("gpt2");  // no family's special tokens
+  auto with_type = [&](const std::string& type) {
+    write_text(dir + "/config.json", "{\"model_type\": \"" + type + "\"}");
+    return ChatTemplate::resolve("auto", plain, dir);
+  };
+  CATCH_CHECK(with_type("llama") == "llama2");
+  CATCH_CHECK(with_type("mistral") == "mistral");
+  CATCH_CHECK(with_type("mixtral") == "mistral");
+  CATCH_CHECK(with_type("qwen2") == "chatml");
+  CATCH_CHECK_THROWS_WITH(with_type("gemma"), Contains("model_type 'gemma' names no family; set chat_template"));
+  CATCH_CHECK_THROWS_WITH(ChatTemplate::resolve("auto", plain, ""), Contains("set chat_template"));
+  // The tokenizer's own markers come first; an explicit value is taken as it is.
+  write_text(dir + "/config.json", "{\"model_type\": \"llama\"}");
+  CATCH_CHECK(ChatTemplate::resolve("auto", bpe("chatml"), dir) == "chatml");
+  CATCH_CHECK(ChatTemplate::resolve("llama3", plain, dir) == "llama3");
+}

@@ -179,7 +179,7 @@ void run_eval_hook(RunContext& ctx, Llama& model, const std::string& stage, int6
   const std::string rng = torch_rng_state();  // eval must not shift the training RNG stream
   model->eval();
   ctx.hook->after_checkpoint({dir, ctx.run_dir, stage, step, ctx.recipe.seed, ctx.recipe.name, stage_final,
-                             ctx.recipe.chat_template}, model,
+                             ctx.tmpl.format()}, model,
                              ctx.tok);
   model->train();
   set_torch_rng_state(rng);
@@ -476,7 +476,7 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
   std::string tok_path;  // rank 0 trains the tokenizer if needed, then the others find it
   comm.rank0_first("rank 0 prepares the tokenizer", [&] { tok_path = prepare_tokenizer(r.tokenizer, threads); });
   auto tok = load_tokenizer(tok_path);
-  ChatTemplate tmpl(*tok, r.chat_template);
+  ChatTemplate tmpl(*tok, ChatTemplate::resolve(r.chat_template, *tok, r.model.from));
   const std::string cfg_hash = config_hash(r, comm.world()), dat_hash = data_hash(r);
 
   // Where to start: the newest valid checkpoint (resume: auto), a given one, or nothing; rank

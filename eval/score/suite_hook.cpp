@@ -27,7 +27,7 @@ std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, con
                                            const EvalStamp& stamp, ScorerPath path, std::vector<ItemOutcome>* outcomes,
                                            const std::string& chat_template) {
   const auto t0 = std::chrono::steady_clock::now();
-  ChatTemplate tmpl(tok, chat_template);
+  ChatTemplate tmpl(tok, ChatTemplate::resolve(chat_template, tok, stamp.checkpoint));
   const std::vector<ItemOutcome> scored = score_suite(model, tmpl, suite, path);
   auto events = compute_metrics(suite, scored);
   if (outcomes) *outcomes = scored;
@@ -120,7 +120,8 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
     if (!cache_dir_.empty()) {
       const std::string key = Hasher().update(weights).update("|").update(suite.hash).update("|")
                                   .update(tok.content_hash()).update("|").update(kTemplateVersion)
-                                  .update(info.chat_template == "auto" ? "" : "|" + info.chat_template).hex();
+                                  .update(info.chat_template == "auto" || info.chat_template == "ethos" ? "" : "|" + info.chat_template)
+                                  .hex();
       cached = (fs::path(cache_dir_) / "eval" / (key + ".jsonl")).string();
       if (fs::exists(cached)) {
         // The entry's last line is the checksum of the lines before it: a damaged entry (a flipped
