@@ -557,22 +557,22 @@ void ByteLevelBpeTokenizer::bpe(const std::string& piece, std::vector<int>& out)
   }
   if (s.empty()) return;
   s.back().next = -1;
-  using Entry = std::tuple<int, int, int, int>;  // rank, left position, left id, right id
+  using Entry = std::tuple<int, int, int, int, int>;  // rank, left position, left id, right id, merged id
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
   auto push = [&](int left) {
     if (left < 0 || s[left].next < 0) return;
     const int right = s[left].next;
     auto it = merges_.find((static_cast<uint64_t>(s[left].id) << 32) | static_cast<uint32_t>(s[right].id));
-    if (it != merges_.end()) heap.emplace(it->second.first, left, s[left].id, s[right].id);
+    if (it != merges_.end()) heap.emplace(it->second.first, left, s[left].id, s[right].id, it->second.second);
   };
   for (int k = 0; k + 1 < static_cast<int>(s.size()); ++k) push(k);
   std::vector<bool> dead(s.size(), false);
   while (!heap.empty()) {
-    const auto [rank, left, lid, rid] = heap.top();
+    const auto [rank, left, lid, rid, merged] = heap.top();
     heap.pop();
     if (dead[left] || s[left].id != lid || s[left].next < 0 || s[s[left].next].id != rid) continue;
     const int right = s[left].next;
-    s[left].id = merges_.at((static_cast<uint64_t>(lid) << 32) | static_cast<uint32_t>(rid)).second;
+    s[left].id = merged;
     dead[right] = true;
     s[left].next = s[right].next;
     if (s[right].next >= 0) s[s[right].next].prev = left;
@@ -590,17 +590,11 @@ void ByteLevelBpeTokenizer::encode_segment(std::string_view text, std::vector<in
   for (const auto& st : im.steps) {
     std::vector<std::string> next;
     for (auto& p : pieces) {
-      if (st.byte_level) {
-        if (st.add_prefix_space && (p.empty() || p[0] != ' ')) p.insert(p.begin(), ' ');
-        if (st.re) {
-          Impl::Step iso;
-          iso.re = st.re;
-          im.split(iso, p, next);
-        } else if (!p.empty()) {
-          next.push_back(std::move(p));
-        }
+      if (st.byte_level && st.add_prefix_space && (p.empty() || p[0] != ' ')) p.insert(p.begin(), ' ');
+      if (st.byte_level && !st.re) {
+        if (!p.empty()) next.push_back(std::move(p));
       } else {
-        im.split(st, p, next);
+        im.split(st, p, next);  // a ByteLevel step with GPT-2's regex splits Isolated (its Step defaults)
       }
     }
     pieces = std::move(next);
