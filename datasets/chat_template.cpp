@@ -161,13 +161,13 @@ std::vector<int> ChatTemplate::assistant_header() const {
   return {};
 }
 
-std::vector<int> ChatTemplate::render_answer(const std::string& text, const std::string& where) const {
+std::vector<int> ChatTemplate::render_answer(const std::string& text, const std::string& where, const char* field) const {
   switch (family_) {
     case Family::ethos:
     case Family::chatml:
-    case Family::mistral: return cat(enc(text, where, "the assistant's answer"), {end_});
-    case Family::llama3: return cat(enc(trim(text), where, "the assistant's answer"), {end_});
-    case Family::llama2: return cat(enc(trim(text) + " ", where, "the assistant's answer"), {end_});  // "answer </s>"
+    case Family::mistral: return cat(enc(text, where, field), {end_});
+    case Family::llama3: return cat(enc(trim(text), where, field), {end_});
+    case Family::llama2: return cat(enc(trim(text) + " ", where, field), {end_});  // "answer </s>"
   }
   return {};
 }
@@ -217,8 +217,7 @@ TokenizedExample ChatTemplate::render(const Record& r, const TemplateOptions& op
 
   b.add(start_ids(), 0.0f, span_context);
   const bool with_rationale = r.kind == RecordKind::explained && opt.rationale_weight != 0.0f;
-  const bool fold = family_ == Family::llama2 || family_ == Family::mistral;
-  walk(r.messages, fold, r.where, [&](const Message& m, const std::string& folded) {
+  walk(r.messages, folds_system(), r.where, [&](const Message& m, const std::string& folded) {
     b.add(turn_ids(m, folded, r.where), 0.0f, span_context);
   }, [&](size_t i, const Message& m) {
     b.add(assistant_header(), 0.0f, span_context);
@@ -231,8 +230,7 @@ TokenizedExample ChatTemplate::render(const Record& r, const TemplateOptions& op
 
 std::vector<int> ChatTemplate::render_prompt(const std::vector<Message>& context) const {
   std::vector<int> ids = start_ids();
-  const bool fold = family_ == Family::llama2 || family_ == Family::mistral;
-  walk(context, fold, "prompt", [&](const Message& m, const std::string& folded) {
+  walk(context, folds_system(), "prompt", [&](const Message& m, const std::string& folded) {
     ids = cat(std::move(ids), turn_ids(m, folded, ""));
   }, [&](size_t, const Message& m) {
     ids = cat(cat(std::move(ids), assistant_header()), cat(render_answer(m.content), after_answer()));
@@ -243,14 +241,13 @@ std::vector<int> ChatTemplate::render_prompt(const std::vector<Message>& context
 std::string ChatTemplate::render_text(const std::vector<Message>& messages, bool generation_prompt) const {
   auto piece = [&](int id) { return tok_.id_to_piece(id); };
   std::string out;
-  const bool fold = family_ == Family::llama2 || family_ == Family::mistral;
   switch (family_) {
     case Family::ethos: out = tok_.bos_id() >= 0 ? piece(tok_.bos_id()) : ""; break;
     case Family::llama3:
     case Family::mistral: out = piece(tok_.bos_id()); break;
     default: break;
   }
-  walk(messages, fold, "conversation", [&](const Message& m, const std::string& folded) {
+  walk(messages, folds_system(), "conversation", [&](const Message& m, const std::string& folded) {
     switch (family_) {
       case Family::ethos: out += (m.role == "system" ? kSystem : kUser) + m.content + kEnd; break;
       case Family::llama3: out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>"; break;
@@ -291,9 +288,9 @@ ChatTemplate::Pair ChatTemplate::render_pair(const Record& r, const TemplateOpti
     append(p.chosen, rationale_ids(r.rationale, r.where));
     p.chosen_weights.assign(p.chosen.size(), opt.rationale_weight);
   }
-  append(p.chosen, render_answer(r.chosen, r.where));
+  append(p.chosen, render_answer(r.chosen, r.where, "field \"chosen\""));
   p.chosen_weights.resize(p.chosen.size(), opt.action_weight);
-  p.rejected = render_answer(r.rejected, r.where);
+  p.rejected = render_answer(r.rejected, r.where, "field \"rejected\"");
   return p;
 }
 

@@ -65,7 +65,9 @@ class ChatTemplate {
   // The prompt a model continues at generation/eval time: context + the assistant's header.
   std::vector<int> render_prompt(const std::vector<Message>& context) const;
   // An assistant answer as it is trained and scored: its text and the end-of-turn token.
-  std::vector<int> render_answer(const std::string& text, const std::string& where = "") const;
+  // `field` names the text in an error (a record's "chosen", say).
+  std::vector<int> render_answer(const std::string& text, const std::string& where = "",
+                                 const char* field = "the assistant's answer") const;
   // The conversation as text in the family's published format (special tokens written out), with
   // the assistant's header at the end when `generation_prompt`; for reading and for tests.
   std::string render_text(const std::vector<Message>& messages, bool generation_prompt) const;
@@ -88,7 +90,8 @@ class ChatTemplate {
  private:
   enum class Family { ethos, llama3, chatml, llama2, mistral };
   std::vector<int> start_ids() const;  // before the first turn
-  // One system or user turn (weight 0); `folded` is a system prompt llama2/mistral put in this turn.
+  bool folds_system() const { return family_ == Family::llama2 || family_ == Family::mistral; }
+  // One system or user turn (weight 0); `folded` is a system prompt put in this turn (folds_system).
   std::vector<int> turn_ids(const Message& m, const std::string& folded, const std::string& where) const;
   std::vector<int> assistant_header() const;
   std::vector<int> after_answer() const;  // weight 0 (chatml's line break)

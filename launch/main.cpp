@@ -10,7 +10,6 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/base/util.h"
-#include "datasets/base/yaml.h"
 #include "datasets/world/generate.h"
 #include "launch/ablate.h"
 #include "eval/report/report.h"
@@ -89,13 +88,7 @@ int cmd_generate(const GenerateArgs& a) {
     prompt.insert(prompt.end(), ids.begin(), ids.end());
     if (tok->eos_id() >= 0) opt.stop_ids.push_back(tok->eos_id());
   } else {  // a chat turn through the training template
-    std::string format = a.chat_template;
-    const fs::path cfg = fs::path(a.checkpoint) / "config.yaml";
-    if (format == "auto" && fs::exists(cfg)) {  // the template the checkpoint was trained with
-      const YAML::Node node = load_yaml_file(cfg.string());
-      if (node["chat_template"] && node["chat_template"].IsScalar()) format = node["chat_template"].as<std::string>();
-    }
-    ChatTemplate tmpl(*tok, ChatTemplate::resolve(format, *tok, a.checkpoint));
+    ChatTemplate tmpl(*tok, inference_chat_template(a.checkpoint, *tok, a.chat_template));
     std::vector<Message> context;
     if (!a.system.empty()) context.push_back({"system", a.system});
     context.push_back({"user", a.prompt});
@@ -136,13 +129,8 @@ int cmd_export(const std::string& checkpoint, const std::string& out, bool merge
   model->merge_lora();
   fs::create_directories(out);
   save_model(model, out);
-  std::error_code no_tokenizer;
-  for (const char* name : {"tokenizer.model", "tokenizer.json"})
-    if (fs::exists(fs::path(checkpoint) / name, no_tokenizer)) {
-      for (const auto& [src, dst] : tokenizer_files((fs::path(checkpoint) / name).string()))
-        fs::copy_file(src, fs::path(out) / dst, fs::copy_options::overwrite_existing);
-      break;
-    }
+  if (const std::string tok = find_tokenizer_file(checkpoint); !tok.empty())
+    for (const auto& [src, dst] : tokenizer_files(tok)) fs::copy_file(src, fs::path(out) / dst, fs::copy_options::overwrite_existing);
   std::cout << "exported " << checkpoint << " to " << out << (merge ? " (LoRA adapters merged)" : "") << std::endl;
   return 0;
 }

@@ -207,3 +207,19 @@ CATCH_TEST_CASE("auto falls back to the model's config.json model_type when the 
   CATCH_CHECK(ChatTemplate::resolve("auto", bpe("chatml"), dir) == "chatml");
   CATCH_CHECK(ChatTemplate::resolve("llama3", plain, dir) == "llama3");
 }
+
+CATCH_TEST_CASE("a preference pair's too-long answer is named by its field in every family") {
+  ::setenv("ETHOS_MAX_TOKENIZE_BYTES", "40", 1);  // more than llama2's "[INST] Help. [/INST]"
+  Record r;
+  r.kind = RecordKind::preference;
+  r.where = "pairs.jsonl:3";
+  r.messages = {{"user", "Help."}};
+  for (const char* format : {"ethos", "llama2"}) {
+    ChatTemplate t(spm(), format);
+    r.chosen = "a chosen answer that is longer than forty bytes", r.rejected = "no";
+    CATCH_CHECK_THROWS_WITH(t.render_pair(r), Contains("pairs.jsonl:3: field \"chosen\" is"));
+    r.chosen = "ok", r.rejected = "a rejected answer that is longer than forty bytes";
+    CATCH_CHECK_THROWS_WITH(t.render_pair(r), Contains("pairs.jsonl:3: field \"rejected\" is"));
+  }
+  ::unsetenv("ETHOS_MAX_TOKENIZE_BYTES");
+}

@@ -19,7 +19,7 @@ struct CheckpointInfo {
   int64_t seed = 0;
   std::string recipe;
   bool stage_final = true;  // the last checkpoint of its stage (intermediate ones may be subsampled)
-  std::string chat_template = "auto";  // the recipe's chat_template (datasets/chat_template.h)
+  std::string chat_template = "auto";  // the run's chat template family, resolved (datasets/chat_template.h)
 };
 
 class EvalHook {

@@ -278,11 +278,17 @@ namespace {
 bool ends_with_json(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, ".json") == 0; }
 }  // namespace
 
+std::string find_tokenizer_file(const std::string& dir) {
+  std::error_code ec;
+  for (const char* name : {"tokenizer.model", "tokenizer.json"})
+    if (fs::exists(fs::path(dir) / name, ec)) return (fs::path(dir) / name).string();
+  return "";
+}
+
 std::string resolve_tokenizer_path(const std::string& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return path;
-  for (const char* name : {"tokenizer.model", "tokenizer.json"})
-    if (fs::exists(fs::path(path) / name, ec)) return (fs::path(path) / name).string();
+  if (std::string file = find_tokenizer_file(path); !file.empty()) return file;
   throw Error("'" + path + "' holds no tokenizer.model or tokenizer.json. Point at the tokenizer file itself, or "
               "copy the model's tokenizer into the directory.");
 }

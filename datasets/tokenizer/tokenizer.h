@@ -37,6 +37,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 // `path` itself when it is a file; for a directory the tokenizer file in it (as load_tokenizer
 // picks it); a directory with neither is an Error.
 std::string resolve_tokenizer_path(const std::string& path);
+// The tokenizer file in directory `dir` as resolve_tokenizer_path picks it, or "" when it has none.
+std::string find_tokenizer_file(const std::string& dir);
 // The files that make up the tokenizer at `path` and the names a model directory or checkpoint
 // keeps them under: {path, "tokenizer.model"}, or {path, "tokenizer.json"} plus
 // tokenizer_config.json beside it when there is one (it names BOS and EOS).

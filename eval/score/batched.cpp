@@ -203,10 +203,7 @@ std::vector<ItemScores> score_batched(Llama& model, const ChatTemplate& tmpl, co
   if (prompts.size() != candidates.size())
     throw Error("score_batched: " + std::to_string(prompts.size()) + " prompts but " +
                 std::to_string(candidates.size()) + " candidate lists");
-  if (req.reason_first && !tmpl.has_rationale())
-    throw Error("reason_first scoring lets the model write its rationale between <|rationale|> and <|/rationale|>, but the "
-                "tokenizer has no such tokens (chat_template " + tmpl.format() + "): score in direct mode, or add the two "
-                "markers to the tokenizer as added tokens");
+  if (req.reason_first) require_rationale_markers(tmpl);
   const int64_t max_pos = model->config().max_position_embeddings;
   const int64_t decoded = req.reason_first ? req.max_rationale_tokens + 2 : 0;
   for (size_t i = 0; i < prompts.size(); ++i) {

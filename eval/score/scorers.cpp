@@ -11,6 +11,13 @@
 
 namespace ethos {
 
+void require_rationale_markers(const ChatTemplate& tmpl) {
+  if (!tmpl.has_rationale())
+    throw Error("reason_first scoring lets the model write its rationale between <|rationale|> and <|/rationale|>, but the "
+                "tokenizer has no such tokens (chat_template " + tmpl.format() + "): score in direct mode, or add the two "
+                "markers to the tokenizer as added tokens");
+}
+
 std::vector<int> item_prompt(const ChatTemplate& tmpl, const SuiteItem& item) {
   std::vector<Message> context;
   if (!item.system.empty()) context.push_back({"system", item.system});
@@ -96,10 +103,7 @@ constexpr size_t kGenerateRows = 64;  // sequences decoded together
 // The model's own rationale after the prompt: <|rationale|> given, greedy to <|/rationale|>.
 std::vector<std::vector<int>> reason_first_prefixes(Llama& model, const ChatTemplate& tmpl,
                                                     const std::vector<std::vector<int>>& prompts, int max_tokens) {
-  if (!tmpl.has_rationale())
-    throw Error("reason_first scoring lets the model write its rationale between <|rationale|> and <|/rationale|>, but the "
-                "tokenizer has no such tokens (chat_template " + tmpl.format() + "): score in direct mode, or add the two "
-                "markers to the tokenizer as added tokens");
+  require_rationale_markers(tmpl);
   std::vector<std::vector<int>> starts;
   for (const auto& p : prompts) {
     starts.push_back(p);

@@ -30,6 +30,9 @@
 
 namespace ethos {
 
+// reason_first scoring needs the rationale markers in the tokenizer: an Error saying how to fix it otherwise.
+void require_rationale_markers(const ChatTemplate& tmpl);
+
 // The prompt tokens of an item (system + conversation + <|assistant|>).
 std::vector<int> item_prompt(const ChatTemplate& tmpl, const SuiteItem& item);
 

@@ -27,7 +27,7 @@ std::vector<nlohmann::json> evaluate_suite(const Suite& suite, Llama& model, con
                                            const EvalStamp& stamp, ScorerPath path, std::vector<ItemOutcome>* outcomes,
                                            const std::string& chat_template) {
   const auto t0 = std::chrono::steady_clock::now();
-  ChatTemplate tmpl(tok, ChatTemplate::resolve(chat_template, tok, stamp.checkpoint));
+  ChatTemplate tmpl(tok, chat_template);
   const std::vector<ItemOutcome> scored = score_suite(model, tmpl, suite, path);
   auto events = compute_metrics(suite, scored);
   if (outcomes) *outcomes = scored;
@@ -188,7 +188,6 @@ int run_eval_command(const EvalCommandArgs& a) {
   const Tokenizer* tok = loaded.tokenizer.get();
   EvalStamp stamp;
   stamp.checkpoint = a.checkpoint;
-  std::string chat_template = a.chat_template;  // --chat-template, else the checkpoint's recipe's
   if (fs::exists(fs::path(a.checkpoint) / "trainer_state.json")) {
     const TrainerState s = read_trainer_state(a.checkpoint);
     stamp.step = s.global_step;
@@ -198,14 +197,13 @@ int run_eval_command(const EvalCommandArgs& a) {
     const YAML::Node cfg = load_yaml_file((fs::path(a.checkpoint) / "config.yaml").string());
     if (cfg["name"]) stamp.recipe = cfg["name"].as<std::string>();
     if (cfg["seed"]) stamp.seed = cfg["seed"].as<int64_t>();
-    if (chat_template.empty() && cfg["chat_template"] && cfg["chat_template"].IsScalar())
-      chat_template = cfg["chat_template"].as<std::string>();
   }
+  const std::string chat_template = inference_chat_template(a.checkpoint, *tok, a.chat_template);
   const std::string out = a.out.empty() ? (fs::path(a.checkpoint) / "eval.jsonl").string() : a.out;
   for (const auto& suite : suites) {
     std::vector<ItemOutcome> outcomes;
     auto events = evaluate_suite(suite, model, *tok, stamp, a.reference ? ScorerPath::reference : ScorerPath::batched,
-                                 &outcomes, chat_template.empty() ? "auto" : chat_template);
+                                 &outcomes, chat_template);
     append_events(out, events);
     if (!a.items.empty()) append_events(a.items, item_records(suite, outcomes, stamp));
     std::cout << summary_line(suite, events) << std::endl;

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "datasets/base/yaml.h"
+#include "datasets/chat_template.h"
 #include "trainer/model/weights.h"
 #include "trainer/trainer.h"
 
@@ -15,6 +17,16 @@ InferenceModel load_for_inference(const std::string& dir, const std::string& tok
   check_vocab(m.model, *m.tokenizer, m.tokenizer_path);
   m.model->eval();
   return m;
+}
+
+std::string inference_chat_template(const std::string& dir, const Tokenizer& tok, const std::string& requested) {
+  std::string format = requested.empty() ? "auto" : requested;
+  const std::string cfg = (std::filesystem::path(dir) / "config.yaml").string();
+  if (format == "auto" && std::filesystem::exists(cfg)) {  // the template the checkpoint was trained with
+    const YAML::Node node = load_yaml_file(cfg);
+    if (node["chat_template"] && node["chat_template"].IsScalar()) format = node["chat_template"].as<std::string>();
+  }
+  return ChatTemplate::resolve(format, tok, dir);
 }
 
 }  // namespace ethos

@@ -19,4 +19,9 @@ struct InferenceModel {
 // another) and checks that they belong together (check_vocab). Errors name the file and the fix.
 InferenceModel load_for_inference(const std::string& dir, const std::string& tokenizer_path = "");
 
+// The chat template family to talk to DIR's model in: `requested` (--chat-template) unless it is
+// empty or auto, else the one DIR's config.yaml (its recipe) names, resolved against the
+// tokenizer and DIR's config.json as ChatTemplate::resolve does.
+std::string inference_chat_template(const std::string& dir, const Tokenizer& tok, const std::string& requested);
+
 }  // namespace ethos
