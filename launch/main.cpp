@@ -64,7 +64,7 @@ int cmd_tokenizer_train(TokenizerTrainOptions opt, bool no_chat_tokens) {
 }
 
 struct GenerateArgs {
-  std::string checkpoint, prompt, system, tokenizer, chat_template = "auto";
+  std::string checkpoint, prompt, system, tokenizer, chat_template = "auto", dtype;
   bool raw = false;
   int max_new_tokens = 64, samples = 1;
   double temperature = 0, top_p = 1;
@@ -74,7 +74,7 @@ struct GenerateArgs {
 
 int cmd_generate(const GenerateArgs& a) {
   configure_threads(a.threads);
-  InferenceModel loaded = load_for_inference(a.checkpoint, a.tokenizer);
+  InferenceModel loaded = load_for_inference(a.checkpoint, a.tokenizer, a.dtype);
   Llama& model = loaded.model;
   const Tokenizer* tok = loaded.tokenizer.get();
   std::vector<int> prompt;
@@ -119,10 +119,13 @@ std::string rank_label(const std::string& message) {
 // ethos export [--merge] CHECKPOINT --out DIR: a Hugging Face model directory (config.json,
 // safetensors, tokenizer.model or tokenizer.json) from a checkpoint. A LoRA checkpoint needs --merge: its adapters
 // are folded into the base (W + alpha/r B A); without adapters the weights are copied as they are.
-int cmd_export(const std::string& checkpoint, const std::string& out, bool merge) {
+// The weights are written in the dtype the checkpoint's model was held in (its recipe's
+// model.dtype: a bf16 base stays bf16), or in --dtype.
+int cmd_export(const std::string& checkpoint, const std::string& out, bool merge, const std::string& dtype) {
   if (fs::exists(out) && !fs::is_empty(out))
     throw Error("ethos export: " + out + " already exists and is not empty; choose a new --out directory");
-  Llama model = load_model(checkpoint);
+  Llama model = load_model(checkpoint, dtype.empty() ? model_dtype(inference_dtype(checkpoint), checkpoint + "/config.yaml: model.dtype")
+                                                     : model_dtype(dtype, "--dtype"));
   if (model->has_lora() && !merge)
     throw Error("ethos export: " + checkpoint + " holds LoRA adapters (adapter_config.json, which peft loads as they are); "
                 "pass --merge to write the base with the adapters merged into its weights");
@@ -224,6 +227,7 @@ int main(int argc, char** argv) {
   gen->add_option("--tokenizer", g.tokenizer, "tokenizer.model or tokenizer.json (default: the checkpoint's)");
   gen->add_option("--chat-template", g.chat_template,
                   "auto | ethos | llama3 | chatml | llama2 | mistral (default: the checkpoint's recipe's, else auto)");
+  gen->add_option("--dtype", g.dtype, "float32 | bfloat16 | float16: what the weights are held in (default: the checkpoint's recipe's model.dtype, else float32)");
   gen->add_flag("--raw", g.raw, "continue the prompt as plain text instead of a chat turn");
   gen->add_option("--max-new-tokens", g.max_new_tokens, "tokens to generate")->capture_default_str();
   gen->add_option("--temperature", g.temperature, "0 = greedy")->capture_default_str();
@@ -240,6 +244,7 @@ int main(int argc, char** argv) {
   eval->add_option("--tokenizer", ev.tokenizer, "tokenizer.model or tokenizer.json (default: the checkpoint's)");
   eval->add_option("--chat-template", ev.chat_template,
                    "auto | ethos | llama3 | chatml | llama2 | mistral (default: the checkpoint's recipe's, else auto)");
+  eval->add_option("--dtype", ev.dtype, "float32 | bfloat16 | float16: what the weights are held in (default: the checkpoint's recipe's model.dtype, else float32)");
   eval->add_option("--threads", ev.threads, "intra-op threads (0 = all available)")->capture_default_str();
   eval->add_flag("--reference-scorer", ev.reference,
                  "score by the plain path (each mode on its own, rationales decoded then run again): slower, "
@@ -311,13 +316,14 @@ int main(int argc, char** argv) {
       "verify", "Check a checkpoint's files (or every checkpoint of a run) against their recorded sizes and checksums");
   verify->add_option("path", verify_path, "checkpoint directory, or run directory")->required();
 
-  std::string export_from, export_out;
+  std::string export_from, export_out, export_dtype;
   bool export_merge = false;
   auto* export_cmd = app.add_subcommand(
       "export", "Write a checkpoint as a Hugging Face model directory: ethos export --merge CHECKPOINT --out DIR");
   export_cmd->add_option("checkpoint", export_from, "checkpoint directory (full weights or LoRA adapters)")->required();
   export_cmd->add_option("--out", export_out, "directory to create")->required();
   export_cmd->add_flag("--merge", export_merge, "merge LoRA adapters into the base weights");
+  export_cmd->add_option("--dtype", export_dtype, "float32 | bfloat16 | float16: the written weights' dtype (default: the checkpoint's recipe's model.dtype, else float32)");
 
   std::string tb_path;
   auto* tb_cmd = app.add_subcommand(
@@ -360,7 +366,7 @@ int main(int argc, char** argv) {
     }
     if (dgen->parsed()) return run_data_generate(world_args);
     if (verify->parsed()) return cmd_checkpoint_verify(verify_path);
-    if (export_cmd->parsed()) return cmd_export(export_from, export_out, export_merge);
+    if (export_cmd->parsed()) return cmd_export(export_from, export_out, export_merge, export_dtype);
     if (tb_cmd->parsed()) return cmd_tensorboard(tb_path);
     if (report->parsed()) return run_report(rep);
     return cmd_version();

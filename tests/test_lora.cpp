@@ -17,6 +17,7 @@
 #include "tests/helpers.h"
 #include "tests/train_helpers.h"
 #include "trainer/checkpoint/checkpoint.h"
+#include "trainer/model/inference.h"
 #include "trainer/model/safetensors.h"
 #include "trainer/model/weights.h"
 
@@ -271,6 +272,114 @@ CATCH_TEST_CASE("LoRA: merged weights are W + (alpha/r) B A and give the adapted
   CATCH_CHECK((m->forward(t) - adapted).abs().max().item<double>() < 1e-5);
 }
 
+namespace {
+
+// m's weights rounded to `dtype` and back: the float32 model a base held in `dtype` computes.
+Llama rounded_copy(const ModelConfig& c, uint64_t seed, torch::ScalarType dtype) {
+  Llama r = random_model(c, seed);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, p] : r->hf_parameters()) p.copy_(p.to(dtype).to(torch::kFloat32));
+  return r;
+}
+
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace
+
+CATCH_TEST_CASE("A base held in bfloat16 (or float16) computes the float32 model with its weights rounded (1e-5)") {
+  for (const auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    CATCH_SECTION(c10::toString(dtype)) {
+      const ModelConfig c = tiny_config();
+      Llama low = random_model(c, 7);
+      low->to(dtype);
+      Llama ref = rounded_copy(c, 7, dtype);
+      size_t bytes = 0, ref_bytes = 0;
+      for (auto& [name, p] : low->hf_parameters()) {
+        CATCH_CHECK(p.scalar_type() == dtype);
+        bytes += p.nbytes();
+      }
+      for (auto& [name, p] : ref->hf_parameters()) ref_bytes += p.nbytes();
+      CATCH_CHECK(2 * bytes == ref_bytes);
+      CATCH_CHECK(low->dtype() == dtype);
+      const auto t = tokens(50);
+      {
+        torch::NoGradGuard no_grad;
+        low->eval();
+        ref->eval();
+        const auto want = ref->forward(t);
+        const auto got = low->forward(t);
+        CATCH_CHECK(got.scalar_type() == torch::kFloat32);
+        CATCH_CHECK(max_diff(got, want) < 1e-5);
+        CATCH_CHECK(max_diff(got, random_model(c, 7)->forward(t)) > 1e-5);  // the rounding is real
+        KVCache cache;  // cached decoding in two pieces
+        const auto first = low->extend(t.narrow(1, 0, 7), cache), rest = low->extend(t.narrow(1, 7, 5), cache);
+        CATCH_CHECK(max_diff(torch::cat({first, rest}, 1), want) < 1e-5);
+      }
+      // LoRA on the narrow base: the same loss and adapter gradients as on the rounded float32 base.
+      for (Llama* m : {&low, &ref}) {
+        torch::manual_seed(11);
+        (*m)->add_lora(lora_config(4, 8), "");
+        randomise_b(*m, 12);
+        (*m)->eval();
+      }
+      for (auto& [name, p] : low->lora_parameters()) CATCH_CHECK(p.scalar_type() == torch::kFloat32);
+      const auto loss_low = lm_loss(low, t), loss_ref = lm_loss(ref, t);
+      CATCH_CHECK(std::abs(loss_low.item<double>() - loss_ref.item<double>()) < 1e-6);
+      loss_low.backward();
+      loss_ref.backward();
+      const auto a = low->lora_parameters(), b = ref->lora_parameters();
+      double worst = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        CATCH_REQUIRE(a[i].second.grad().defined());
+        worst = std::max(worst, max_diff(a[i].second.grad(), b[i].second.grad()));
+      }
+      CATCH_INFO("worst adapter gradient difference " << worst);
+      CATCH_CHECK(worst < 1e-5);
+      for (auto& [name, p] : low->hf_parameters()) CATCH_CHECK_FALSE(p.grad().defined());
+      // Merging sums in float32 and rounds once: W' = round(W + s B A).
+      std::map<std::string, torch::Tensor> want;
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& [name, p] : ref->hf_parameters()) want[name] = p.clone();
+        ref->merge_lora();
+        for (auto& [name, p] : ref->hf_parameters()) want[name] = p.to(dtype);
+      }
+      low->merge_lora();
+      for (auto& [name, p] : low->hf_parameters()) {
+        CATCH_CHECK(p.scalar_type() == dtype);
+        CATCH_CHECK(torch::equal(p, want.at(name)));
+      }
+    }
+  }
+}
+
+CATCH_TEST_CASE("load_model into bfloat16: a float32 file is rounded, a bf16 file is copied bit for bit") {
+  const std::string dir = fresh_dir("bf16_load");
+  const ModelConfig c = tiny_config();
+  Llama m = random_model(c, 9);
+  fs::create_directories(dir + "/f32");
+  fs::create_directories(dir + "/bf16");
+  save_model(m, dir + "/f32");
+  Llama low = load_model(dir + "/f32", torch::kBFloat16);
+  CATCH_CHECK(low->dtype() == torch::kBFloat16);
+  auto want = params_of(m);
+  for (auto& [name, p] : low->hf_parameters()) CATCH_CHECK(torch::equal(p, want.at(name).to(torch::kBFloat16)));
+  save_model(low, dir + "/bf16");  // written as bf16, as transformers writes a bf16 model
+  CATCH_CHECK(json::parse(read_file(dir + "/bf16/config.json"))["torch_dtype"] == "bfloat16");
+  const auto file = SafetensorsFile::read(dir + "/bf16/model.safetensors");
+  for (const auto& e : file.entries()) CATCH_CHECK(e.dtype == torch::kBFloat16);
+  CATCH_CHECK(fs::file_size(dir + "/bf16/model.safetensors") * 2 < fs::file_size(dir + "/f32/model.safetensors") + 4096);
+  Llama again = load_model(dir + "/bf16", torch::kBFloat16);
+  const auto low_params = params_of(low);
+  for (auto& [name, p] : again->hf_parameters()) CATCH_CHECK(torch::equal(p, low_params.at(name)));
+  Llama wide = load_model(dir + "/bf16");  // the default: float32, widened exactly
+  CATCH_CHECK(wide->dtype() == torch::kFloat32);
+  for (auto& [name, p] : wide->hf_parameters()) CATCH_CHECK(torch::equal(p, low_params.at(name).to(torch::kFloat32)));
+  CATCH_CHECK_THROWS_WITH(model_dtype("bf16", "model.dtype"), Contains("model.dtype") && Contains("bfloat16"));
+}
+
 CATCH_TEST_CASE("LoRA adapter files: PEFT names, shapes and config keys, read by an independent reader; round trip") {
   const std::string dir = fresh_dir("lora_files");
   const std::string base = dir + "/base";
@@ -428,6 +537,79 @@ CATCH_TEST_CASE("LoRA through the binary: adapters-only checkpoints, exact resum
   CATCH_CHECK_THAT(bad_target.output, Contains("model.lora: targets: \"qkv\""));
 }
 
+CATCH_TEST_CASE("LoRA on a bf16 base through the binary: the rounded base's run, exact resume, eval, export in bf16") {
+  const std::string a = fresh_dir("bf16_lora_a"), b = fresh_dir("bf16_lora_b"), c = fresh_dir("bf16_lora_c");
+  const std::string base = base_model_dir(fresh_dir("bf16_lora_base"));
+  // The base written in bf16 (export --dtype): loaded as float32 it is the rounded base.
+  auto rounded = run(ethos_bin() + " export " + base + " --dtype bfloat16 --out " + c + "/base16 2>&1");
+  CATCH_REQUIRE(rounded.status == 0);
+  CATCH_CHECK(json::parse(read_file(c + "/base16/config.json"))["torch_dtype"] == "bfloat16");
+  std::string lines;  // eight conversations the adapters can fit (as in the float32 test above)
+  for (int i = 0; i < 8; ++i)
+    lines += "{\"prompt\": \"case " + std::to_string(i) + ": what do you do?\", \"response\": \"I report it to the lead, item " +
+             std::to_string(i) + ".\"}\n";
+  write_text(a + "/eight.jsonl", lines);
+  const std::string data = "  seq_len: 32\n  sources: [{path: " + a + "/eight.jsonl, kind: demonstration}]\n";
+  const std::string train = "  {steps: 20, batch_size: 8, lr: 1.0e-2, warmup_steps: 2, checkpoint_every: 10, keep_last: 0}\n";
+  const std::string ra = lora_recipe(a, base, data, train), rb = lora_recipe(b, base, data, train);
+  const std::string rc = lora_recipe(c, c + "/base16", data, train);
+  auto held = run(ethos_bin() + " train " + ra + " model.dtype=bfloat16 2>&1");
+  CATCH_REQUIRE(held.status == 0);
+  auto wide = run(ethos_bin() + " train " + rc + " 2>&1");  // float32, from the bf16 file
+  CATCH_REQUIRE(wide.status == 0);
+  const auto la = logged_losses(a + "/run"), lc = logged_losses(c + "/run");
+  CATCH_REQUIRE(la.size() == 20);
+  CATCH_REQUIRE(lc.size() == 20);
+  double worst = 0;
+  for (size_t i = 0; i < la.size(); ++i) worst = std::max(worst, std::abs(la[i].second - lc[i].second));
+  CATCH_INFO("first loss " << la[0].second << " vs " << lc[0].second << ", worst difference over 20 steps " << worst);
+  CATCH_CHECK(std::abs(la[0].second - lc[0].second) < 1e-5);
+  CATCH_CHECK(worst < 1e-3);
+  CATCH_CHECK(la.back().second < la.front().second - 0.3);  // the adapters learn
+
+  const std::string ck = a + "/run/checkpoints/step_000020";
+  CATCH_CHECK(fs::exists(ck + "/adapter_model.safetensors"));
+  CATCH_CHECK_FALSE(fs::exists(ck + "/model.safetensors"));
+  const auto adapter_file = SafetensorsFile::read(ck + "/adapter_model.safetensors");
+  for (const auto& e : adapter_file.entries()) CATCH_CHECK(e.dtype == torch::kFloat32);
+
+  // Killed after the first checkpoint and resumed: the same adapters and optimizer, bitwise.
+  int pid = spawn({ethos_bin(), "train", rb, "model.dtype=bfloat16"}, {"ETHOS_DEBUG_STEP_SLEEP_MS=60"}, b + "/first.log");
+  CATCH_REQUIRE(pid > 0);
+  CATCH_REQUIRE(wait_until([&] { return latest(b + "/run") == "step_000010"; }, 120));
+  CATCH_REQUIRE(wait_until([&] { return logged_losses(b + "/run").size() >= 12; }, 120));
+  ::kill(pid, SIGKILL);
+  CATCH_REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  auto resumed = run(ethos_bin() + " train " + rb + " model.dtype=bfloat16 2>&1");
+  CATCH_REQUIRE(resumed.status == 0);
+  CATCH_CHECK_THAT(resumed.output, Contains("resuming from"));
+  for (const char* f : {"adapter_model.safetensors", "optimizer.safetensors"})
+    CATCH_CHECK(file_bytes(ck + "/" + f) == file_bytes(b + "/run/checkpoints/step_000020/" + f));
+
+  // eval and generate hold the base as the recipe did; export --merge writes bf16, rounded once.
+  CATCH_CHECK(inference_dtype(ck) == "bfloat16");
+  InferenceModel loaded = load_for_inference(ck);
+  CATCH_CHECK(loaded.model->dtype() == torch::kBFloat16);
+  CATCH_CHECK(loaded.model->has_lora());
+  auto gen = run(ethos_bin() + " generate --checkpoint " + ck + " --prompt 'What do you do?' --max-new-tokens 4 2>&1");
+  CATCH_CHECK(gen.status == 0);
+  auto exported = run(ethos_bin() + " export --merge " + ck + " --out " + a + "/merged 2>&1");
+  CATCH_REQUIRE(exported.status == 0);
+  CATCH_CHECK(json::parse(read_file(a + "/merged/config.json"))["torch_dtype"] == "bfloat16");
+  Llama merged = load_model(a + "/merged", torch::kBFloat16);
+  loaded.model->merge_lora();
+  const auto want = params_of(loaded.model);
+  for (auto& [name, p] : merged->hf_parameters()) CATCH_CHECK(torch::equal(p, want.at(name)));
+
+  // A bf16 model without adapters would be trained in bf16: refused, with the fix.
+  auto full = run(ethos_bin() + " train " + ra + " model.dtype=bfloat16 model.lora.rank=0 2>&1");
+  CATCH_CHECK(full.status == 1);
+  CATCH_CHECK_THAT(full.output, Contains("model.dtype") && Contains("model.lora"));
+  auto typo = run(ethos_bin() + " train " + ra + " model.dtype=bf16 2>&1");
+  CATCH_CHECK(typo.status == 1);
+  CATCH_CHECK_THAT(typo.output, Contains("model.dtype") && Contains("bfloat16"));
+}
+
 CATCH_TEST_CASE("DPO with LoRA: the reference is the base with adapters off; step-0 loss ln 2; no second copy") {
   const std::string dir = fresh_dir("lora_dpo");
   const std::string base = base_model_dir(fresh_dir("lora_dpo_base"));
@@ -435,22 +617,22 @@ CATCH_TEST_CASE("DPO with LoRA: the reference is the base with adapters off; ste
   std::string line, pairs;
   for (int i = 0; i < 16 && std::getline(in, line); ++i) pairs += line + "\n";
   write_text(dir + "/pairs.jsonl", pairs);
-  for (const std::string mode : {"live", "cached"}) {
+  for (const std::string mode : {"live", "cached", "live, bf16 base"}) {
     CATCH_SECTION(mode) {
-      const std::string cell = dir + "/" + mode;
+      const std::string cell = dir + "/" + (mode == "live, bf16 base" ? std::string("bf16") : mode);
       fs::create_directories(cell);
       const std::string recipe = lora_recipe(
           cell, base, "  seq_len: 256\n  sources: [{path: " + dir + "/pairs.jsonl, kind: preference}]\n",
-          "  {objective: dpo, beta: 0.1, reference_mode: " + mode + ", steps: 12, batch_size: 8, lr: 2.0e-2, "
+          "  {objective: dpo, beta: 0.1, reference_mode: " + mode.substr(0, mode.find(',')) + ", steps: 12, batch_size: 8, lr: 2.0e-2, "
           "checkpoint_every: 12}\n",
           "cache_dir: " + dir + "/cache\n");
-      auto res = run(ethos_bin() + " train " + recipe + " 2>&1");
+      auto res = run(ethos_bin() + " train " + recipe + (mode == "live" || mode == "cached" ? "" : " model.dtype=bfloat16") + " 2>&1");
       CATCH_REQUIRE(res.status == 0);
       const auto ev = events(cell + "/run/train.jsonl", "train");
       CATCH_REQUIRE(ev.size() == 12);
       // B = 0: policy and reference are the same function, the log-ratio is 0 (cached: the
       // reference ran in other batches, so the last float bits may differ).
-      CATCH_CHECK(std::abs(ev[0]["loss"].get<double>() - std::log(2.0)) < (mode == "live" ? 1e-7 : 1e-5));
+      CATCH_CHECK(std::abs(ev[0]["loss"].get<double>() - std::log(2.0)) < (mode == "cached" ? 1e-5 : 1e-7));
       CATCH_CHECK(ev.back()["loss"].get<double>() < std::log(2.0) - 0.05);  // the adapters move off the reference
       CATCH_CHECK_FALSE(fs::exists(cell + "/run/reference"));  // the base is not copied
     }

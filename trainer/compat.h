@@ -60,6 +60,17 @@ inline bool autocast_supported(const torch::Device& device) {
 #endif
 }
 
+// Whether bf16 autocast is on in this thread (always false on 1.13, which has none).
+inline bool autocast_enabled() {
+#if ETHOS_TORCH_2_4
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#elif ETHOS_TORCH_2
+  return at::autocast::is_enabled();
+#else
+  return false;
+#endif
+}
+
 // RAII guard that enables bf16 autocast for the scope when supported (CUDA, 2.x).
 class AutocastBf16 {
  public:

@@ -20,6 +20,7 @@
 #include "datasets/base/util.h"
 #include "datasets/base/yaml.h"
 #include "datasets/chat_template.h"
+#include "trainer/model/weights.h"
 #include "trainer/objective/preference.h"
 #include "trainer/preempt.h"
 
@@ -44,7 +45,7 @@ template <class V> void fields(V& v, LoraConfig& o) {  // PEFT's r, lora_alpha, 
   ETHOS_FIELD(rank); ETHOS_FIELD(alpha); ETHOS_FIELD(dropout); ETHOS_FIELD(targets);
 }
 template <class V> void fields(V& v, ModelSection& o) {
-  ETHOS_FIELD(from); ETHOS_FIELD(arch); ETHOS_FIELD(lora);
+  ETHOS_FIELD(from); ETHOS_FIELD(arch); ETHOS_FIELD(lora); ETHOS_FIELD(dtype);
 }
 template <class V> void fields(V& v, DataSourceSpec& o) {
   ETHOS_FIELD(path); ETHOS_FIELD(kind); ETHOS_FIELD(weight);
@@ -441,8 +442,10 @@ struct Writer {
   void operator()(const char* name, LogSection& field) {  // likewise `log` (and it is not hashed)
     if (field.tensorboard) operator()<LogSection>(name, field);
   }
-  void operator()(const char* name, std::string& field) {  // and chat_template when it is auto
-    if (std::string(name) != "chat_template" || field != "auto") operator()<std::string>(name, field);
+  void operator()(const char* name, std::string& field) {  // and chat_template when auto, model.dtype when float32
+    const std::string n = name;
+    if ((n == "chat_template" && field == "auto") || (n == "dtype" && field == "float32")) return;
+    operator()<std::string>(name, field);
   }
 };
 
@@ -597,6 +600,10 @@ std::vector<std::string> validate(const Recipe& r) {
            "LoRA trains adapters on a frozen base model read from disk: set model.from to a Hugging Face model "
            "directory (or stages[0].init), or remove model.lora for full fine-tuning");
   }
+  c.one_of("model.dtype", r.model.dtype, kModelDtypes);
+  c.need(r.model.dtype == "float32" || r.model.lora.rank != 0 || std::find(kModelDtypes.begin(), kModelDtypes.end(), r.model.dtype) == kModelDtypes.end(),
+         "model.dtype", r.model.dtype + " holds a frozen base: add model.lora (the adapters train in float32), or use "
+         "float32 for full fine-tuning (the optimizer updates float32 weights)");
   c.need(!r.stages.empty(), "stages", "needs at least one stage");
   std::set<std::string> names;
   for (size_t i = 0; i < r.stages.size(); ++i) {

@@ -21,6 +21,9 @@ struct ModelSection {
   std::string from;  // HF model dir to start from ("" = fresh init from `arch`)
   ModelConfig arch;  // HF config.json field names (vocab_size defaults to the tokenizer's when 0)
   LoraConfig lora;   // rank 0 (the default): full fine-tuning; otherwise adapters on a frozen base
+  // What the weights are held in: float32 (the default), or bfloat16/float16 for a frozen base
+  // under LoRA (half the memory; activations and adapters stay float32).
+  std::string dtype = "float32";
 };
 
 struct DataSourceSpec {

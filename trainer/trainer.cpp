@@ -552,9 +552,10 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
     }
     // The stage's starting weights.
     std::string base_dir;  // where the stage's starting weights came from (a LoRA adapter's base)
-    if (resume_here) model = load_model(resume_dir);
-    else if (!stage.init.empty()) model = load_model(base_dir = stage.init);
-    else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(base_dir = r.model.from);
+    const torch::ScalarType dtype = model_dtype(r.model.dtype, "model.dtype");
+    if (resume_here) model = load_model(resume_dir, dtype);
+    else if (!stage.init.empty()) model = load_model(base_dir = stage.init, dtype);
+    else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(base_dir = r.model.from, dtype);
     if (r.model.lora.enabled() && !model->has_lora()) {
       // Adapters on a frozen base; their A matrices are drawn from the stage's seed.
       if (base_dir.empty())

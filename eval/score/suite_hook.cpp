@@ -183,7 +183,7 @@ int run_eval_command(const EvalCommandArgs& a) {
   configure_threads(a.threads);
   std::vector<Suite> suites;
   for (const auto& p : a.suites) suites.push_back(load_suite(p));  // every suite checked before any work
-  InferenceModel loaded = load_for_inference(a.checkpoint, a.tokenizer);
+  InferenceModel loaded = load_for_inference(a.checkpoint, a.tokenizer, a.dtype);
   Llama& model = loaded.model;
   const Tokenizer* tok = loaded.tokenizer.get();
   EvalStamp stamp;

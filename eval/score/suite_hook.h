@@ -73,6 +73,7 @@ struct EvalCommandArgs {
   std::string out;                   // eval.jsonl to append to (default: <checkpoint>/eval.jsonl)
   std::string tokenizer;             // default: <checkpoint>/tokenizer.model or tokenizer.json
   std::string chat_template;         // default: the checkpoint's config.yaml, else auto
+  std::string dtype;                 // --dtype; default: the checkpoint's config.yaml, else float32
   int threads = 0;
   bool reference = false;            // --reference-scorer
   std::string items;                 // --items: per-item outcomes as JSONL (appended)

@@ -4,6 +4,9 @@
 //                                  initialisation, shards memory-mapped, pages released per tensor
 //   bench_load load-copy DIR       the path before: default-initialised parameters, each shard read
 //                                  whole into memory, for comparison in the same run
+//   bench_load write-bf16 SRC DST  SRC's weights rounded to bf16, written as a bf16 model directory
+//   bench_load load DIR DTYPE      load_model's path into parameters of DTYPE (bfloat16: a bf16 file
+//                                  is copied as it is; float32: widened, twice its size)
 // Each load prints one JSON line: seconds to build the model (its default initialisation),
 // seconds to read the weights, peak RSS (getrusage) and the weights' bytes on disk.
 #include <sys/resource.h>
@@ -62,9 +65,18 @@ int main(int argc, char** argv) try {
                                 {"write_s", now() - t0}}.dump() << std::endl;
     return 0;
   }
+  if (mode == "write-bf16") {
+    if (argc < 4) throw Error("write-bf16 needs SRC and DST");
+    Llama m = load_model(dir, torch::kBFloat16);
+    fs::create_directories(argv[3]);
+    save_model(m, argv[3]);
+    std::cout << nlohmann::json{{"mode", mode}, {"bytes", weight_bytes(argv[3])}}.dump() << std::endl;
+    return 0;
+  }
+  const std::string dtype = mode == "load" && argc > 3 ? argv[3] : "float32";
   const double t0 = now();
   // ethos allocates without LibTorch's default initialisation (load_model); the path before did it.
-  Llama m(read_model_config(dir), /*default_init=*/mode != "load");
+  Llama m(read_model_config(dir), /*default_init=*/mode != "load", model_dtype(dtype, "DTYPE"));
   const double t1 = now();
   if (mode == "load") {
     load_weights(m, dir);
@@ -82,7 +94,7 @@ int main(int argc, char** argv) try {
     return 2;
   }
   const double t2 = now();
-  std::cout << nlohmann::json{{"mode", mode}, {"construct_s", t1 - t0}, {"load_s", t2 - t1},
+  std::cout << nlohmann::json{{"mode", mode}, {"dtype", dtype}, {"construct_s", t1 - t0}, {"load_s", t2 - t1},
                               {"peak_rss_bytes", peak_rss_bytes()}, {"bytes", weight_bytes(dir)}}.dump() << std::endl;
   return 0;
 } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# LoRA against full fine-tuning of the same model on CPU: optimizer state bytes, checkpoint bytes,
-# peak RSS and step time, in one run (README.md here).
+# LoRA against full fine-tuning of the same model on CPU, and LoRA on a bf16 base against LoRA on
+# a float32 one: optimizer state bytes, checkpoint bytes, peak RSS and step time, in one run
+# (README.md here).
 #   tests/bench/bench_lora.sh [build-dir]        THREADS=2 STEPS=12 RANK=16
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,8 +45,12 @@ run base
 recipe full "  from: $WORK/base_model"
 recipe lora "  from: $WORK/base_model
   lora: {rank: $RANK, alpha: $((2 * RANK)), dropout: 0.0, targets: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}"
-for round in 1 2; do run full; mv "$WORK/full" "$WORK/full_$round"; mv "$WORK/full.rss" "$WORK/full_$round.rss"
-                     run lora; mv "$WORK/lora" "$WORK/lora_$round"; mv "$WORK/lora.rss" "$WORK/lora_$round.rss"; done
+recipe lora_bf16 "  from: $WORK/base_model
+  dtype: bfloat16
+  lora: {rank: $RANK, alpha: $((2 * RANK)), dropout: 0.0, targets: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]}"
+for round in 1 2; do
+  for r in full lora lora_bf16; do run $r; mv "$WORK/$r" "$WORK/${r}_$round"; mv "$WORK/$r.rss" "$WORK/${r}_$round.rss"; done
+done
 
 /usr/bin/python3 - "$WORK" "$STEPS" "$WARMUP" <<'PY'
 import json, os, statistics, sys
@@ -61,12 +66,14 @@ def measure(run):
     rss = int(open(os.path.join(work, run + ".rss")).read().split()[-1]) * 1024
     return dict(step_s=statistics.median(secs), tokens_s=statistics.median(e["tokens_per_s"] for e in ev if e["step"] > warmup),
                 opt=opt, weights=weights, rss=rss)
-rows = {r: measure(r) for r in ("full_1", "lora_1", "full_2", "lora_2")}
-print(f"\n{'run':<8}{'step s':>8}{'tokens/s':>10}{'optimizer MiB':>15}{'saved weights MiB':>19}{'peak RSS MiB':>14}")
+rows = {f"{r}_{k}": measure(f"{r}_{k}") for k in (1, 2) for r in ("full", "lora", "lora_bf16")}
+print(f"\n{'run':<12}{'step s':>8}{'tokens/s':>10}{'optimizer MiB':>15}{'saved weights MiB':>19}{'peak RSS MiB':>14}")
 for r, m in rows.items():
-    print(f"{r:<8}{m['step_s']:>8.3f}{m['tokens_s']:>10.0f}{m['opt']/2**20:>15.2f}{m['weights']/2**20:>19.2f}{m['rss']/2**20:>14.0f}")
-f = min((rows["full_1"], rows["full_2"]), key=lambda m: m["step_s"]); l = min((rows["lora_1"], rows["lora_2"]), key=lambda m: m["step_s"])
+    print(f"{r:<12}{m['step_s']:>8.3f}{m['tokens_s']:>10.0f}{m['opt']/2**20:>15.2f}{m['weights']/2**20:>19.2f}{m['rss']/2**20:>14.0f}")
+best = lambda name: min((rows[name + "_1"], rows[name + "_2"]), key=lambda m: m["step_s"])
+f, l, h = best("full"), best("lora"), best("lora_bf16")
 print(f"\nLoRA / full (faster run of each): step time {l['step_s']/f['step_s']:.2f}x, optimizer state "
       f"{l['opt']/f['opt']:.4f}x, checkpoint weights {l['weights']/f['weights']:.4f}x, peak RSS {l['rss']/f['rss']:.2f}x")
+print(f"LoRA on a bf16 base / LoRA on a float32 base: step time {h['step_s']/l['step_s']:.2f}x, peak RSS {h['rss']/l['rss']:.2f}x")
 json.dump(rows, open(os.path.join(work, "summary.json"), "w"), indent=1)
 PY

@@ -17,7 +17,13 @@ struct InferenceModel {
 
 // Loads DIR's weights and its tokenizer (DIR/tokenizer.model unless `tokenizer_path` names
 // another) and checks that they belong together (check_vocab). Errors name the file and the fix.
-InferenceModel load_for_inference(const std::string& dir, const std::string& tokenizer_path = "");
+// dtype (--dtype): what the weights are held in; empty: inference_dtype(DIR).
+InferenceModel load_for_inference(const std::string& dir, const std::string& tokenizer_path = "",
+                                  const std::string& dtype = "");
+
+// The dtype a checkpoint's model is held in: model.dtype of DIR's config.yaml (its recipe), else
+// float32.
+std::string inference_dtype(const std::string& dir);
 
 // The chat template family to talk to DIR's model in: `requested` (--chat-template) unless it is
 // empty or auto, else the one DIR's config.yaml (its recipe) names, resolved against the

@@ -71,15 +71,17 @@ void read_token_id(const json& j, const std::string& key, int64_t& out, const st
 
 // ---- building blocks --------------------------------------------------------------------
 
-// Set while a LlamaImpl is built without default initialisation (LlamaImpl(cfg, false)).
+// Set while a LlamaImpl is built without default initialisation (LlamaImpl(cfg, false)), with
+// the dtype its parameters get.
 thread_local bool skip_default_init = false;
+thread_local torch::ScalarType build_dtype = torch::kFloat32;
 
 // A module built at size 1 (its initialiser then costs nothing) and its parameter given the
 // real, uninitialised storage: same module type, same names, no random fill of a tensor that
 // load_weights overwrites (for a 1.1B model that fill took 16 s of a 29 s load).
 void give_storage(Tensor& p, std::vector<int64_t> shape) {
   torch::NoGradGuard no_grad;
-  p.set_(torch::empty(shape, p.options()));
+  p.set_data(torch::empty(shape, p.options().dtype(build_dtype)));  // as Module::to(dtype) does: set_ keeps the old dtype
 }
 
 torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
@@ -113,10 +115,37 @@ const Adapter& adapter_of(const std::map<std::string, Adapter, std::less<>>& ada
   return it == adapters.end() ? none : it->second;
 }
 
+// x W^T for a frozen W held in a narrower dtype than x (a bf16 base under float32 activations):
+// W is widened for the product only, and backward keeps W itself rather than the wide copy, so
+// a bf16 base costs its own size during training too (autograd would otherwise save the float32
+// copy of every projection until backward).
+struct WidenedMatmul : torch::autograd::Function<WidenedMatmul> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& w) {
+    ctx->save_for_backward({w});
+    return torch::matmul(x, w.to(x.scalar_type()).t());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const Tensor w = ctx->get_saved_variables()[0];
+    return {torch::matmul(grad[0], w.to(grad[0].scalar_type())), Tensor()};
+  }
+};
+
+// x W^T + b in x's dtype whatever W is held in (see LlamaImpl's constructor); under CUDA bf16
+// autocast, as autocast casts it.
+Tensor linear_of(const Tensor& x, const Tensor& w, const Tensor& b) {
+  namespace F = torch::nn::functional;
+  if (w.scalar_type() == x.scalar_type() || compat::autocast_enabled()) return F::linear(x, w, b);
+  const auto wide = [&](const Tensor& t) { return t.defined() ? t.to(x.scalar_type()) : t; };
+  if (w.requires_grad()) return F::linear(x, wide(w), wide(b));  // a trained weight: its gradient flows through the cast
+  const Tensor y = WidenedMatmul::apply(x, w);
+  return b.defined() ? y + wide(b) : y;
+}
+
 // base(x) + (alpha / r) * dropout(x) A^T B^T; the adapter in its own dtype (float32), the sum in
-// the base's.
+// the activations'.
 Tensor project(torch::nn::Linear& base, const Adapter& a, const Tensor& x, bool training) {
-  auto y = base(x);
+  auto y = linear_of(x, base->weight, base->bias);
   if (!a.A.defined() || !a.state->enabled) return y;
   const auto& cfg = a.state->cfg;
   auto in = x.to(a.A.scalar_type());
@@ -352,7 +381,9 @@ int64_t ModelConfig::num_parameters() const {
 
 // RMSNorm: x * rsqrt(mean(x^2) + eps) * weight, computed in float32 and cast back (as HF does).
 struct LlamaImpl::Norm : torch::nn::Module {
-  Norm(int64_t dim, double eps_) : eps(eps_) { weight = register_parameter("weight", torch::ones({dim})); }
+  Norm(int64_t dim, double eps_) : eps(eps_) {
+    weight = register_parameter("weight", torch::ones({dim}, torch::dtype(build_dtype)));
+  }
   Tensor forward(const Tensor& x) {  // [..., C]
     const auto xf = x.to(torch::kFloat32);
     const auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
@@ -381,17 +412,20 @@ struct LlamaImpl::Layer : torch::nn::Module {
   std::shared_ptr<Norm> input_layernorm, post_attention_layernorm;
 };
 
-LlamaImpl::LlamaImpl(const ModelConfig& cfg, bool default_init) : cfg_(cfg) {
+LlamaImpl::LlamaImpl(const ModelConfig& cfg, bool default_init, torch::ScalarType dtype) : cfg_(cfg) {
   cfg_.validate();
+  if (!c10::isFloatingType(dtype)) throw Error(std::string("Llama: parameters must be of a floating dtype, not ") + c10::toString(dtype));
   // Without default initialisation the size-1 modules' initialisers still draw a few numbers:
   // the CPU generator's state is put back afterwards, so building a model for loading leaves
   // the random stream where it was.
   struct Scope {
     bool before = skip_default_init;
+    torch::ScalarType before_dtype = build_dtype;
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     torch::Tensor state;
     ~Scope() {
       skip_default_init = before;
+      build_dtype = before_dtype;
       if (state.defined()) {
         std::lock_guard<std::mutex> lock(gen.mutex());
         gen.set_state(state);
@@ -399,6 +433,7 @@ LlamaImpl::LlamaImpl(const ModelConfig& cfg, bool default_init) : cfg_(cfg) {
     }
   } scope;
   skip_default_init = !default_init;
+  build_dtype = default_init ? torch::kFloat32 : dtype;  // initialised in float32, then narrowed
   if (!default_init) {
     std::lock_guard<std::mutex> lock(scope.gen.mutex());
     scope.state = scope.gen.get_state();
@@ -412,7 +447,10 @@ LlamaImpl::LlamaImpl(const ModelConfig& cfg, bool default_init) : cfg_(cfg) {
   // inv_freq[i] = 1 / theta^(2i/D), i = 0..D/2-1, in float32 like HF.
   const int64_t D = cfg_.dim_per_head();
   inv_freq_ = 1.0 / torch::pow(cfg_.rope_theta, torch::arange(0, D, 2, torch::kInt64).to(torch::kFloat32) / D);
+  if (default_init && dtype != torch::kFloat32) torch::nn::Module::to(dtype);
 }
+
+torch::ScalarType LlamaImpl::dtype() const { return embed_tokens_->weight.scalar_type(); }
 
 void LlamaImpl::check_tokens(const Tensor& tokens, const char* where) const {
   if (tokens.dim() != 2 || tokens.scalar_type() != torch::kInt64)
@@ -428,6 +466,7 @@ void LlamaImpl::check_tokens(const Tensor& tokens, const char* where) const {
 Tensor LlamaImpl::run(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KVCache* cache,
                       Output output) {
   auto h = embed_tokens_->forward(tokens);  // [B,T,C]
+  if (h.scalar_type() != torch::kFloat32) h = h.to(torch::kFloat32);  // activations are float32 (constructor)
   // Rotary angles per token: [B,T,D/2] -> duplicated halves [B,1,T,D]
   const auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(h.device());
   const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);
@@ -439,8 +478,8 @@ Tensor LlamaImpl::run(const Tensor& tokens, const Tensor& positions, const Tenso
 }
 
 Tensor LlamaImpl::logits_of(const Tensor& hidden) {
-  const auto logits = cfg_.tie_word_embeddings ? torch::nn::functional::linear(hidden, embed_tokens_->weight)
-                                               : lm_head_->forward(hidden);  // [..,V]
+  const auto logits = cfg_.tie_word_embeddings ? linear_of(hidden, embed_tokens_->weight, {})
+                                               : linear_of(hidden, lm_head_->weight, lm_head_->bias);  // [..,V]
   return logits.to(torch::kFloat32);
 }
 
@@ -454,7 +493,7 @@ Tensor LlamaImpl::forward(const Tensor& tokens, const Tensor& positions, const T
   const auto same_doc = doc_ids.unsqueeze(2) == doc_ids.unsqueeze(1);  // [B,T,T]
   const auto causal = torch::ones({T, T}, tokens.options().dtype(torch::kBool)).tril();
   const auto diagonal = torch::eye(T, tokens.options().dtype(torch::kBool));
-  const auto mask = additive_mask((same_doc & causal) | diagonal, embed_tokens_->weight.scalar_type());
+  const auto mask = additive_mask((same_doc & causal) | diagonal, torch::kFloat32);
   return run(tokens, positions, mask, nullptr);
 }
 
@@ -522,7 +561,7 @@ Tensor LlamaImpl::extend_impl(const Tensor& tokens, KVCache& cache, const Tensor
   const auto key_slot = torch::arange(past + T, opts).view({1, 1, past + T});        // [1,1,S]
   const auto query_slot = torch::arange(past, past + T, opts).view({1, T, 1});       // [1,T,1]
   const auto allowed = ((key_slot <= query_slot) & cache.real.unsqueeze(1)) | (key_slot == query_slot);  // [B,T,S]
-  const auto mask = additive_mask(allowed, embed_tokens_->weight.scalar_type());      // [B,1,T,S]
+  const auto mask = additive_mask(allowed, torch::kFloat32);                          // [B,1,T,S]
   return run(tokens, positions, mask, &cache, output);
 }
 
@@ -647,7 +686,7 @@ void LlamaImpl::merge_lora() {
   torch::NoGradGuard no_grad;
   const double scale = lora_->cfg.scale();
   for_each_adapter(layers_, [&](const std::string&, Adapter& a, torch::nn::Linear& base) {
-    base->weight.add_((torch::mm(a.B, a.A) * scale).to(base->weight.scalar_type()));
+    base->weight.copy_(base->weight.to(torch::kFloat32) + torch::mm(a.B, a.A).to(torch::kFloat32) * scale);
   });
   for (size_t i = 0; i < layers_->size(); ++i)
     for (const auto& child : layers_[i]->named_children()) {

@@ -79,7 +79,12 @@ struct KVCache {
 struct LlamaImpl : torch::nn::Module {
   // default_init false: parameters are allocated but not initialised (LibTorch's module
   // initialisers are skipped), for a model whose every weight is about to be loaded (load_model).
-  explicit LlamaImpl(const ModelConfig& cfg, bool default_init = true);
+  // dtype: what the parameters are held in. float32 trains; bfloat16 (or float16) holds a frozen
+  // base at half the memory (LoRA on a bf16 base, inference). Whatever the weights are held in,
+  // the activations are float32: a narrower weight is widened for each product (so the result is
+  // the float32 model with its weights rounded once), except under CUDA bf16 autocast, where the
+  // products run in bf16 anyway.
+  explicit LlamaImpl(const ModelConfig& cfg, bool default_init = true, torch::ScalarType dtype = torch::kFloat32);
 
   // tokens, positions, doc_ids: int64 [B,T]. A token attends to earlier tokens with the same
   // doc id (causal, document-aware). Returns logits [B,T,V] (float32 on CPU).
@@ -111,6 +116,7 @@ struct LlamaImpl : torch::nn::Module {
   void init_weights();
 
   const ModelConfig& config() const { return cfg_; }
+  torch::ScalarType dtype() const;  // the parameters' (the embedding's)
 
   // ---- LoRA ----
   // Adds adapters (initialised from the current torch generator, on the base weights' device)
@@ -127,7 +133,8 @@ struct LlamaImpl : torch::nn::Module {
   // Off: the model computes its base exactly (a DPO reference without a second copy).
   void set_lora_enabled(bool on);
   bool lora_enabled() const { return lora_ && lora_->enabled; }
-  // W += (alpha / rank) B A for every adapted projection, then drops the adapters.
+  // W += (alpha / rank) B A for every adapted projection (summed in float32, rounded once to W's
+  // dtype), then drops the adapters.
   void merge_lora();
   // Moves the adapters with the model (they are not registered parameters).
   using torch::nn::Module::to;

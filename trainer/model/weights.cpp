@@ -40,14 +40,6 @@ std::string list_str(const std::vector<std::string>& names) {
   return s;
 }
 
-const char* dtype_name(torch::ScalarType t) {
-  switch (t) {
-    case torch::kBFloat16: return "bfloat16";
-    case torch::kHalf: return "float16";
-    case torch::kDouble: return "float64";
-    default: return "float32";
-  }
-}
 
 // The safetensors files of a model directory, from the index when there is one.
 std::vector<std::string> weight_files(const std::string& dir) {
@@ -90,6 +82,25 @@ std::string shard_name(size_t k, size_t n) {
 }
 
 }  // namespace
+
+const std::vector<std::string> kModelDtypes = {"float32", "bfloat16", "float16"};
+
+torch::ScalarType model_dtype(const std::string& name, const std::string& where) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  if (name == "float16") return torch::kHalf;
+  throw Error(where + ": \"" + name + "\" is not a model dtype; use one of " + join(kModelDtypes, ", ") +
+              in_parens(did_you_mean(name, kModelDtypes)));
+}
+
+const char* model_dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kHalf: return "float16";
+    case torch::kDouble: return "float64";
+    default: return "float32";
+  }
+}
 
 ModelConfig read_model_config(const std::string& dir) {
   const std::string path = in_dir(dir, "config.json");
@@ -144,19 +155,19 @@ void load_weights(Llama& model, const std::string& dir) {
                 "; the checkpoint is incomplete or does not match config.json");
 }
 
-Llama load_model(const std::string& dir) {
+Llama load_model(const std::string& dir, torch::ScalarType dtype) {
   if (is_adapter_dir(dir)) {
     std::string base;
     const LoraConfig lora = read_adapter_config(dir, &base);
     if (!fs::is_directory(base))
       throw Error(in_dir(dir, kAdapterConfig) + ": base_model_name_or_path \"" + base + "\" is not a model directory on "
                   "this machine; put the base model there (or edit the field to where it is)");
-    Llama model = load_model(base);
+    Llama model = load_model(base, dtype);
     model->add_lora(lora, base);
     load_adapter_weights(model, dir);
     return model;
   }
-  Llama model(read_model_config(dir), /*default_init=*/false);  // every weight is loaded next (or an error)
+  Llama model(read_model_config(dir), /*default_init=*/false, dtype);  // every weight is loaded next (or an error)
   load_weights(model, dir);
   return model;
 }
@@ -170,7 +181,7 @@ void save_model(Llama& model, const std::string& dir, size_t max_shard_bytes) {
     total += p.nbytes();
   }
   json config = model->config().to_hf_json();
-  config["torch_dtype"] = dtype_name(tensors.front().second.scalar_type());
+  config["torch_dtype"] = model_dtype_name(tensors.front().second.scalar_type());
   write_file_atomic(in_dir(dir, "config.json"), config.dump(2) + "\n");
 
   const std::map<std::string, std::string> metadata{{"format", "pt"}};

@@ -2,6 +2,7 @@
 // model-0000k-of-0000n.safetensors with model.safetensors.index.json.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "trainer/model/llama.h"
 
@@ -13,8 +14,15 @@ ModelConfig read_model_config(const std::string& dir);  // dir/config.json
 // shape (lm_head.weight may be absent when tied); dtypes are converted. Errors name file and tensor.
 void load_weights(Llama& model, const std::string& dir);
 // config + weights; for a LoRA adapter directory (is_adapter_dir), its base model with the
-// adapters attached (not merged).
-Llama load_model(const std::string& dir);
+// adapters attached (not merged). dtype: what the model's parameters are held in (a recipe's
+// model.dtype); a file's weights are converted into it, so a bf16 file loaded as bfloat16 costs
+// its own size, and as float32 twice that. LoRA adapters stay float32 whatever the base's dtype.
+Llama load_model(const std::string& dir, torch::ScalarType dtype = torch::kFloat32);
+// model.dtype's names: float32, bfloat16, float16 (as config.json's torch_dtype writes them).
+// Anything else is an Error naming `where` and the choices.
+torch::ScalarType model_dtype(const std::string& name, const std::string& where);
+const char* model_dtype_name(torch::ScalarType dtype);
+extern const std::vector<std::string> kModelDtypes;
 // Writes config.json and the weights (sharded when larger than max_shard_bytes) atomically
 // into dir (which must exist). Loadable by transformers' LlamaForCausalLM unchanged.
 void save_model(Llama& model, const std::string& dir, size_t max_shard_bytes = size_t(2) << 30);

@@ -274,7 +274,7 @@ class DpoFamilyObjective : public Objective {
     if (reference_is_base_) {
       reference_ = std::make_unique<Llama>(model);  // the same module: no second copy of the weights
     } else {
-      reference_ = std::make_unique<Llama>(load_model(dir));
+      reference_ = std::make_unique<Llama>(load_model(dir, model->dtype()));  // held like the trained model's base
       (*reference_)->to(device_);
       (*reference_)->eval();
       for (auto& p : (*reference_)->parameters()) p.set_requires_grad(false);
