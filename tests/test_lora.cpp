@@ -120,6 +120,18 @@ std::string lora_recipe(const std::string& dir, const std::string& from, const s
   return dir + "/recipe.yaml";
 }
 
+// dir/eight.jsonl: eight short conversations the adapters can fit (a base this small and this
+// briefly trained gains little on the whole demonstration set without its embeddings); returns
+// the recipe's data section for them.
+std::string eight_conversations(const std::string& dir) {
+  std::string lines;
+  for (int i = 0; i < 8; ++i)
+    lines += "{\"prompt\": \"case " + std::to_string(i) + ": what do you do?\", \"response\": \"I report it to the lead, item " +
+             std::to_string(i) + ".\"}\n";
+  write_text(dir + "/eight.jsonl", lines);
+  return "  seq_len: 32\n  sources: [{path: " + dir + "/eight.jsonl, kind: demonstration}]\n";
+}
+
 std::string file_bytes(const std::string& path) { return fs::exists(path) ? read_file(path) : std::string(); }
 
 }  // namespace
@@ -469,14 +481,7 @@ CATCH_TEST_CASE("LoRA through the binary: adapters-only checkpoints, exact resum
   const std::string a = fresh_dir("lora_straight"), b = fresh_dir("lora_killed");
   const std::string base = base_model_dir(fresh_dir("lora_base"));
   const std::string base_bytes = read_file(base + "/model.safetensors");
-  // Eight short conversations the adapters can fit (a base this small and this briefly trained
-  // gains little on the whole demonstration set without its embeddings).
-  std::string lines;
-  for (int i = 0; i < 8; ++i)
-    lines += "{\"prompt\": \"case " + std::to_string(i) + ": what do you do?\", \"response\": \"I report it to the lead, item " +
-             std::to_string(i) + ".\"}\n";
-  write_text(a + "/eight.jsonl", lines);
-  const std::string data = "  seq_len: 32\n  sources: [{path: " + a + "/eight.jsonl, kind: demonstration}]\n";
+  const std::string data = eight_conversations(a);
   const std::string train = "  {steps: 30, batch_size: 8, lr: 1.0e-2, warmup_steps: 2, checkpoint_every: 15, keep_last: 0}\n";
   const std::string ra = lora_recipe(a, base, data, train);
   const std::string rb = lora_recipe(b, base, data, train);
@@ -544,12 +549,7 @@ CATCH_TEST_CASE("LoRA on a bf16 base through the binary: the rounded base's run,
   auto rounded = run(ethos_bin() + " export " + base + " --dtype bfloat16 --out " + c + "/base16 2>&1");
   CATCH_REQUIRE(rounded.status == 0);
   CATCH_CHECK(json::parse(read_file(c + "/base16/config.json"))["torch_dtype"] == "bfloat16");
-  std::string lines;  // eight conversations the adapters can fit (as in the float32 test above)
-  for (int i = 0; i < 8; ++i)
-    lines += "{\"prompt\": \"case " + std::to_string(i) + ": what do you do?\", \"response\": \"I report it to the lead, item " +
-             std::to_string(i) + ".\"}\n";
-  write_text(a + "/eight.jsonl", lines);
-  const std::string data = "  seq_len: 32\n  sources: [{path: " + a + "/eight.jsonl, kind: demonstration}]\n";
+  const std::string data = eight_conversations(a);
   const std::string train = "  {steps: 20, batch_size: 8, lr: 1.0e-2, warmup_steps: 2, checkpoint_every: 10, keep_last: 0}\n";
   const std::string ra = lora_recipe(a, base, data, train), rb = lora_recipe(b, base, data, train);
   const std::string rc = lora_recipe(c, c + "/base16", data, train);
