@@ -600,8 +600,9 @@ std::vector<std::string> validate(const Recipe& r) {
            "LoRA trains adapters on a frozen base model read from disk: set model.from to a Hugging Face model "
            "directory (or stages[0].init), or remove model.lora for full fine-tuning");
   }
-  c.one_of("model.dtype", r.model.dtype, kModelDtypes);
-  c.need(r.model.dtype == "float32" || r.model.lora.rank != 0 || std::find(kModelDtypes.begin(), kModelDtypes.end(), r.model.dtype) == kModelDtypes.end(),
+  const auto& dtypes = model_dtypes();
+  c.one_of("model.dtype", r.model.dtype, dtypes);
+  c.need(r.model.dtype == "float32" || r.model.lora.rank != 0 || std::find(dtypes.begin(), dtypes.end(), r.model.dtype) == dtypes.end(),
          "model.dtype", r.model.dtype + " holds a frozen base: add model.lora (the adapters train in float32), or use "
          "float32 for full fine-tuning (the optimizer updates float32 weights)");
   c.need(!r.stages.empty(), "stages", "needs at least one stage");

@@ -83,14 +83,12 @@ std::string shard_name(size_t k, size_t n) {
 
 }  // namespace
 
-const std::vector<std::string> kModelDtypes = {"float32", "bfloat16", "float16"};
-
 torch::ScalarType model_dtype(const std::string& name, const std::string& where) {
   if (name == "float32") return torch::kFloat32;
   if (name == "bfloat16") return torch::kBFloat16;
   if (name == "float16") return torch::kHalf;
-  throw Error(where + ": \"" + name + "\" is not a model dtype; use one of " + join(kModelDtypes, ", ") +
-              in_parens(did_you_mean(name, kModelDtypes)));
+  throw Error(where + ": \"" + name + "\" is not a model dtype; use one of " + join(model_dtypes(), ", ") +
+              in_parens(did_you_mean(name, model_dtypes())));
 }
 
 const char* model_dtype_name(torch::ScalarType t) {

@@ -22,7 +22,10 @@ Llama load_model(const std::string& dir, torch::ScalarType dtype = torch::kFloat
 // Anything else is an Error naming `where` and the choices.
 torch::ScalarType model_dtype(const std::string& name, const std::string& where);
 const char* model_dtype_name(torch::ScalarType dtype);
-extern const std::vector<std::string> kModelDtypes;
+inline const std::vector<std::string>& model_dtypes() {  // header-only: the recipe checker uses it without the loader
+  static const std::vector<std::string> names = {"float32", "bfloat16", "float16"};
+  return names;
+}
 // Writes config.json and the weights (sharded when larger than max_shard_bytes) atomically
 // into dir (which must exist). Loadable by transformers' LlamaForCausalLM unchanged.
 void save_model(Llama& model, const std::string& dir, size_t max_shard_bytes = size_t(2) << 30);
