@@ -124,8 +124,7 @@ std::string rank_label(const std::string& message) {
 int cmd_export(const std::string& checkpoint, const std::string& out, bool merge, const std::string& dtype) {
   if (fs::exists(out) && !fs::is_empty(out))
     throw Error("ethos export: " + out + " already exists and is not empty; choose a new --out directory");
-  Llama model = load_model(checkpoint, dtype.empty() ? model_dtype(inference_dtype(checkpoint), checkpoint + "/config.yaml: model.dtype")
-                                                     : model_dtype(dtype, "--dtype"));
+  Llama model = load_model(checkpoint, inference_dtype(checkpoint, dtype));
   if (model->has_lora() && !merge)
     throw Error("ethos export: " + checkpoint + " holds LoRA adapters (adapter_config.json, which peft loads as they are); "
                 "pass --merge to write the base with the adapters merged into its weights");

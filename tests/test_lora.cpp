@@ -587,7 +587,8 @@ CATCH_TEST_CASE("LoRA on a bf16 base through the binary: the rounded base's run,
     CATCH_CHECK(file_bytes(ck + "/" + f) == file_bytes(b + "/run/checkpoints/step_000020/" + f));
 
   // eval and generate hold the base as the recipe did; export --merge writes bf16, rounded once.
-  CATCH_CHECK(inference_dtype(ck) == "bfloat16");
+  CATCH_CHECK(inference_dtype(ck, "") == torch::kBFloat16);
+  CATCH_CHECK(inference_dtype(ck, "float32") == torch::kFloat32);  // --dtype wins
   InferenceModel loaded = load_for_inference(ck);
   CATCH_CHECK(loaded.model->dtype() == torch::kBFloat16);
   CATCH_CHECK(loaded.model->has_lora());

@@ -17,13 +17,14 @@ struct InferenceModel {
 
 // Loads DIR's weights and its tokenizer (DIR/tokenizer.model unless `tokenizer_path` names
 // another) and checks that they belong together (check_vocab). Errors name the file and the fix.
-// dtype (--dtype): what the weights are held in; empty: inference_dtype(DIR).
+// dtype (--dtype): what the weights are held in, as inference_dtype resolves it.
 InferenceModel load_for_inference(const std::string& dir, const std::string& tokenizer_path = "",
                                   const std::string& dtype = "");
 
-// The dtype a checkpoint's model is held in: model.dtype of DIR's config.yaml (its recipe), else
-// float32.
-std::string inference_dtype(const std::string& dir);
+// The dtype to hold DIR's model in: `requested` (--dtype) unless it is empty, else model.dtype of
+// DIR's config.yaml (its recipe), else float32. A name that is not a dtype is an Error naming
+// where it came from.
+torch::ScalarType inference_dtype(const std::string& dir, const std::string& requested);
 
 // The chat template family to talk to DIR's model in: `requested` (--chat-template) unless it is
 // empty or auto, else the one DIR's config.yaml (its recipe) names, resolved against the

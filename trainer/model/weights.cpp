@@ -40,7 +40,6 @@ std::string list_str(const std::vector<std::string>& names) {
   return s;
 }
 
-
 // The safetensors files of a model directory, from the index when there is one.
 std::vector<std::string> weight_files(const std::string& dir) {
   const std::string index_path = in_dir(dir, kIndexFile);
