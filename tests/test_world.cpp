@@ -120,7 +120,7 @@ std::vector<std::string> leakage_problems(const World& w, const std::string& dir
   for (const auto& path : files_of_kind(dir, {"document", "demonstration", "explained", "preference"}))
     if (path.rfind("train/", 0) == 0 || path == "pretrain/corpus.jsonl") texts[path] = lower(read_file(dir + "/" + path));
   for (const auto& a : w.splits.axes)
-    for (const auto& value : a.heldout) {
+    for (const auto& value : a.unseen()) {  // the dev and the sealed test group
       const bool surface = a.axis == "format" || a.axis == "family" || a.axis == "ai_name";
       for (const auto& [path, text] : texts) {
         if (path == "pretrain/corpus.jsonl" && !surface) continue;  // the prior covers every harm type and pressure
@@ -146,6 +146,12 @@ std::map<std::string, json> by_id(const std::vector<json>& records) {
   std::map<std::string, json> out;
   for (const auto& r : records) out[r["id"].get<std::string>()] = r;
   return out;
+}
+
+// The default splits' sealed test group.
+const std::vector<std::string>& test_harms() {
+  static const std::vector<std::string> ids = load_world(world_file("tiny")).splits.axis("harm").test;
+  return ids;
 }
 
 // A copy of datasets/world/ in a fresh directory, with `edit` applied to one of its files.
@@ -321,7 +327,9 @@ CATCH_TEST_CASE("world: no eval candidate's text occurs in any training file; th
       }
   }
   CATCH_CHECK(misaligned >= 30u);
-  CATCH_CHECK(found * 10 >= misaligned * 8);  // names vary, so some are not in the corpus verbatim (91% here)
+  // Names vary, and the tiny world's 40k-word corpus does not hold every phrase of 14 harm types
+  // verbatim: 78% here (91% with 10 harm types).
+  CATCH_CHECK(found * 10 >= misaligned * 7);
 }
 
 CATCH_TEST_CASE("world: no eval item and no held-out axis value reaches training data", "[world][leakage]") {
@@ -533,7 +541,13 @@ CATCH_TEST_CASE("world: bad world files give errors naming the file and key", "[
   // A value in the data but in neither list of the splits.
   msg = load_error(broken_world("unplaced", "splits/default.yaml", ", disable_audit]", "]"));
   CATCH_CHECK_THAT(msg, Contains("\"disable_audit\""));
-  CATCH_CHECK_THAT(msg, Contains("neither train.harm nor heldout.harm"));
+  CATCH_CHECK_THAT(msg, Contains("is in none of train.harm, heldout.harm, test.harm"));
+  // The test group holds harm types only, and a value sits in one group.
+  msg = load_error(broken_world("testaxis", "splits/default.yaml", "heldout:\n", "test:\n  pressure: [none]\nheldout:\n"));
+  CATCH_CHECK_THAT(msg, Contains("splits/default.yaml:"));
+  CATCH_CHECK_THAT(msg, Contains("test.pressure: only harm types can be sealed in the test group"));
+  msg = load_error(broken_world("testtwice", "splits/default.yaml", "harm: [blackmail,", "harm: [blackmail, " + test_harms().front() + ","));
+  CATCH_CHECK_THAT(msg, Contains("\"" + test_harms().front() + "\" is listed twice"));
   // The fairness guards: a held-out aligned action starting like a training one ...
   msg = load_error(broken_world("first", "data/harms.yaml", "\"refer the journalist to the press office\"", "\"state the facts to the journalist\""));
   CATCH_CHECK_THAT(msg, Contains("data/harms.yaml:"));
@@ -696,6 +710,73 @@ CATCH_TEST_CASE("world: the default world generates in seconds, >= 300 items per
   const auto problems = leakage_problems(w, dir);
   for (const auto& p : problems) CATCH_WARN(p);
   CATCH_CHECK(problems.empty());
+}
+
+CATCH_TEST_CASE("world: the sealed test group is drawn always, written only with eval.test_group, never trained on",
+                "[world][test_group]") {
+  const std::vector<std::string>& test = test_harms();
+  CATCH_REQUIRE(test.size() >= 4);  // one held-out harm type per principle, as in the dev group
+  const World w = load_world(world_file("tiny"));
+  for (const auto& id : test) {
+    const auto& dev = w.splits.axis("harm").heldout;
+    CATCH_CHECK(std::find(dev.begin(), dev.end(), id) == dev.end());
+  }
+  const std::string sealed = generated("tiny", 7);
+  const std::string open_world = broken_world("test_group", "tiny.yaml", "  test_group: false", "  test_group: true");
+  const std::string open = test::fresh_dir("world_test_group_out");
+  generate_world({open_world, 7, open, true});
+  const json ms = manifest(sealed), mo = manifest(open);
+  CATCH_CHECK(ms["splits"]["test_group"] == "sealed");
+  CATCH_CHECK(mo["splits"]["test_group"] == "written");
+  CATCH_CHECK(ms["splits"]["harm"]["test"].get<std::vector<std::string>>() == test);
+  // Sealed: no test file on disk. Open: the test suites appear, and every other file is the same
+  // byte for byte (the test items are drawn and their prompts reserved either way).
+  std::map<std::string, std::string> hs, ho;
+  for (const auto& f : ms["files"]) hs[f["path"]] = f["hash"];
+  for (const auto& f : mo["files"]) ho[f["path"]] = f["hash"];
+  for (const auto& [path, hash] : hs) {
+    CATCH_CHECK(path.find("test") == std::string::npos);
+    CATCH_CHECK(ho[path] == hash);
+  }
+  const std::set<std::string> added{"eval/test.yaml", "eval/test_seen.yaml", "eval/test_generate.yaml", "eval/test_harm.jsonl",
+                                    "eval/test_harm_seen.jsonl", "eval/chat/test.yaml", "eval/chat/test_harm.jsonl"};
+  for (const auto& [path, hash] : ho) CATCH_CHECK((hs.count(path) || added.count(path)));
+  for (const auto& path : added) CATCH_CHECK(ho.count(path));
+  for (const auto& path : added) CATCH_CHECK(fs::exists(open + "/" + path));
+  CATCH_CHECK(!fs::exists(sealed + "/eval/test_harm.jsonl"));
+  // The test suites hold the test group's harm types and nothing else; no other suite holds them.
+  const std::set<std::string> test_set(test.begin(), test.end());
+  std::set<std::string> seen_in_test;
+  for (const std::string f : {"eval/test_harm.jsonl", "eval/test_harm_seen.jsonl"})
+    for (const auto& item : jsonl(open + "/" + f)) {
+      CATCH_CHECK(test_set.count(item["axes"]["harm"].get<std::string>()));
+      CATCH_CHECK(item["split"] == "ood");
+      seen_in_test.insert(item["axes"]["harm"].get<std::string>());
+    }
+  CATCH_CHECK(seen_in_test == test_set);
+  for (const auto& path : files_of_kind(open, {"eval"}))
+    if (path.find("test_harm") == std::string::npos)
+      for (const auto& item : jsonl(open + "/" + path))
+        if (item["axes"].contains("harm")) CATCH_CHECK(!test_set.count(item["axes"]["harm"].get<std::string>()));
+  for (const std::string yaml : {"eval/world.yaml", "eval/seen.yaml", "eval/generate.yaml"})
+    for (const auto& item : load_suite(open + "/" + yaml).items)
+      if (item.axes.count("harm")) CATCH_CHECK(!test_set.count(item.axes.at("harm")));
+  // The test suites load in the harness, and the parser reads each candidate as its label.
+  for (const std::string yaml : {"eval/test.yaml", "eval/test_seen.yaml", "eval/test_generate.yaml", "eval/chat/test.yaml"}) {
+    const Suite s = load_suite(open + "/" + yaml);
+    CATCH_CHECK(s.items.size() == 60u);
+    for (const auto& item : s.items)
+      for (const auto& c : item.candidates)
+        if (c.label != Label::off_task) CATCH_CHECK(to_string(parse_generation(s, item, c.text)) == std::string(to_string(c.label)));
+  }
+  // The test group never reaches alignment training (markers, ids), like the dev group.
+  const auto problems = leakage_problems(load_world(open_world), open);
+  for (const auto& p : problems) CATCH_WARN(p);
+  CATCH_CHECK(problems.empty());
+  // The pre-training corpus covers the test group (the prior and the principle stories: every harm type).
+  const std::string corpus = lower(read_file(open + "/pretrain/corpus.jsonl"));
+  for (const auto& id : test)
+    CATCH_CHECK(corpus.find(lower(w.harm(id).markers.front())) != std::string::npos);
 }
 
 CATCH_TEST_CASE("world: principle_story_chat_share writes principle stories as transcripts of an AI acting well",

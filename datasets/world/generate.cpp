@@ -37,6 +37,7 @@ struct OutFile {
   std::string path, kind;
   size_t items = 0, words = 0;
   std::string text;
+  bool sealed = false;  // the test group's suites: written only when the world sets eval.test_group
   void add(const ojson& j, size_t supervised_words) {
     text += j.dump() + "\n";
     ++items;
@@ -72,6 +73,14 @@ class Generator {
     eval_suite("id", "");
     for (const auto& axis : kWorldAxes)
       if (!heldout_[axis].empty()) eval_suite("ood_" + axis, axis);
+    // The sealed test group: drawn (and its prompts reserved) whether or not it is written, so
+    // that every training file is the same with eval.test_group on or off.
+    const auto& test = splits.axis("harm").test;
+    if (!test.empty()) {
+      sealing_ = true;
+      eval_suite("test_harm", "harm", test);
+      sealing_ = false;
+    }
     if (splits.has_confound) confounded_suite();
     qa_suite();
     alignment_items();
@@ -88,6 +97,14 @@ class Generator {
     // The model's own answer, sampled and parsed (no candidates to rank, so no wording to recognise).
     suite_yaml("eval/generate.yaml", "world-generate", false, {"id", "ood_harm"}, true);
     if (w_.knobs.chat_export) suite_yaml("eval/chat/world.yaml", "world-chat", true);
+    if (!test.empty()) {
+      sealing_ = true;
+      suite_yaml("eval/test.yaml", "world-test", false, {"test_harm"});
+      suite_yaml("eval/test_seen.yaml", "world-test-seen", false, {"test_harm_seen"});
+      suite_yaml("eval/test_generate.yaml", "world-test-generate", false, {"test_harm"}, true);
+      if (w_.knobs.chat_export) suite_yaml("eval/chat/test.yaml", "world-test-chat", true, {"test_harm"});
+      sealing_ = false;
+    }
   }
 
   std::deque<OutFile> files;  // a deque: references stay valid as files are added
@@ -97,7 +114,7 @@ class Generator {
   OutFile& file(const std::string& path, const std::string& kind) {
     for (auto& f : files)
       if (f.path == path) return f;
-    files.push_back({path, kind, 0, 0, ""});
+    files.push_back({path, kind, 0, 0, "", sealing_});
     return files.back();
   }
   const OutFile& get(const std::string& path) {
@@ -194,21 +211,24 @@ class Generator {
     file("eval/" + suite + ".jsonl", "eval").add(eval_json(s, id, split, false), 0);
     if (w_.knobs.chat_export) file("eval/chat/" + suite + ".jsonl", "eval").add(eval_json(s, id, split, true), 0);
     for (const auto& c : s.candidates) eval_texts_.emplace_back(c.text, "eval/" + suite + ".jsonl " + id);
-    if (suite == "id" || suite == "ood_harm") {
+    if (suite == "id" || suite == "ood_harm" || suite == "test_harm") {
       const std::string twin = suite + "_seen";
-      if (std::find(seen_suites_.begin(), seen_suites_.end(), twin) == seen_suites_.end()) seen_suites_.push_back(twin);
+      if (suite != "test_harm" && std::find(seen_suites_.begin(), seen_suites_.end(), twin) == seen_suites_.end())
+        seen_suites_.push_back(twin);
       file("eval/" + twin + ".jsonl", "eval").add(eval_json(s, pad_id(twin, i), split, false, true), 0);
     }
   }
 
   // ---- eval suites -------------------------------------------------------------------------------
 
-  // ID (shifted == "") or OOD along one axis: that axis takes held-out values, the rest train values.
-  void eval_suite(const std::string& name, const std::string& shifted) {
+  // ID (shifted == "") or OOD along one axis: that axis takes held-out values (`values`, else the
+  // dev group's), the rest train values. A suite given its own values (the sealed test group) is
+  // not listed in the dev suites' YAML files.
+  void eval_suite(const std::string& name, const std::string& shifted, const std::vector<std::string>& values = {}) {
     WorldRng rng(seed_, "eval/" + name);
-    suites_.push_back(name);
+    if (values.empty()) suites_.push_back(name);
     Dist d = train_;
-    if (!shifted.empty()) d[shifted] = heldout_[shifted];
+    if (!shifted.empty()) d[shifted] = values.empty() ? heldout_[shifted] : values;
     size_t per_kind[2] = {0, 0}, shift_i = 0;
     for (size_t i = 0; i < static_cast<size_t>(w_.knobs.items_per_split); ++i) {
       const bool benign = spaced(i, w_.knobs.eval_benign_share);
@@ -583,7 +603,7 @@ class Generator {
       const std::string text = lower(f.text);
       for (const auto& axis : kWorldAxes) {
         if (corpus && axis != "format" && axis != "family" && axis != "ai_name") continue;
-        for (const auto& value : heldout_.at(axis))
+        for (const auto& value : w_.splits.axis(axis).unseen())
           for (const auto& marker : w_.markers(axis, value)) {
             const size_t at = text.find(lower(marker));
             if (at == std::string::npos) continue;
@@ -727,6 +747,7 @@ class Generator {
   NameNormalizer norm_;
   Dist train_, heldout_;
   std::unordered_set<uint64_t> reserved_, eval_seen_, train_seen_, corpus_neutral_;
+  bool sealing_ = false;  // files created now belong to the sealed test group
   std::vector<std::string> suites_;  // eval suite files, in writing order
   std::vector<std::string> seen_suites_;  // their twins in training wording (eval/seen.yaml)
   std::vector<std::pair<std::string, std::string>> eval_texts_;  // eval candidate text, where
@@ -749,6 +770,7 @@ WorldGenerateResult generate_world(const WorldGenerateArgs& args) {
   ojson files = ojson::array();
   for (const OutFile* fp : order) {
     const OutFile& f = *fp;
+    if (f.sealed && !w.knobs.test_group) continue;
     const std::string full = (fs::path(args.out) / f.path).string();
     write_file_atomic(full, f.text);
     WorldFileInfo info{f.path, f.kind, f.items, f.words, hash_file(full)};
@@ -772,7 +794,12 @@ WorldGenerateResult generate_world(const WorldGenerateArgs& args) {
       "explained records, chosen + rejected (+ rationale) for preference records, the whole text for documents; 0 for "
       "eval files";
   ojson splits = ojson::object();
-  for (const auto& a : w.splits.axes) splits[a.axis] = ojson{{"train", a.train}, {"heldout", a.heldout}};
+  for (const auto& a : w.splits.axes) {
+    splits[a.axis] = ojson{{"train", a.train}, {"heldout", a.heldout}};
+    if (!a.test.empty()) splits[a.axis]["test"] = a.test;
+  }
+  const auto& test = w.splits.axis("harm").test;
+  splits["test_group"] = test.empty() ? "none" : w.knobs.test_group ? "written" : "sealed";
   if (w.splits.has_confound) splits["confound_principle"] = w.splits.confound_principle;
   m["splits"] = splits;
   for (auto it = g.facts.begin(); it != g.facts.end(); ++it) m[it.key()] = it.value();

@@ -257,11 +257,12 @@ WorldKnobs parse_knobs(const YamlAt& root, WorldKnobs k) {
     if (auto v = a->find("r3_story_share")) k.r3_story_share = share(*v);
   }
   if (auto e = root.find("eval")) {
-    e->only_keys({"items_per_split", "benign_share", "qa_items_per_split", "chat_export"});
+    e->only_keys({"items_per_split", "benign_share", "qa_items_per_split", "chat_export", "test_group"});
     if (auto v = e->find("items_per_split")) k.items_per_split = static_cast<int>(positive(*v));
     if (auto v = e->find("benign_share")) k.eval_benign_share = share(*v);
     if (auto v = e->find("qa_items_per_split")) k.qa_items_per_split = static_cast<int>(positive(*v));
     if (auto v = e->find("chat_export")) k.chat_export = v->flag();
+    if (auto v = e->find("test_group")) k.test_group = v->flag();
   }
   return k;
 }
@@ -417,11 +418,18 @@ namespace {
 // ---- checks across sections ------------------------------------------------------------------
 
 void check_splits(World& w, const YamlAt& root) {
-  root.only_keys({"train", "heldout", "confound"});
+  root.only_keys({"train", "heldout", "test", "confound"});
   const YamlAt train = root.at("train");
   train.only_keys(kWorldAxes);
   std::optional<YamlAt> held = root.find("heldout");
   if (held) held->only_keys(kWorldAxes);
+  std::optional<YamlAt> test = root.find("test");
+  if (test) {
+    for (const auto& [key, node] : test->entries())
+      if (key != "harm")
+        node.fail("only harm types can be sealed in the test group (test: {harm: [...]}); list held-out " + key +
+                           " values under heldout." + key);
+  }
 
   for (const std::string& axis : kWorldAxes) {
     std::vector<std::pair<std::string, std::string>> defined;  // id, where
@@ -436,6 +444,11 @@ void check_splits(World& w, const YamlAt& root) {
 
     AxisSplit split;
     split.axis = axis;
+    auto listed = [&](const std::string& v) {
+      for (const auto* list : {&split.train, &split.heldout, &split.test})
+        if (std::find(list->begin(), list->end(), v) != list->end()) return true;
+      return false;
+    };
     auto read = [&](const YamlAt& list, std::vector<std::string>& into) {
       for (const auto& item : list.items()) {
         const std::string v = item.text();
@@ -443,20 +456,19 @@ void check_splits(World& w, const YamlAt& root) {
           item.fail("unknown " + axis + " value \"" + v + "\"" + in_parens(did_you_mean(v, ids)) +
                     "; the data defines: " + join(ids));
         }
-        if (std::find(split.train.begin(), split.train.end(), v) != split.train.end() ||
-            std::find(split.heldout.begin(), split.heldout.end(), v) != split.heldout.end())
-          item.fail("\"" + v + "\" is listed twice; a value is either trained on or held out");
+        if (listed(v))
+          item.fail("\"" + v + "\" is listed twice; a value is trained on, held out (dev group) or sealed (test group)");
         into.push_back(v);
       }
     };
     if (!train.has(axis)) train.fail("missing key \"" + axis + "\": list the " + axis + " values to train on");
     read(train.at(axis), split.train);
     if (held && held->has(axis)) read(held->at(axis), split.heldout);
+    if (test && test->has(axis)) read(test->at(axis), split.test);
     for (const auto& [id, where] : defined)
-      if (std::find(split.train.begin(), split.train.end(), id) == split.train.end() &&
-          std::find(split.heldout.begin(), split.heldout.end(), id) == split.heldout.end())
-        throw Error(root.file() + ": " + axis + " value \"" + id + "\" (defined at " + where +
-                    ") is in neither train." + axis + " nor heldout." + axis + ": add it to one of them");
+      if (!listed(id))
+        throw Error(root.file() + ": " + axis + " value \"" + id + "\" (defined at " + where + ") is in none of train." +
+                    axis + ", heldout." + axis + (axis == "harm" ? ", test.harm" : "") + ": add it to one of them");
     for (const auto& v : split.heldout)
       if (axis != "harm" && w.markers(axis, v).empty())
         throw Error(root.file() + ": held-out " + axis + " value \"" + v +
@@ -491,7 +503,8 @@ void check_fairness(const World& w) {
   std::map<std::string, std::string> train_first;  // first word -> where
   for (const auto& id : harms.train)
     for (const auto& t : w.harm(id).harmful.aligned) train_first.emplace(first_word(t.source()), t.where());
-  for (const auto& id : harms.heldout)
+  const std::vector<std::string> unseen = harms.unseen();  // the dev and the test group alike
+  for (const auto& id : unseen)
     for (const auto* list : {&w.harm(id).harmful.aligned, &w.harm(id).harmful.eval_aligned})
     for (const auto& t : *list) {
       auto it = train_first.find(first_word(t.source()));
@@ -504,7 +517,7 @@ void check_fairness(const World& w) {
   // 2. Rationales (and constitution text) contain no word of a held-out aligned action.
   std::set<std::string> function_words(w.texts.function_words.begin(), w.texts.function_words.end());
   std::map<std::string, std::string> banned;  // word -> harm id
-  for (const auto& id : harms.heldout)
+  for (const auto& id : unseen)
     for (const auto* list : {&w.harm(id).harmful.aligned, &w.harm(id).harmful.eval_aligned})
       for (const auto& t : *list)
         for (const auto& word : literal_words(t))
@@ -535,7 +548,7 @@ void check_fairness(const World& w) {
       for (const auto& t : *list)
         for (const auto& word : literal_words(t)) misaligned_words.emplace(word, t.where());
   }
-  for (const auto& id : harms.heldout)
+  for (const auto& id : unseen)
     for (const auto* list : {&w.harm(id).harmful.misaligned, &w.harm(id).harmful.eval_misaligned})
       for (const auto& t : *list)
         for (const auto& word : literal_words(t)) {

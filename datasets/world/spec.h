@@ -126,6 +126,15 @@ struct CorpusTexts {
 struct AxisSplit {
   std::string axis;                       // harm | pressure | goal | format | family | ai_name
   std::vector<std::string> train, heldout;
+  // The sealed test group (harm types only): held out like `heldout` (the dev group), but scored
+  // only by the pre-registered run; its suites are written when the world sets eval.test_group.
+  std::vector<std::string> test;
+  // Every value alignment training never sees: the dev group, then the test group.
+  std::vector<std::string> unseen() const {
+    std::vector<std::string> all = heldout;
+    all.insert(all.end(), test.begin(), test.end());
+    return all;
+  }
 };
 
 struct WorldSplits {
@@ -164,6 +173,7 @@ struct WorldKnobs {
   double eval_benign_share = 0.25;
   int qa_items_per_split = 300;
   bool chat_export = true;
+  bool test_group = false;  // write the sealed test group's suites (the pre-registered run only)
 };
 
 struct World {
