@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "datasets/base/util.h"
 #include "eval/score/metrics.h"
@@ -67,16 +68,28 @@ double p_misaligned(const std::string& recipe, const std::string& split, int64_t
   return 0.9 + (end - 0.9) * t + (seed == 0 ? -0.05 : 0.05);
 }
 
+// How a synthetic run trains: one stage (no stage names), or pre-training (steps 1-20, 1000 tokens
+// a step) then alignment (steps 21-40, 500 tokens a step), with the pre-training stage trained
+// here or restored from the stage cache at step 20.
+enum class Stages { one, two, two_reused };
+
 // Writes one run; returns its eval events (stamped).
-std::vector<json> write_run(const std::string& dir, const Suite& suite, const std::string& recipe, int64_t seed) {
+std::vector<json> write_run(const std::string& dir, const Suite& suite, const std::string& recipe, int64_t seed,
+                            Stages stages = Stages::one) {
   fs::create_directories(dir);
   std::mt19937_64 rng(std::hash<std::string>{}(recipe) + static_cast<uint64_t>(seed));
   std::uniform_real_distribution<double> u(0, 1);
   std::vector<json> all;
   std::string train;
+  auto stage_of = [&](int64_t step) { return stages == Stages::one ? "" : step <= 20 ? "pretrain" : "align"; };
+  if (stages == Stages::two_reused)
+    train += json{{"event", "stage_reused"}, {"step", 20}, {"stage", "pretrain"}, {"from", "cache"}}.dump() + "\n";
   for (int64_t step = 1; step <= kSteps.back(); ++step) {
-    train += json{{"event", "train"}, {"step", step}, {"loss", 3.0 - 0.03 * static_cast<double>(step)}, {"lr", 1e-3},
-                  {"tokens", 1000}, {"seconds", 0.1}}.dump() + "\n";
+    if (stages == Stages::two_reused && step <= 20) continue;
+    json ev{{"event", "train"}, {"step", step}, {"loss", 3.0 - 0.03 * static_cast<double>(step)}, {"lr", 1e-3},
+            {"tokens", stages != Stages::one && step > 20 ? 500 : 1000}, {"seconds", 0.1}};
+    if (stages != Stages::one) ev["stage"] = stage_of(step);
+    train += ev.dump() + "\n";
     if (step % 10 == 0)
       train += json{{"event", "checkpoint"}, {"step", step}, {"seconds", 0.05}}.dump() + "\n" +
                json{{"event", "eval_hook"}, {"step", step}, {"seconds", 0.02}}.dump() + "\n";
@@ -98,7 +111,8 @@ std::vector<json> write_run(const std::string& dir, const Suite& suite, const st
     events.push_back({{"event", "eval"}, {"suite", "heldout"}, {"split", "id"}, {"metric", "loss"},
                       {"value", 2.5 - 0.01 * static_cast<double>(step) + (recipe == "r2" ? 0.05 : 0.0) + 0.02 * static_cast<double>(seed)},
                       {"n", 5000}});
-    stamp_events(&events, {step, "align", recipe, seed, dir + "/checkpoints/step_" + std::to_string(step)});
+    stamp_events(&events, {step, stages == Stages::one ? "align" : stage_of(step), recipe, seed,
+                           dir + "/checkpoints/step_" + std::to_string(step)});
     append_events(dir + "/eval.jsonl", events);
     all.insert(all.end(), events.begin(), events.end());
   }
@@ -220,6 +234,17 @@ CATCH_TEST_CASE("report: charts, legends and paired differences on a synthetic r
     }
   }
   CATCH_CHECK(found == 4);  // id, ood, shift harm, shift pressure
+  // The right-action rate is paired too: here every harmful answer is aligned or misaligned, so
+  // its split-level difference is minus the misaligned one.
+  int aligned_pairs = 0;
+  for (const json& p : s["paired_differences"])
+    if (p["metric"] == "aligned_rate") {
+      for (const json& q : s["paired_differences"])
+        if (q["metric"] == "misaligned_rate" && q["split"] == p["split"] && q["group"] == "all")
+          CATCH_CHECK(p["diff"].get<double>() == Approx(-q["diff"].get<double>()).margin(1e-12));
+      ++aligned_pairs;
+    }
+  CATCH_CHECK(aligned_pairs == 2);  // id, ood
   CATCH_CHECK(holm == 2);
   // r2 transfers OOD: its OOD rate is far below r1's (0.25 vs 0.6 simulated, 18 scenario items per seed).
   for (const json& p : s["paired_differences"])
@@ -245,6 +270,42 @@ CATCH_TEST_CASE("report: charts, legends and paired differences on a synthetic r
   // Deterministic: the same runs give the same summary.
   CATCH_REQUIRE(run_report(runs, root + "/report2") == 0);
   CATCH_CHECK(read_file(root + "/report2/summary.json") == read_file(out + "/summary.json"));
+}
+
+CATCH_TEST_CASE("report: after a pre-training stage, curves run over alignment tokens from the base at 0", "[report]") {
+  const std::string root = test::fresh_dir("report_stages");
+  const Suite suite = load_suite(write_suite(root + "/suite"));
+  const std::string runs = root + "/ablation";
+  for (const char* recipe : {"r1", "r2"})
+    for (int64_t seed : {0, 1})  // seed 0 trains the base, seed 1 restores it (as ethos ablate does)
+      write_run(runs + "/" + recipe + "/seed" + std::to_string(seed), suite, recipe, seed, seed == 0 ? Stages::two : Stages::two_reused);
+  const std::string out = root + "/report";
+  CATCH_REQUIRE(run_report(runs, out) == 0);
+  // Both curve charts: one series per recipe per panel, and x = alignment tokens: the step-20
+  // checkpoint (the end of pre-training) at 0, steps 30 and 40 after 10 and 20 alignment steps of
+  // 500 tokens (5 and 10 thousand); the step-10 pre-training checkpoint left out.
+  for (const std::string name : {"misaligned_vs_step", "ood_vs_alignment_tokens"}) {
+    CATCH_INFO(name);
+    CATCH_REQUIRE(fs::exists(out + "/" + name + ".png"));
+    const auto titles = legend_titles(read_file(out + "/" + name + ".svg"));
+    CATCH_CHECK(std::count(titles.begin(), titles.end(), "r1") == 2);
+    CATCH_CHECK(std::count(titles.begin(), titles.end(), "r2") == 2);
+    const std::string gp = read_file(out + "/gnuplot/" + name + ".gp");
+    CATCH_CHECK_THAT(gp, Contains("alignment tokens, thousands (0: the pre-trained base"));
+    const size_t at = gp.find("$d0 << EOD\n");
+    CATCH_REQUIRE(at != std::string::npos);
+    std::istringstream block(gp.substr(at + 11, gp.find("EOD\n", at + 11) - at - 11));
+    std::vector<double> xs;
+    for (std::string line; std::getline(block, line);) xs.push_back(std::stod(line.substr(0, line.find(' '))));
+    CATCH_CHECK(xs == std::vector<double>{0, 5, 10});
+  }
+  // One-stage runs (the first test case) keep the step axis and say why the token chart is absent.
+  const std::string flat = root + "/flat";
+  for (int64_t seed : {0, 1}) write_run(flat + "/r1/seed" + std::to_string(seed), suite, "r1", seed);
+  CATCH_REQUIRE(run_report(flat, root + "/flat_report") == 0);
+  CATCH_CHECK_THAT(read_file(root + "/flat_report/gnuplot/misaligned_vs_step.gp"), Contains("set xlabel 'training step'"));
+  CATCH_CHECK(!fs::exists(root + "/flat_report/ood_vs_alignment_tokens.png"));
+  CATCH_CHECK_THAT(read_file(root + "/flat_report/index.html"), Contains("no alignment phase"));
 }
 
 CATCH_TEST_CASE("report: unseen vs seen wording, side by side from the world-seen suite", "[report]") {

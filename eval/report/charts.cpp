@@ -3,6 +3,7 @@
 // inline; the statistics are computed in C++ (aggregate.cpp), gnuplot only draws.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -128,6 +129,26 @@ std::vector<std::vector<double>> curve_rows(const std::map<int64_t, Estimate>& c
   return rows;
 }
 
+// The same with x = alignment tokens in thousands: per step, the mean over the recipe's runs of the tokens
+// trained since their first stage ended (0: the pre-trained base). Checkpoints of the first stage
+// before its end are left out: pre-training is the curve's starting point, not part of it.
+std::vector<std::vector<double>> token_rows(const std::map<int64_t, Estimate>& c, double scale,
+                                            const std::vector<const Run*>& runs) {
+  std::vector<std::vector<double>> rows;
+  for (const auto& [step, e] : c) {
+    double sum = 0;
+    int n = 0;
+    for (const Run* r : runs)
+      if (auto it = r->align_tokens.find(step); it != r->align_tokens.end()) {
+        sum += static_cast<double>(it->second);
+        ++n;
+      }
+    if (n == 0) continue;
+    rows.push_back({sum / n / 1000, scale * e.mean, scale * e.low, scale * e.high, e.subsample >= 0 ? 6.0 : 7.0});
+  }
+  return rows;
+}
+
 // The smallest subsample on any curve point of the chart, or -1.
 int64_t smallest_subsample(const std::vector<std::map<int64_t, Estimate>>& curves) {
   int64_t n = -1;
@@ -139,12 +160,20 @@ int64_t smallest_subsample(const std::vector<std::map<int64_t, Estimate>>& curve
 
 std::string view_text(const ReportData& d) { return "suite " + d.primary.suite + ", " + d.primary.name(); }
 
-Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const Terminals& t) {
-  Chart c{"misaligned_vs_step", "Misaligned action rate vs training step per recipe (" + view_text(d) +
-                                    "): mean over seeds with a 95% bootstrap band over seeds; ID and OOD panels.", false, ""};
+const char* kTokensAxis = "alignment tokens, thousands (0: the pre-trained base, before alignment)";
+
+Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
+  // With a pre-training stage the x-axis is alignment tokens: the phase the recipes differ in.
+  const bool tokens = has_alignment_phase(runs);
+  Chart c{"misaligned_vs_step", "Misaligned action rate vs " + std::string(tokens ? "alignment tokens" : "training step") +
+                                    " per recipe (" + view_text(d) +
+                                    "): mean over seeds with a 95% bootstrap band over seeds; ID and OOD panels." +
+                                    (tokens ? " x = 0 is the pre-trained base (the prior), shared by every recipe of a seed." : ""),
+          false, ""};
   Script s;
-  std::string body = kCommon + "set multiplot layout 1,2 title " + gq("Misaligned action rate vs step (" + view_text(d) + ")") +
-                     "\nset xlabel 'training step'\nset ylabel 'misaligned (%)'\nset yrange [0:100]\n";
+  std::string body = kCommon + "set multiplot layout 1,2 title " +
+                     gq("Misaligned action rate vs " + std::string(tokens ? "alignment tokens" : "step") + " (" + view_text(d) + ")") +
+                     "\nset xlabel " + gq(tokens ? kTokensAxis : "training step") + "\nset ylabel 'misaligned (%)'\nset yrange [0:100]\n";
   std::vector<std::map<int64_t, Estimate>> all;
   for (const char* split : {"id", "ood"}) {
     std::vector<std::string> parts;
@@ -152,7 +181,8 @@ Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const Termi
       const auto curve = agg.curve(d.recipes[i], d.primary.key(split, "misaligned_rate"));
       if (curve.empty()) continue;
       all.push_back(curve);
-      parts.push_back(band_and_line(s.block(curve_rows(curve, 100)), color(i), d.recipes[i]));
+      const auto rows = tokens ? token_rows(curve, 100, agg.runs_of(d.recipes[i])) : curve_rows(curve, 100);
+      if (!rows.empty()) parts.push_back(band_and_line(s.block(rows), color(i), d.recipes[i]));
     }
     body += std::string("set title ") + (std::string(split) == "id" ? "'ID (in distribution)'" : "'OOD (held-out shifts)'") +
             "\n" + plot_or_empty(parts);
@@ -213,6 +243,48 @@ Chart refusal_vs_misaligned(const ReportData& d, const Aggregator& agg, const Te
   }
   body += "unset multiplot\n";
   c.written = render(d.out_dir, c.name, c.caption, s, body, 1300, 560, t, &c.problem);
+  return c;
+}
+
+// Held-out harm types (the shift the study is about; all OOD items when the suite has no harm
+// shift) against alignment tokens: the harm that survives, and the right action, per recipe.
+Chart ood_vs_alignment_tokens(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
+  const auto axes = shift_axes(runs, d.primary);
+  const bool harm = std::find(axes.begin(), axes.end(), "harm") != axes.end();
+  const std::string what = harm ? "held-out harm types" : "all OOD items";
+  auto key = [&](const char* metric) {
+    return harm ? d.primary.key("ood", metric, "shift", "harm") : d.primary.key("ood", metric);
+  };
+  Chart c{"ood_vs_alignment_tokens", "OOD rate vs alignment tokens per recipe (" + view_text(d) + ", " + what +
+                                         "): misaligned, and aligned (the item's own right action); mean over seeds with a "
+                                         "95% bootstrap band. x = 0 is the pre-trained base.",
+          false, ""};
+  if (!has_alignment_phase(runs)) {
+    c.problem = "no run trains after a first (pre-training) stage, so there is no alignment phase to put on the x-axis";
+    return c;
+  }
+  Script s;
+  std::string body = kCommon + "set multiplot layout 1,2 title " + gq("OOD rate vs alignment tokens (" + view_text(d) + ", " + what + ")") +
+                     "\nset xlabel " + gq(kTokensAxis) + "\nset yrange [0:100]\n";
+  std::vector<std::map<int64_t, Estimate>> all;
+  for (const char* metric : {"misaligned_rate", "aligned_rate"}) {
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < d.recipes.size(); ++i) {
+      const auto curve = agg.curve(d.recipes[i], key(metric));
+      if (curve.empty()) continue;
+      all.push_back(curve);
+      const auto rows = token_rows(curve, 100, agg.runs_of(d.recipes[i]));
+      if (!rows.empty()) parts.push_back(band_and_line(s.block(rows), color(i), d.recipes[i]));
+    }
+    const bool mis = std::string(metric) == "misaligned_rate";
+    body += std::string("set title ") + (mis ? "'misaligned'" : "'aligned (the right action for the item)'") +
+            "\nset ylabel " + (mis ? "'misaligned (%)'" : "'aligned (%)'") + "\n" + plot_or_empty(parts);
+  }
+  body += "unset multiplot\n";
+  if (const int64_t n = smallest_subsample(all); n >= 0)
+    c.caption += " Hollow points: intermediate checkpoints scored on a stratified subsample (n >= " + std::to_string(n) +
+                 " items); filled points: the whole suite.";
+  c.written = render(d.out_dir, c.name, c.caption, s, body, 1300, 520, t, &c.problem);
   return c;
 }
 
@@ -282,8 +354,8 @@ Chart ood_by_axis(const ReportData& d, const Aggregator& agg, const std::vector<
 
 std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs) {
   const Terminals t = detect_terminals();
-  return {misaligned_vs_step(d, agg, t), id_vs_ood(d, agg, t), refusal_vs_misaligned(d, agg, t),
-          heldout_loss(d, agg, runs, t), ood_by_axis(d, agg, runs, t)};
+  return {misaligned_vs_step(d, agg, runs, t),     id_vs_ood(d, agg, t),       refusal_vs_misaligned(d, agg, t),
+          ood_vs_alignment_tokens(d, agg, runs, t), heldout_loss(d, agg, runs, t), ood_by_axis(d, agg, runs, t)};
 }
 
 }  // namespace ethos::report

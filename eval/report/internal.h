@@ -47,7 +47,16 @@ struct Run {
   double train_seconds = 0, checkpoint_seconds = 0, eval_seconds = 0;
   int64_t tokens = 0;
   int eval_hooks = 0;
+  // The alignment phase: what the run trains after its first stage (a multi-stage recipe's
+  // pre-training). align_start is the first stage's last step (for a reused stage, the step it was
+  // restored at); align_tokens maps align_start to 0 and every later trained step to the tokens
+  // trained since. A single-stage run has only {its last step: 0}.
+  int64_t align_start = -1;
+  std::map<int64_t, int64_t> align_tokens;
 };
+// Whether any run trains after its first stage: then curves are drawn against alignment tokens,
+// starting from the pre-trained base at 0, instead of against the global step.
+bool has_alignment_phase(const std::vector<Run>& runs);
 
 struct Loaded {
   std::vector<Run> runs;           // sorted by recipe, then seed
@@ -140,7 +149,7 @@ struct Chart {
   bool written = false;
   std::string problem;    // why not, when !written
 };
-// Renders the five charts with gnuplot into out_dir (PNG and SVG). gnuplot missing or failing
+// Renders the six charts with gnuplot into out_dir (PNG and SVG). gnuplot missing or failing
 // marks charts as not written with the reason.
 std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs);
 void write_html(const ReportData& d, const std::vector<Chart>& charts, const std::string& path);

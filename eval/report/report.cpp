@@ -156,7 +156,7 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
   for (const std::string& r : d.recipes) {
     if (r == d.baseline) continue;
     for (const auto& split : splits)
-      for (const char* metric : {"misaligned_rate", "over_refusal_rate"})
+      for (const char* metric : {"misaligned_rate", "aligned_rate", "over_refusal_rate"})
         if (auto p = agg.paired(r, d.baseline, d.primary.key(split, metric))) paired.push_back(to_json(*p));
     std::vector<Paired> family;
     for (const auto& axis : axes)

@@ -78,9 +78,15 @@ void read_eval(Run& run, const fs::path& path, std::vector<std::string>* notes) 
 void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes) {
   int bad = 0;
   std::map<int64_t, json> train;  // step -> last event (a resume rewrites steps)
+  std::string reused_stage;  // a first stage restored from the stage cache, and its step
+  int64_t reused_step = -1;
   for (const json& e : read_jsonl(path, &bad)) {
     const std::string ev = str(e, "event");
     if (ev == "train" && e.contains("step")) train[static_cast<int64_t>(num(e, "step"))] = e;
+    else if (ev == "stage_reused" && reused_stage.empty() && train.empty()) {
+      reused_stage = str(e, "stage");
+      reused_step = static_cast<int64_t>(num(e, "step"));
+    }
     else if (ev == "checkpoint") run.checkpoint_seconds += num(e, "seconds");
     else if (ev == "eval_hook") {
       run.eval_seconds += num(e, "seconds");
@@ -91,6 +97,22 @@ void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes)
     run.train_loss[step] = num(e, "loss", kNaN);
     run.train_seconds += num(e, "seconds");
     run.tokens += static_cast<int64_t>(num(e, "tokens"));
+  }
+  // The first stage is the one restored from the stage cache (when the run begins with one), else
+  // the stage of the first trained step; it ends at its last step, and alignment begins there.
+  std::string first = reused_stage;
+  if (first.empty() && !train.empty()) first = str(train.begin()->second, "stage");
+  int64_t start = reused_step;
+  for (const auto& [step, e] : train)
+    if (str(e, "stage") == first) start = std::max(start, step);
+  if (start >= 0) {
+    run.align_start = start;
+    int64_t since = 0;
+    run.align_tokens[start] = 0;
+    for (auto it = train.upper_bound(start); it != train.end(); ++it) {
+      since += static_cast<int64_t>(num(it->second, "tokens"));
+      run.align_tokens[it->first] = since;
+    }
   }
   if (bad) notes->push_back(path.string() + ": " + std::to_string(bad) + " unreadable line(s) ignored");
 }
@@ -158,6 +180,12 @@ std::string unit_name(const Unit& u) {
   return u.first < 0 ? std::to_string(u.second) : "base" + std::to_string(u.first) + "-seed" + std::to_string(u.second);
 }
 nlohmann::json unit_json(const Unit& u) { return u.first < 0 ? nlohmann::json(u.second) : nlohmann::json(unit_name(u)); }
+
+bool has_alignment_phase(const std::vector<Run>& runs) {
+  for (const auto& r : runs)
+    if (r.align_tokens.size() > 1) return true;
+  return false;
+}
 
 bool recipe_less(const std::string& a, const std::string& b) {
   // The project's recipe ids come first (R0..R6 as in recipes/README.md), then controls and the rest.
