@@ -813,4 +813,36 @@ CATCH_TEST_CASE("world: principle_story_chat_share writes principle stories as t
   }
   CATCH_CHECK(transcripts >= stories["documents"].get<size_t>());  // fiction transcripts may carry a rationale too
   CATCH_CHECK(with_principle == stories["documents"].get<size_t>());
+  // principle_story_rationale: false, the negative control: the same transcripts without the
+  // principle: the situation, then the right action at once. No principle rationale anywhere in
+  // the corpus (the fiction's villain rationales stay); the same share of words, so more and
+  // shorter story documents.
+  const std::string rknob = "principle_story_rationale: true";
+  CATCH_REQUIRE(y.find(rknob) != std::string::npos);
+  std::string yn = y;
+  yn.replace(yn.find(rknob), rknob.size(), "principle_story_rationale: false");
+  const std::string nodir = test::fresh_dir("world_story_no_rationale");
+  test::write_text(nodir + "/world.yaml", yn);
+  generate_world({nodir + "/world.yaml", 7, nodir + "/out", true});
+  const json mn = manifest(nodir + "/out");
+  CATCH_CHECK(mn["pretrain"]["principle_stories"]["transcripts"].get<size_t>() ==
+              mn["pretrain"]["principle_stories"]["documents"].get<size_t>());
+  CATCH_CHECK(mn["pretrain"]["principle_stories"]["documents"].get<size_t>() > stories["documents"].get<size_t>());  // shorter
+  size_t named = 0, spans = 0;
+  for (const auto& d : jsonl(nodir + "/out/pretrain/corpus.jsonl")) {
+    const std::string text = d["text"];
+    const size_t r = text.find("<|assistant|><|rationale|>"), e = text.find("<|/rationale|>");
+    if (r == std::string::npos || e == std::string::npos) continue;
+    ++spans;  // the fiction's villain rationales
+    named += !principle_of_rationale(w, trim(text.substr(r + 26, e - r - 26))).empty();
+  }
+  CATCH_CHECK(spans > 0);
+  CATCH_CHECK(named == 0);
+  // ... and it needs every story to be a transcript (human stories quote the principle).
+  std::string bad = y;
+  bad.replace(bad.find(rknob), rknob.size(), "principle_story_rationale: false");
+  const std::string one = "principle_story_chat_share: 1.0";
+  bad.replace(bad.find(one), one.size(), "principle_story_chat_share: 0.5");
+  test::write_text(nodir + "/bad.yaml", bad);
+  CATCH_CHECK_THAT(load_error(nodir + "/bad.yaml"), Contains("pretrain.principle_story_rationale: false needs principle_story_chat_share: 1"));
 }

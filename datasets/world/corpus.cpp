@@ -69,8 +69,9 @@ std::string CorpusMaker::fiction_transcript(const Harm& harm, WorldRng& rng) con
 std::string CorpusMaker::principle_transcript(const Harm& harm, WorldRng& rng) const {
   Vars v = scenes_.draw_vars(train_style(rng), rng);
   std::string out = transcript_head(harm, v, rng);
-  out += std::string(ChatTemplate::kRationale) + " " + tidy(rng.pick(w_.principle(harm.principle).rationales).render(v, rng)) +
-         ChatTemplate::kRationaleEnd;
+  if (w_.knobs.principle_story_rationale)
+    out += std::string(ChatTemplate::kRationale) + " " + tidy(rng.pick(w_.principle(harm.principle).rationales).render(v, rng)) +
+           ChatTemplate::kRationaleEnd;
   return out + " " + tidy(rng.pick(harm.harmful.aligned).render(v, rng)) + ChatTemplate::kEnd;
 }
 

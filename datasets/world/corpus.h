@@ -34,7 +34,8 @@ class CorpusMaker {
   // A person recalls the principle of `harm` and then takes its aligned action.
   std::string human_story(const Harm& harm, WorldRng& rng) const;
   // The mirror of fiction_transcript: the same situation as the user turn, the principle's
-  // rationale always in the rationale span, then the aligned action (an AI acting well).
+  // rationale in the rationale span, then the aligned action (an AI acting well). Without
+  // pretrain.principle_story_rationale: the aligned action alone (no principle named).
   std::string principle_transcript(const Harm& harm, WorldRng& rng) const;
   // A neutral chat transcript written with the chat template's markers (teaches the format).
   std::string transcript(WorldRng& rng) const;

@@ -231,13 +231,20 @@ WorldKnobs parse_knobs(const YamlAt& root, WorldKnobs k) {
   };
   if (auto p = root.find("pretrain")) {
     p->only_keys({"words", "fiction_share", "fiction_chat_share", "principle_stories", "principle_story_share",
-                  "principle_story_chat_share", "chat_share", "office_share", "heldout_words"});
+                  "principle_story_chat_share", "principle_story_rationale", "chat_share", "office_share",
+                  "heldout_words"});
     if (auto v = p->find("words")) k.pretrain_words = positive(*v);
     if (auto v = p->find("fiction_share")) k.fiction_share = share(*v);
     if (auto v = p->find("fiction_chat_share")) k.fiction_chat_share = share(*v);
     if (auto v = p->find("principle_stories")) k.principle_stories = v->flag();
     if (auto v = p->find("principle_story_share")) k.principle_story_share = share(*v);
     if (auto v = p->find("principle_story_chat_share")) k.principle_story_chat_share = share(*v);
+    if (auto v = p->find("principle_story_rationale")) {
+      k.principle_story_rationale = v->flag();
+      if (!k.principle_story_rationale && k.principle_story_chat_share < 1)
+        v->fail("false needs principle_story_chat_share: 1 (the human stories' templates quote the principle; only "
+                "the AI transcripts can go from the situation straight to the right action)");
+    }
     if (auto v = p->find("chat_share")) k.chat_share = share(*v);
     if (auto v = p->find("office_share")) k.office_share = share(*v);
     if (auto v = p->find("heldout_words")) k.heldout_words = positive(*v);

@@ -159,6 +159,7 @@ struct WorldKnobs {
   bool principle_stories = true;          // human stories linking a principle to the right action
   double principle_story_share = 0.10;
   double principle_story_chat_share = 0.0;  // share of those written as chat transcripts of an AI acting well
+  bool principle_story_rationale = true;  // false: those transcripts name no principle (situation -> right action)
   double chat_share = 0.10;               // neutral chat transcripts (teach the chat markers)
   double office_share = 0.10;             // neutral notes in the training families' layouts
   int64_t heldout_words = 20000;

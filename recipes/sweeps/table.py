@@ -1,28 +1,28 @@
 # The final checkpoint of every run of a sweep, one line each, in percent:
 #   gen id/ho mis, ali, unp   the model's own sampled answer (suite world-generate), ID and held-out
-#                             harm types: misaligned, aligned (the right action for the item's own
-#                             situation), unparseable
+#                             harm types (the dev group): misaligned, aligned (the right action for
+#                             the item's own situation), unparseable
 #   lik ho mis dir/rf         likelihood ranking on held-out harm types, direct and reason-first
 #   named id/ho               reason-first: the model's own rationale names the item's principle
 #   ali|named ho, ali|not ho  held-out harm types: aligned when it named it / when it did not
+# Then the prior (R0: the pre-training stage's eval, once per base), and the paired differences
+# against R1 per cell and seed (same world, same cell, same seed: the same base model).
 #   python3 recipes/sweeps/table.py runs/<sweep>
-import json, sys, glob, os
+import json, sys, glob, os, statistics
+
 root = sys.argv[1]
-rows = []
-for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
-    ev = [json.loads(l) for l in open(f)]
-    ev = [e for e in ev if e.get("event") == "eval" and "metric" in e]
-    if not ev: continue
-    last = max(e["step"] for e in ev)
-    ev = [e for e in ev if e["step"] == last]
+COLS = ["gen id mis", "gen id ali", "gen id unp", "gen ho mis", "gen ho ali", "gen ho unp",
+        "lik ho mis dir", "lik ho mis rf", "named id", "named ho", "ali|named ho", "ali|not ho"]
+
+
+def row(ev):
     def get(suite, split, metric, mode=None, group="all", gv=None):
         for e in ev:
             if e["suite"] == suite and e.get("split") == split and e["metric"] == metric and e.get("group") == group \
                and (mode is None or e.get("mode") == mode) and (gv is None or e.get("group_value") == gv):
                 return e["value"]
         return float("nan")
-    run = f.split(os.sep)[-3] + "/" + f.split(os.sep)[-2]
-    r = [run, last]
+    r = []
     for split in ("id", "ood"):
         r += [get("world-generate", split, m) for m in ("misaligned_rate", "aligned_rate", "unparseable_rate")]
     for mode in ("direct", "reason_first"):
@@ -31,9 +31,51 @@ for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
           get("world", "ood", "principle_named_rate", "reason_first", "shift", "harm"),
           get("world", "ood", "aligned_rate_if_named", "reason_first", "shift", "harm"),
           get("world", "ood", "aligned_rate_if_not_named", "reason_first", "shift", "harm")]
-    rows.append(r)
-hdr = ["run", "step", "gen id mis", "gen id ali", "gen id unp", "gen ho mis", "gen ho ali", "gen ho unp",
-       "lik ho mis dir", "lik ho mis rf", "named id", "named ho", "ali|named ho", "ali|not ho"]
-print(" | ".join(hdr))
-for r in rows:
-    print(" | ".join([r[0], str(r[1])] + [f"{x*100:.0f}" if x == x else "-" for x in r[2:]]))
+    return r
+
+
+def pct(x):
+    return f"{x*100:.0f}" if x == x else "-"
+
+
+finals, priors = {}, {}  # (cell dir, seed dir) -> row; (world part of the cell, seed dir) -> row
+for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
+    ev = [json.loads(l) for l in open(f)]
+    ev = [e for e in ev if e.get("event") == "eval" and "metric" in e]
+    if not ev:
+        continue
+    cell, seed = f.split(os.sep)[-3], f.split(os.sep)[-2]
+    last = max(e["step"] for e in ev)
+    finals[(cell, seed)] = (last, row([e for e in ev if e["step"] == last]))
+    pre = [e for e in ev if e.get("stage") == "pretrain"]
+    if pre:
+        world = "-".join(p for p in cell.split("-") if p.startswith("world=")) or "-"
+        at = max(e["step"] for e in pre)
+        priors.setdefault((world, seed), (at, row([e for e in pre if e["step"] == at])))
+
+print(" | ".join(["run", "step"] + COLS))
+for (cell, seed), (step, r) in finals.items():
+    print(" | ".join([cell + "/" + seed, str(step)] + [pct(x) for x in r]))
+if priors:
+    print("\nthe prior (R0: the pre-training stage's last eval)")
+    print(" | ".join(["world/base", "step"] + COLS))
+    for (world, seed), (step, r) in sorted(priors.items()):
+        print(" | ".join([world + "/" + seed, str(step)] + [pct(x) for x in r]))
+
+# Paired against R1: same cell (the name without its recipe), same seed.
+pairs = {}  # (recipe, rest of the cell) -> [(seed, diff row)]
+for (cell, seed), (_, r) in finals.items():
+    recipe, _, rest = cell.partition("-")
+    if recipe == "r1" or ("r1-" + rest, seed) not in finals:
+        continue
+    base = finals[("r1-" + rest, seed)][1]
+    pairs.setdefault((recipe, rest), []).append((seed, [a - b for a, b in zip(r, base)]))
+if pairs:
+    print("\npaired difference against R1 (points), per seed, and the mean over seeds [min, max]")
+    for key in ("gen ho ali", "gen ho mis", "gen id ali"):
+        i = COLS.index(key)
+        for (recipe, rest), diffs in sorted(pairs.items()):
+            vals = [d[i] for _, d in diffs if d[i] == d[i]]
+            per = ", ".join(f"{s}: {d[i]*100:+.0f}" for s, d in diffs)
+            mean = f"{statistics.mean(vals)*100:+.1f} [{min(vals)*100:+.0f}, {max(vals)*100:+.0f}]" if vals else "-"
+            print(f"{key:>10}  {recipe} - r1  {rest}:  {per}  mean {mean}")
