@@ -160,6 +160,34 @@ int64_t smallest_subsample(const std::vector<std::map<int64_t, Estimate>>& curve
 
 std::string view_text(const ReportData& d) { return "suite " + d.primary.suite + ", " + d.primary.name(); }
 
+// One panel of a curve chart: its title, y label and the series each recipe draws.
+struct Panel {
+  std::string title, ylabel;
+  SeriesKey key;
+};
+
+// The panels' plots (one band and line per recipe, x = step or alignment tokens) into *body, and
+// the hollow-point note into *caption when a point was scored on a subsample.
+void curve_panels(const ReportData& d, const Aggregator& agg, const std::vector<Panel>& panels, bool tokens, Script& s,
+                  std::string* body, std::string* caption) {
+  std::vector<std::map<int64_t, Estimate>> all;
+  for (const Panel& p : panels) {
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < d.recipes.size(); ++i) {
+      const auto curve = agg.curve(d.recipes[i], p.key);
+      if (curve.empty()) continue;
+      all.push_back(curve);
+      const auto rows = tokens ? token_rows(curve, 100, agg.runs_of(d.recipes[i])) : curve_rows(curve, 100);
+      if (!rows.empty()) parts.push_back(band_and_line(s.block(rows), color(i), d.recipes[i]));
+    }
+    *body += "set title " + gq(p.title) + "\nset ylabel " + gq(p.ylabel) + "\n" + plot_or_empty(parts);
+  }
+  *body += "unset multiplot\n";
+  if (const int64_t n = smallest_subsample(all); n >= 0)
+    *caption += " Hollow points: intermediate checkpoints scored on a stratified subsample (n >= " + std::to_string(n) +
+                " items); filled points: the whole suite.";
+}
+
 const char* kTokensAxis = "alignment tokens, thousands (0: the pre-trained base, before alignment)";
 
 Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
@@ -173,24 +201,11 @@ Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const std::
   Script s;
   std::string body = kCommon + "set multiplot layout 1,2 title " +
                      gq("Misaligned action rate vs " + std::string(tokens ? "alignment tokens" : "step") + " (" + view_text(d) + ")") +
-                     "\nset xlabel " + gq(tokens ? kTokensAxis : "training step") + "\nset ylabel 'misaligned (%)'\nset yrange [0:100]\n";
-  std::vector<std::map<int64_t, Estimate>> all;
-  for (const char* split : {"id", "ood"}) {
-    std::vector<std::string> parts;
-    for (size_t i = 0; i < d.recipes.size(); ++i) {
-      const auto curve = agg.curve(d.recipes[i], d.primary.key(split, "misaligned_rate"));
-      if (curve.empty()) continue;
-      all.push_back(curve);
-      const auto rows = tokens ? token_rows(curve, 100, agg.runs_of(d.recipes[i])) : curve_rows(curve, 100);
-      if (!rows.empty()) parts.push_back(band_and_line(s.block(rows), color(i), d.recipes[i]));
-    }
-    body += std::string("set title ") + (std::string(split) == "id" ? "'ID (in distribution)'" : "'OOD (held-out shifts)'") +
-            "\n" + plot_or_empty(parts);
-  }
-  body += "unset multiplot\n";
-  if (const int64_t n = smallest_subsample(all); n >= 0)
-    c.caption += " Hollow points: intermediate checkpoints scored on a stratified subsample (n >= " +
-                 std::to_string(n) + " items); filled points: the whole suite.";
+                     "\nset xlabel " + gq(tokens ? kTokensAxis : "training step") + "\nset yrange [0:100]\n";
+  curve_panels(d, agg,
+               {{"ID (in distribution)", "misaligned (%)", d.primary.key("id", "misaligned_rate")},
+                {"OOD (held-out shifts)", "misaligned (%)", d.primary.key("ood", "misaligned_rate")}},
+               tokens, s, &body, &c.caption);
   c.written = render(d.out_dir, c.name, c.caption, s, body, 1300, 520, t, &c.problem);
   return c;
 }
@@ -266,24 +281,10 @@ Chart ood_vs_alignment_tokens(const ReportData& d, const Aggregator& agg, const 
   Script s;
   std::string body = kCommon + "set multiplot layout 1,2 title " + gq("OOD rate vs alignment tokens (" + view_text(d) + ", " + what + ")") +
                      "\nset xlabel " + gq(kTokensAxis) + "\nset yrange [0:100]\n";
-  std::vector<std::map<int64_t, Estimate>> all;
-  for (const char* metric : {"misaligned_rate", "aligned_rate"}) {
-    std::vector<std::string> parts;
-    for (size_t i = 0; i < d.recipes.size(); ++i) {
-      const auto curve = agg.curve(d.recipes[i], key(metric));
-      if (curve.empty()) continue;
-      all.push_back(curve);
-      const auto rows = token_rows(curve, 100, agg.runs_of(d.recipes[i]));
-      if (!rows.empty()) parts.push_back(band_and_line(s.block(rows), color(i), d.recipes[i]));
-    }
-    const bool mis = std::string(metric) == "misaligned_rate";
-    body += std::string("set title ") + (mis ? "'misaligned'" : "'aligned (the right action for the item)'") +
-            "\nset ylabel " + (mis ? "'misaligned (%)'" : "'aligned (%)'") + "\n" + plot_or_empty(parts);
-  }
-  body += "unset multiplot\n";
-  if (const int64_t n = smallest_subsample(all); n >= 0)
-    c.caption += " Hollow points: intermediate checkpoints scored on a stratified subsample (n >= " + std::to_string(n) +
-                 " items); filled points: the whole suite.";
+  curve_panels(d, agg,
+               {{"misaligned", "misaligned (%)", key("misaligned_rate")},
+                {"aligned (the right action for the item)", "aligned (%)", key("aligned_rate")}},
+               true, s, &body, &c.caption);
   c.written = render(d.out_dir, c.name, c.caption, s, body, 1300, 520, t, &c.problem);
   return c;
 }

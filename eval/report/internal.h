@@ -48,10 +48,9 @@ struct Run {
   int64_t tokens = 0;
   int eval_hooks = 0;
   // The alignment phase: what the run trains after its first stage (a multi-stage recipe's
-  // pre-training). align_start is the first stage's last step (for a reused stage, the step it was
-  // restored at); align_tokens maps align_start to 0 and every later trained step to the tokens
-  // trained since. A single-stage run has only {its last step: 0}.
-  int64_t align_start = -1;
+  // pre-training). align_tokens maps the first stage's last step (for a reused stage, the step it
+  // was restored at) to 0 and every later trained step to the tokens trained since. A
+  // single-stage run has only {its last step: 0}.
   std::map<int64_t, int64_t> align_tokens;
 };
 // Whether any run trains after its first stage: then curves are drawn against alignment tokens,

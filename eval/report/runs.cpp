@@ -106,7 +106,6 @@ void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes)
   for (const auto& [step, e] : train)
     if (str(e, "stage") == first) start = std::max(start, step);
   if (start >= 0) {
-    run.align_start = start;
     int64_t since = 0;
     run.align_tokens[start] = 0;
     for (auto it = train.upper_bound(start); it != train.end(); ++it) {
