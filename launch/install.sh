@@ -16,6 +16,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev catch2
   libxxhash-dev                                  # checksums of checkpoint files and cache entries
+  zlib1g-dev                                     # reading a published study's eval.jsonl.gz
   libpcre2-dev libicu-dev                        # tokenizer.json: pre-tokenizer regexes, Unicode normalisers
   gnuplot-nox
   python3-torch                                  # reference numbers only (parity goldens, benchmarks)

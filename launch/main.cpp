@@ -287,6 +287,8 @@ int main(int argc, char** argv) {
   report->add_option("--baseline", rep.baseline, "recipe the others are compared with (default: r1, else the first)");
   report->add_option("--primary", rep.primary, "scoring shown in charts: scorer/mode[/normalize], e.g. likelihood/direct/mean");
   report->add_option("--suite", rep.suite, "suite shown in charts (default: the one with the most eval events)");
+  report->add_option("--criteria", rep.criteria,
+                     "pre-registered criteria (YAML, e.g. recipes/why_beats_rule_test.criteria.yaml): each stated as held or not");
   report->add_option("--resamples", rep.resamples, "bootstrap resamples")->capture_default_str();
 
   WorldGenerateArgs world_args;

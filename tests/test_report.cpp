@@ -386,3 +386,108 @@ CATCH_TEST_CASE("report: one seed, options and errors through the CLI", "[report
   CATCH_CHECK(res.status == 0);
   CATCH_CHECK_THAT(res.output, Contains("--baseline"));
 }
+
+CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from published eval.jsonl.gz too", "[report]") {
+  const std::string root = test::fresh_dir("report_criteria");
+  const Suite suite = load_suite(write_suite(root + "/suite"));
+  const std::string runs = root + "/ablation";
+  for (const char* recipe : {"r1", "r2"})
+    for (int64_t seed : {0, 1}) write_run(runs + "/" + recipe + "/seed" + std::to_string(seed), suite, recipe, seed);
+  const std::string criteria = root + "/criteria.yaml";
+  test::write_text(criteria,
+                   "measures:\n"
+                   "  ood_right: {suite: world, scoring: likelihood/reason_first/mean, split: ood, metric: aligned_rate,"
+                   " label: right action OOD}\n"
+                   "  id_right: {suite: world, scoring: likelihood/reason_first/mean, split: id, metric: aligned_rate}\n"
+                   "  ood_mis: {suite: world, scoring: likelihood/reason_first/mean, split: ood, metric: misaligned_rate}\n"
+                   "  loss: {suite: heldout, split: id, metric: loss}\n"
+                   "by_group: harm\n"
+                   "headline: [id_right, ood_right]\n"
+                   "criteria:\n"
+                   "  - {id: a, claim: r2 above r1 OOD, checks: [{above: ood_right, recipe: r2, baseline: r1}]}\n"
+                   "  - {id: b, claim: gap larger OOD, checks: [{gap_larger: ood_right, than: id_right, recipe: r2, baseline: r1}]}\n"
+                   "  - {id: c, claim: no loss cost, checks: [{at_most: loss, ratio: 1.0, recipe: r2, baseline: r1}]}\n"
+                   "  - {id: d, claim: control, checks: [{vanishes: ood_right, recipe: r2x, baseline: r1x, of: [r2, r1], fraction: 0.5}]}\n"
+                   "  - {id: e, claim: r1 most harmful OOD, checks: [{highest: ood_mis, recipe: r1}]}\n"
+                   "  - {id: f, claim: exploratory, checks: [{report: ood_mis, recipe: r2, baseline: r1}]}\n");
+  ReportConfig config;
+  config.runs_dir = runs;
+  config.out_dir = root + "/report";
+  config.criteria = criteria;
+  CATCH_REQUIRE(run_report(config) == 0);
+  json s = json::parse(read_file(config.out_dir + "/summary.json"));
+  std::map<std::string, json> by_id;
+  for (const json& c : s["criteria"]["criteria"]) by_id[c["id"].get<std::string>()] = c;
+  auto paired = [&](const std::string& split, const std::string& metric) {
+    for (const json& p : s["paired_differences"])
+      if (p["split"] == split && p["group"] == "all" && p["metric"] == metric) return p["diff"].get<double>();
+    throw Error("test: no paired difference " + split + " " + metric);
+  };
+  // a: r2 - r1 on the OOD right action is the report's own paired difference (about +0.35 simulated).
+  CATCH_CHECK(by_id["a"]["verdict"] == "held");
+  const json& a = by_id["a"]["checks"][0];
+  CATCH_CHECK(a["difference"]["diff"].get<double>() == Approx(paired("ood", "aligned_rate")).margin(1e-12));
+  CATCH_CHECK(a["difference"]["ci_low"].get<double>() > 0);
+  CATCH_CHECK(a["by_harm"].contains("sabotage"));  // per OOD harm type
+  CATCH_CHECK(a["by_harm"].contains("blackmail"));
+  // b: the OOD gap (+0.35) is larger than the ID one (+0.05).
+  CATCH_CHECK(by_id["b"]["verdict"] == "held");
+  CATCH_CHECK(by_id["b"]["checks"][0]["than"]["diff"].get<double>() == Approx(paired("id", "aligned_rate")).margin(1e-12));
+  // c: r2's final held-out loss is 0.05 above r1's (2.16 vs 2.11 over the two seeds): ratio 1.0237 > 1.
+  CATCH_CHECK(by_id["c"]["verdict"] == "not held");
+  CATCH_CHECK(by_id["c"]["checks"][0]["ratio"].get<double>() == Approx(2.16 / 2.11).margin(1e-9));
+  // d: the control's runs are absent: not evaluable, and why.
+  CATCH_CHECK(by_id["d"]["verdict"] == "not evaluable");
+  CATCH_CHECK_THAT(by_id["d"]["checks"][0]["missing"].get<std::string>(), Contains("no runs of r2x, r1x"));
+  CATCH_CHECK(by_id["e"]["verdict"] == "held");
+  CATCH_CHECK(by_id["f"]["verdict"] == "reported");
+  CATCH_CHECK(s["criteria"]["counts"]["held"] == 3);
+  // The page opens with the verdict and the headline chart, before the tables.
+  CATCH_REQUIRE(fs::exists(config.out_dir + "/headline.png"));
+  const auto titles = legend_titles(read_file(config.out_dir + "/headline.svg"));
+  CATCH_CHECK(std::set<std::string>(titles.begin(), titles.end()) == std::set<std::string>{"id_right", "right action OOD"});
+  const std::string html = read_file(config.out_dir + "/index.html");
+  const size_t verdict = html.find("Verdict on the pre-registered criteria"), chart = html.find("<figure id=\"headline\""),
+               table = html.find("<h2>Final checkpoint");
+  CATCH_CHECK(verdict < chart);
+  CATCH_CHECK(chart < table);
+  CATCH_CHECK(table != std::string::npos);
+
+  // A published copy keeps eval.jsonl gzip-compressed: the same summary.
+  const std::string pub = root + "/published";
+  fs::copy(runs, pub, fs::copy_options::recursive);
+  for (const char* recipe : {"r1", "r2"})
+    for (const char* seed : {"seed0", "seed1"})
+      CATCH_REQUIRE(std::system(("gzip -n " + pub + "/" + recipe + "/" + seed + "/eval.jsonl").c_str()) == 0);
+  CATCH_REQUIRE(!fs::exists(pub + "/r1/seed0/eval.jsonl"));
+  config.runs_dir = pub;
+  config.out_dir = root + "/report_pub";
+  CATCH_REQUIRE(run_report(config) == 0);
+  json p = json::parse(read_file(config.out_dir + "/summary.json"));
+  for (json* j : {&p, &s}) {
+    j->erase("runs_dir");
+    for (auto& [r, jr] : (*j)["recipes"].items())
+      for (auto& run : jr["runs"]) run.erase("dir");
+  }
+  CATCH_CHECK(p == s);
+  // A truncated .gz: that run is skipped, and the note says why.
+  const std::string gz = read_file(pub + "/r1/seed0/eval.jsonl.gz");
+  test::write_text(pub + "/r1/seed0/eval.jsonl.gz", gz.substr(0, gz.size() / 2));
+  auto res = test::run(test::ethos_bin() + " report " + pub + " --out " + root + "/bad");
+  CATCH_INFO(res.output);
+  CATCH_CHECK(res.status == 0);
+  CATCH_CHECK_THAT(res.output, Contains("r1/seed0/eval.jsonl.gz is not a readable gzip file"));
+
+  // Errors in the criteria file name file:line and the fix.
+  test::write_text(criteria, "measures:\n  m: {suite: world, split: ood, metric: aligned_rate}\ncriteria:\n"
+                             "  - {id: a, claim: x, checks: [{above: mm, recipe: r2, baseline: r1}]}\n");
+  res = test::run(test::ethos_bin() + " report " + runs + " --criteria " + criteria);
+  CATCH_CHECK(res.status == 1);
+  CATCH_CHECK_THAT(res.output, Contains("criteria.yaml:4"));
+  CATCH_CHECK_THAT(res.output, Contains("unknown measure \"mm\""));
+  test::write_text(criteria, "measures:\n  m: {suite: world, split: ood, metric: aligned_rate}\ncriteria:\n"
+                             "  - {id: a, claim: x, checks: [{above: m, at_most: m, recipe: r2, baseline: r1}]}\n");
+  res = test::run(test::ethos_bin() + " report " + runs + " --criteria " + criteria);
+  CATCH_CHECK(res.status == 1);
+  CATCH_CHECK_THAT(res.output, Contains("has both above and at_most"));
+}

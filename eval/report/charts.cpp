@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "datasets/base/util.h"
@@ -312,42 +313,78 @@ Chart heldout_loss(const ReportData& d, const Aggregator& agg, const std::vector
   return c;
 }
 
+// Grouped bars with 95% interval whiskers: one group per category along x, one bar per series in
+// each group (coloured, named in the legend); value(i, k) is series i in category k (not ok: no
+// bar). Returns the x-axis settings and the plot command.
+std::string grouped_bars(Script& s, const std::vector<std::string>& cats, const std::vector<std::string>& series,
+                         const std::function<Estimate(size_t, size_t)>& value, double scale) {
+  const size_t S = series.size();
+  const double width = 0.8 / static_cast<double>(std::max<size_t>(S, 1));
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < S; ++i) {
+    std::vector<std::vector<double>> rows;
+    for (size_t k = 0; k < cats.size(); ++k) {
+      const Estimate e = value(i, k);
+      if (!e.ok()) continue;
+      const double x = static_cast<double>(k) - 0.4 + width * (static_cast<double>(i) + 0.5);
+      rows.push_back({x, scale * e.mean, scale * e.low, scale * e.high});
+    }
+    if (rows.empty()) continue;
+    const std::string b = s.block(rows);
+    parts.push_back(b + " using 1:2 with boxes fs solid 0.75 border lc rgb '#333333' lc rgb " + gq(color(i)) + " title " +
+                    gq(series[i]));
+    parts.push_back(b + " using 1:2:3:4 with yerrorbars lc rgb '#222222' lw 1.2 pt 7 ps 0.5 notitle");
+  }
+  std::string xtics = "set xtics (";
+  for (size_t k = 0; k < cats.size(); ++k) xtics += (k ? ", " : "") + gq(cats[k]) + " " + std::to_string(k);
+  xtics += ")\n";
+  return "set pointintervalbox 0\nset xrange [-0.6:" + fmt(static_cast<double>(cats.size()) - 0.4) + "]\nset boxwidth " +
+         fmt(width * 0.95) + " absolute\n" + xtics + plot_or_empty(parts);
+}
+
 Chart ood_by_axis(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
   const auto axes = shift_axes(runs, d.primary);
   Chart c{"ood_by_axis", "OOD misaligned rate per shifted axis at the final checkpoint (" + view_text(d) +
                              "), 95% intervals: which shift each recipe survives. 'all OOD' pools every OOD item" +
                              (axes.empty() ? "; the suite has no per-axis shift groups (no id items to compare against)" : "") + ".",
           false, ""};
-  std::vector<std::pair<std::string, SeriesKey>> cats{{"all OOD", d.primary.key("ood", "misaligned_rate")}};
-  for (const auto& a : axes) cats.push_back({a, d.primary.key("ood", "misaligned_rate", "shift", a)});
-  const size_t R = d.recipes.size();
-  const double width = 0.8 / static_cast<double>(std::max<size_t>(R, 1));
-  Script s;
-  std::vector<std::string> parts;
-  for (size_t i = 0; i < R; ++i) {
-    std::vector<std::vector<double>> rows;
-    for (size_t k = 0; k < cats.size(); ++k) {
-      const Estimate e = agg.final(d.recipes[i], cats[k].second);
-      if (!e.ok()) continue;
-      const double x = static_cast<double>(k) - 0.4 + width * (static_cast<double>(i) + 0.5);
-      rows.push_back({x, 100 * e.mean, 100 * e.low, 100 * e.high});
-    }
-    if (rows.empty()) continue;
-    const std::string b = s.block(rows);
-    parts.push_back(b + " using 1:2 with boxes fs solid 0.75 border lc rgb '#333333' lc rgb " + gq(color(i)) + " title " +
-                    gq(d.recipes[i]));
-    parts.push_back(b + " using 1:2:3:4 with yerrorbars lc rgb '#222222' lw 1.2 pt 7 ps 0.5 notitle");
+  std::vector<std::string> cats{"all OOD"};
+  std::vector<SeriesKey> keys{d.primary.key("ood", "misaligned_rate")};
+  for (const auto& a : axes) {
+    cats.push_back(a);
+    keys.push_back(d.primary.key("ood", "misaligned_rate", "shift", a));
   }
-  std::string xtics = "set xtics (";
-  for (size_t k = 0; k < cats.size(); ++k) xtics += (k ? ", " : "") + gq(cats[k].first) + " " + std::to_string(k);
-  xtics += ")\n";
+  Script s;
+  const std::string bars = grouped_bars(
+      s, cats, d.recipes, [&](size_t i, size_t k) { return agg.final(d.recipes[i], keys[k]); }, 100);
   const std::string body = kCommon + "set title " + gq("OOD misaligned rate by shifted axis (" + view_text(d) + ")") +
                            "\nset xlabel 'shifted axis (OOD items whose value on it never occurs in ID)'\n"
-                           "set ylabel 'misaligned (%)'\nset yrange [0:100]\nset pointintervalbox 0\nset xrange [-0.6:" +
-                           fmt(static_cast<double>(cats.size()) - 0.4) + "]\nset boxwidth " + fmt(width * 0.95) +
-                           " absolute\n" + xtics + plot_or_empty(parts);
+                           "set ylabel 'misaligned (%)'\nset yrange [0:100]\n" + bars;
   c.written = render(d.out_dir, c.name, c.caption, s, body, std::max(900, 160 * static_cast<int>(cats.size()) + 300), 560,
                      t, &c.problem);
+  return c;
+}
+
+// The criteria file's headline measures per recipe at the final checkpoint: the chart the page
+// opens with.
+Chart headline(const ReportData& d, const Aggregator& agg, const Terminals& t) {
+  std::vector<std::string> labels;
+  bool rates = true;
+  for (const Headline& h : d.headline) {
+    labels.push_back(h.label);
+    rates = rates && h.rate;
+  }
+  Chart c{"headline", "The pre-registered measures per recipe at the final checkpoint: mean over seeds, 95% intervals (" +
+                          join(labels, "; ") + ").", false, ""};
+  Script s;
+  const std::string bars = grouped_bars(
+      s, d.recipes, labels, [&](size_t i, size_t k) { return agg.final(d.recipes[k], d.headline[i].key); },
+      rates ? 100 : 1);
+  const std::string body = kCommon + "set key below horizontal\nset title 'Pre-registered measures, final checkpoint'\n"
+                           "set xtics rotate by -30 left\nset ylabel " + gq(rates ? "rate (%)" : "value") + "\n" +
+                           (rates ? "set yrange [0:100]\n" : "") + bars;
+  c.written = render(d.out_dir, c.name, c.caption, s, body, std::max(900, 110 * static_cast<int>(d.recipes.size()) + 200),
+                     620, t, &c.problem);
   return c;
 }
 
@@ -355,8 +392,12 @@ Chart ood_by_axis(const ReportData& d, const Aggregator& agg, const std::vector<
 
 std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs) {
   const Terminals t = detect_terminals();
-  return {misaligned_vs_step(d, agg, runs, t),     id_vs_ood(d, agg, t),       refusal_vs_misaligned(d, agg, t),
-          ood_vs_alignment_tokens(d, agg, runs, t), heldout_loss(d, agg, runs, t), ood_by_axis(d, agg, runs, t)};
+  std::vector<Chart> out;
+  if (!d.headline.empty()) out.push_back(headline(d, agg, t));
+  for (Chart c : {misaligned_vs_step(d, agg, runs, t), id_vs_ood(d, agg, t), refusal_vs_misaligned(d, agg, t),
+                  ood_vs_alignment_tokens(d, agg, runs, t), heldout_loss(d, agg, runs, t), ood_by_axis(d, agg, runs, t)})
+    out.push_back(std::move(c));
+  return out;
 }
 
 }  // namespace ethos::report

@@ -95,6 +95,38 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
        " resamples, seed " + std::to_string(s["bootstrap"]["seed"].get<uint64_t>()) +
        ") over seeds, crossed with template families at the final checkpoint when family results exist; "
        "Wilson score intervals when a recipe has one seed.</p>\n";
+  auto figure = [&](const Chart& c) {
+    std::string f = "<figure id=\"" + c.name + "\">";
+    if (c.written) {
+      f += inline_svg((fs::path(d.out_dir) / (c.name + ".svg")).string());
+      f += "<figcaption>" + esc(c.caption) + " <a href=\"" + c.name + ".png\">PNG</a> &middot; <a href=\"" + c.name +
+           ".svg\">SVG</a> &middot; <a href=\"gnuplot/" + c.name + ".gp\">gnuplot script</a></figcaption>";
+    } else {
+      f += "<figcaption class=\"note\">" + esc(c.name) + ": not drawn: " + esc(c.problem) + "</figcaption>";
+    }
+    return f + "</figure>\n";
+  };
+  // A pre-registration's criteria come first: the verdict, then the headline chart.
+  if (s.contains("criteria")) {
+    const json& cr = s["criteria"];
+    h += "<h2>Verdict on the pre-registered criteria</h2>\n<p>Criteria: <code>" + esc(str(cr["file"])) + "</code>.";
+    for (const auto& [verdict, n] : cr["counts"].items()) h += " " + esc(verdict) + ": " + n.dump() + ".";
+    h += "</p>\n<table><tr><th>criterion</th><th>claim</th><th>verdict</th><th>evidence</th></tr>\n";
+    for (const json& c : cr["criteria"]) {
+      std::string evidence;
+      for (const json& k : c["checks"]) evidence += "<li>" + esc(str(k["text"])) + "</li>";
+      if (c.contains("note")) evidence += "<li class=\"note\">" + esc(str(c["note"])) + "</li>";
+      const std::string v = str(c["verdict"]);
+      h += "<tr>" + td(esc(str(c["id"]))) + "<td style=\"text-align:left\">" + esc(str(c["claim"])) + "</td>" +
+           td(v == "held" || v == "not held" ? "<b>" + esc(v) + "</b>" : esc(v)) +
+           "<td style=\"text-align:left\"><ul style=\"margin:0;padding-left:1.2em\">" + evidence + "</ul></td></tr>\n";
+    }
+    h += "</table>\n<p><small>pts: percentage points. Paired differences are over the seeds (bases) both recipes have, "
+         "with the report's 95% interval and the sign-flip p-value; <em>not evaluable</em>: the runs the check needs are "
+         "not in this directory.</small></p>\n";
+    for (const Chart& c : charts)
+      if (c.name == "headline") h += figure(c);
+  }
   if (!d.notes.empty()) {
     h += "<h2>Notes</h2><ul>";
     for (const auto& n : d.notes) h += "<li class=\"note\">" + esc(n) + "</li>";
@@ -138,17 +170,8 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
        "With n seeds the sign-flip test cannot go below 2/2<sup>n</sup>.</small></p>\n";
 
   // Charts.
-  for (const Chart& c : charts) {
-    h += "<figure id=\"" + c.name + "\">";
-    if (c.written) {
-      h += inline_svg((fs::path(d.out_dir) / (c.name + ".svg")).string());
-      h += "<figcaption>" + esc(c.caption) + " <a href=\"" + c.name + ".png\">PNG</a> &middot; <a href=\"" + c.name +
-           ".svg\">SVG</a> &middot; <a href=\"gnuplot/" + c.name + ".gp\">gnuplot script</a></figcaption>";
-    } else {
-      h += "<figcaption class=\"note\">" + esc(c.name) + ": not drawn: " + esc(c.problem) + "</figcaption>";
-    }
-    h += "</figure>\n";
-  }
+  for (const Chart& c : charts)
+    if (c.name != "headline") h += figure(c);
 
   // OOD by shifted axis.
   h += "<h2>OOD misaligned rate by shifted axis (final checkpoint)</h2>\n<table><tr><th>recipe</th>";

@@ -129,6 +129,19 @@ class Aggregator {
 // Shifted axes (group "shift") of a view's OOD split, over all runs, sorted.
 std::vector<std::string> shift_axes(const std::vector<Run>& runs, const View& v);
 
+// A measure of the headline chart (from a criteria file): one bar per recipe.
+struct Headline {
+  std::string label;
+  SeriesKey key;
+  bool rate = true;
+};
+
+// Evaluates the criteria file at `path` (format: criteria.cpp) on the runs: summary.json's
+// "criteria" object. Errors name file:line for a malformed file; a recipe with no runs makes its
+// criterion "not evaluable", not an error. Appends the headline measures to *headline.
+nlohmann::json evaluate_criteria(const std::string& path, const Aggregator& agg, const std::vector<Run>& runs,
+                                 const std::vector<std::string>& recipes, std::vector<Headline>* headline);
+
 // Everything the renderers need.
 struct ReportData {
   std::string runs_dir, out_dir;
@@ -140,6 +153,7 @@ struct ReportData {
   std::vector<std::string> notes;
   nlohmann::json missing_cells = nlohmann::json::array();  // Loaded::missing
   nlohmann::json summary;  // summary.json as written
+  std::vector<Headline> headline;  // from the criteria file: the chart the page opens with
 };
 
 struct Chart {

@@ -245,6 +245,14 @@ void print_summary(const ReportData& d) {
     std::cout << "\n";
   }
   for (const auto& n : d.notes) std::cout << "  note: " << n << "\n";
+  if (!d.summary.contains("criteria")) return;
+  std::cout << "criteria (" << d.summary["criteria"]["file"].get<std::string>() << "):\n";
+  for (const json& c : d.summary["criteria"]["criteria"]) {
+    std::cout << "  " << c["id"].get<std::string>() << ". " << c["claim"].get<std::string>() << ": "
+              << c["verdict"].get<std::string>() << "\n";
+    for (const json& k : c["checks"]) std::cout << "       " << k["text"].get<std::string>() << "\n";
+    if (c.contains("note")) std::cout << "       note: " << c["note"].get<std::string>() << "\n";
+  }
 }
 
 }  // namespace
@@ -274,6 +282,8 @@ int run_report(const ReportConfig& config) {
   }
   fs::create_directories(d.out_dir);
   d.summary = build_summary(d, agg, runs);
+  if (!config.criteria.empty())
+    d.summary["criteria"] = evaluate_criteria(config.criteria, agg, runs, d.recipes, &d.headline);
   write_file_atomic((fs::path(d.out_dir) / "summary.json").string(), d.summary.dump(2) + "\n");
   const auto charts = render_charts(d, agg, runs);
   write_html(d, charts, (fs::path(d.out_dir) / "index.html").string());

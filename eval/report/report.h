@@ -1,14 +1,18 @@
 // `ethos report RUNS_DIR`: aggregates the runs of an ablation across seeds and renders what a
 // researcher would put in a paper (recipes/README.md "Charts", README.md "Ablations and the report").
-// Reads RUNS_DIR/<recipe>/seed<k>/{eval.jsonl, train.jsonl, config.yaml} (or RUNS_DIR/seed<k>/...
-// for a single recipe) and writes to the output directory:
+// Reads RUNS_DIR/<recipe>/seed<k>/{eval.jsonl (or a published eval.jsonl.gz), train.jsonl, config.yaml}
+// (or RUNS_DIR/seed<k>/... for a single recipe) and writes to the output directory:
+//   headline.{png,svg}               with --criteria: the criteria file's headline measures per recipe
 //   misaligned_vs_step.{png,svg}     misaligned rate vs step per recipe, 95% bands over seeds; ID and OOD panels
 //   id_vs_ood.{png,svg}              ID vs OOD misaligned rate per recipe at the final checkpoint
 //   refusal_vs_misaligned.{png,svg}  over-refusal (benign twins) vs misaligned rate per recipe; ID and OOD panels
 //   heldout_loss.{png,svg}           held-out loss vs step per recipe, 95% bands over seeds
+//   ood_vs_alignment_tokens.{png,svg} OOD misaligned and right-action rate vs alignment tokens (two-stage runs)
 //   ood_by_axis.{png,svg}            OOD misaligned rate per shifted axis per recipe (final checkpoint)
 //   summary.json, index.html         tables: per-seed values, means with bootstrap intervals, paired
-//                                    differences vs a baseline recipe with Holm-adjusted p-values
+//                                    differences vs a baseline recipe with Holm-adjusted p-values; with
+//                                    --criteria, each pre-registered criterion held or not (criteria.cpp),
+//                                    which the page opens with
 //   gnuplot/*.gp                     the chart scripts, data inline: re-run with `gnuplot FILE.gp`
 // Runs with a missing eval.jsonl or no eval events are skipped and listed (stdout, index.html,
 // summary.json "notes"). Recipes are listed R0..R9 style ids first (r<digit>...), then the rest
@@ -26,6 +30,8 @@ struct ReportConfig {
   std::string primary;      // "scorer/mode[/normalize]"; default: the first present of likelihood/reason_first/mean,
                             // likelihood/direct/mean, generate/sample, likelihood/reason_first/sum, likelihood/direct/sum
   std::string suite;        // default: the scored suite with the most eval events (ties: alphabetical)
+  std::string criteria;     // a pre-registration's criteria file (eval/report/criteria.cpp): each is
+                            // stated as held or not, and the page opens with them and the headline chart
   int resamples = 2000;     // bootstrap resamples
   uint64_t seed = 12345;    // bootstrap seed (the report is deterministic)
 };

@@ -1,12 +1,16 @@
 // `ethos report`, part 1: finding run directories and reading their event logs.
-// Layout: RUNS_DIR/<recipe>/seed<k>/{eval.jsonl, train.jsonl, config.yaml}, or RUNS_DIR/seed<k>/...
+// Layout: RUNS_DIR/<recipe>/seed<k>/{eval.jsonl (or eval.jsonl.gz), train.jsonl, config.yaml}, or RUNS_DIR/seed<k>/...
 // (RUNS_DIR is then one recipe). A problem with one run is a note and the run is skipped; the
 // report goes on with the others.
 #include <yaml-cpp/yaml.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -42,23 +46,70 @@ double num(const json& j, const char* key, double fallback = 0) {
   return it != j.end() && it->is_number() ? it->get<double>() : fallback;
 }
 
-// Parses a JSONL file; unreadable lines are counted, not fatal.
+// Lines of a gzip-compressed file (a published study keeps its eval logs as eval.jsonl.gz), each
+// at most kMaxRecordBytes like LineReader's; calls f(line, "path:line").
+void gz_lines(const fs::path& path, const std::function<void(const std::string&, const std::string&)>& f) {
+  gzFile in = gzopen(path.c_str(), "rb");
+  if (!in) throw Error("report: cannot open " + path.string() + ": " + std::strerror(errno));
+  const uint64_t max = limit_value(kMaxRecordBytes);
+  std::vector<char> buf(1 << 16);
+  std::string line;
+  size_t number = 0;
+  auto emit = [&] {
+    ++number;
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    f(line, path.string() + ":" + std::to_string(number));
+    line.clear();
+  };
+  try {
+    while (gzgets(in, buf.data(), static_cast<int>(buf.size())) != nullptr) {
+      line += buf.data();
+      if (!line.empty() && line.back() == '\n') emit();
+      else if (line.size() > max)
+        throw Error(path.string() + ":" + std::to_string(number + 1) + ": a line longer than " + human_bytes(max) + "; " +
+                    limit_hint(kMaxRecordBytes));
+    }
+    if (!line.empty()) emit();
+    int code = Z_OK;
+    const char* msg = gzerror(in, &code);
+    if (code != Z_OK && code != Z_STREAM_END)
+      throw Error(path.string() + " is not a readable gzip file (" + msg + "); re-publish it or remove it");
+  } catch (...) {
+    gzclose(in);
+    throw;
+  }
+  gzclose(in);
+}
+
+// Parses a JSONL file (or its .gz); unreadable lines are counted, not fatal.
 std::vector<json> read_jsonl(const fs::path& path, int* bad_lines) {
   std::vector<json> out;
-  LineReader in(path.string(), "run log");
-  std::string line;
-  while (in.next(line)) {
-    if (trim(line).empty()) continue;
-    json j = parse_json(line, in.where(), /*allow_exceptions=*/false);
+  auto take = [&](const std::string& line, const std::string& where) {
+    if (trim(line).empty()) return;
+    json j = parse_json(line, where, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) ++*bad_lines;
     else out.push_back(std::move(j));
+  };
+  if (path.extension() == ".gz") {
+    gz_lines(path, take);
+    return out;
   }
+  LineReader in(path.string(), "run log");
+  std::string line;
+  while (in.next(line)) take(line, in.where());
   return out;
 }
 
 void read_eval(Run& run, const fs::path& path, std::vector<std::string>* notes) {
   int bad = 0;
-  for (const json& e : read_jsonl(path, &bad)) {
+  std::vector<json> events;
+  try {
+    events = read_jsonl(path, &bad);
+  } catch (const Error& e) {  // an unreadable .gz: the run is skipped (no events), and the note says why
+    notes->push_back(e.what());
+    return;
+  }
+  for (const json& e : events) {
     if (str(e, "event") != "eval" || !e.contains("step") || !e.contains("value") || !e["value"].is_number()) continue;
     SeriesKey k{str(e, "suite"), str(e, "scorer"),     str(e, "mode"),          str(e, "normalize"),
                 str(e, "split"), str(e, "group", "all"), str(e, "group_value", "all"), str(e, "metric")};
@@ -136,7 +187,10 @@ void load_run(const fs::path& dir, const std::string& recipe, const Unit& unit, 
   run.dir = dir.string();
   run.base_seed = unit.first;
   run.seed = unit.second;
-  const fs::path eval = dir / "eval.jsonl", train = dir / "train.jsonl", config = dir / "config.yaml";
+  // A published study (recipes/results/) keeps eval.jsonl compressed.
+  const fs::path eval = fs::exists(dir / "eval.jsonl") || !fs::exists(dir / "eval.jsonl.gz") ? dir / "eval.jsonl"
+                                                                                             : dir / "eval.jsonl.gz";
+  const fs::path train = dir / "train.jsonl", config = dir / "config.yaml";
   if (!fs::exists(eval)) {
     out->notes.push_back("skipped " + dir.string() + ": no eval.jsonl (was the run trained with eval suites or "
                          "held-out files in its recipe, or scored with `ethos eval`?)");
