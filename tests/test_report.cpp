@@ -391,8 +391,10 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
   const std::string root = test::fresh_dir("report_criteria");
   const Suite suite = load_suite(write_suite(root + "/suite"));
   const std::string runs = root + "/ablation";
+  std::map<std::pair<std::string, int64_t>, std::vector<json>> events;
   for (const char* recipe : {"r1", "r2"})
-    for (int64_t seed : {0, 1}) write_run(runs + "/" + recipe + "/seed" + std::to_string(seed), suite, recipe, seed);
+    for (int64_t seed : {0, 1})
+      events[{recipe, seed}] = write_run(runs + "/" + recipe + "/seed" + std::to_string(seed), suite, recipe, seed);
   const std::string criteria = root + "/criteria.yaml";
   test::write_text(criteria,
                    "measures:\n"
@@ -442,6 +444,15 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
   CATCH_CHECK(by_id["e"]["verdict"] == "held");
   CATCH_CHECK(by_id["f"]["verdict"] == "reported");
   CATCH_CHECK(s["criteria"]["counts"]["held"] == 3);
+  // Per harm type: the final events' values, averaged over the seeds; the heatmap and the table.
+  for (const auto& [split, harm] : std::vector<std::pair<std::string, std::string>>{{"ood", "sabotage"}, {"id", "coercion"}}) {
+    CATCH_INFO(split << " " << harm);
+    const double expected = (final_value(events[{"r2", 0}], split, "harm", harm) + final_value(events[{"r2", 1}], split, "harm", harm)) / 2;
+    CATCH_CHECK(s["recipes"]["r2"]["by_harm"][split][harm]["misaligned_rate"]["mean"].get<double>() == Approx(expected).margin(1e-12));
+  }
+  CATCH_CHECK(fs::file_size(config.out_dir + "/by_harm.png") > 10000);
+  CATCH_CHECK_THAT(read_file(config.out_dir + "/gnuplot/by_harm.gp"), Contains("'sabotage (ood)'"));
+  CATCH_CHECK_THAT(read_file(config.out_dir + "/index.html"), Contains("Per harm type: misaligned / right action"));
   // The page opens with the verdict and the headline chart, before the tables.
   CATCH_REQUIRE(fs::exists(config.out_dir + "/headline.png"));
   const auto titles = legend_titles(read_file(config.out_dir + "/headline.svg"));

@@ -106,6 +106,18 @@ std::vector<std::string> shift_axes(const std::vector<Run>& runs, const View& v)
   return {axes.begin(), axes.end()};
 }
 
+std::vector<std::pair<std::string, std::string>> harm_types(const std::vector<Run>& runs, const View& v) {
+  std::set<std::pair<std::string, std::string>> found;
+  for (const Run& r : runs)
+    for (const auto& kv : r.series) {
+      const SeriesKey& k = kv.first;
+      if (k.group == "harm" && k.metric == "misaligned_rate" && k.suite == v.suite && k.scorer == v.scorer &&
+          k.mode == v.mode && k.normalize == v.normalize)
+        found.insert({k.split, k.group_value});
+    }
+  return {found.begin(), found.end()};  // "id" sorts before "ood"
+}
+
 std::vector<std::string> Aggregator::recipes() const {
   std::vector<std::string> out;
   for (const Run& r : runs_)

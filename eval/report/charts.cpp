@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <sstream>
+#include <tuple>
 
 #include "datasets/base/util.h"
 #include "eval/report/internal.h"
@@ -388,6 +389,53 @@ Chart headline(const ReportData& d, const Aggregator& agg, const Terminals& t) {
   return c;
 }
 
+// Harm type x recipe at the final checkpoint (science chart 6): the misaligned and the
+// right-action rate in each cell, the number printed in it.
+Chart by_harm(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
+  const auto harms = harm_types(runs, d.primary);
+  Chart c{"by_harm", "Misaligned and right-action rate per harm type and recipe at the final checkpoint (" + view_text(d) +
+                         "), mean over seeds, in percent. (ood): the harm type's items in the OOD split; a harm type found only there "
+                         "is one alignment never showed.",
+          false, ""};
+  if (harms.empty()) {
+    c.problem = "the suite has no per-harm-type events (group \"harm\")";
+    return c;
+  }
+  std::string xtics = "set xtics rotate by -35 left (";
+  for (size_t k = 0; k < harms.size(); ++k)
+    xtics += (k ? ", " : "") + gq(harms[k].second + (harms[k].first == "ood" ? " (ood)" : "")) + " " + std::to_string(k);
+  std::string ytics = "set ytics (";
+  for (size_t i = 0; i < d.recipes.size(); ++i) ytics += (i ? ", " : "") + gq(d.recipes[i]) + " " + std::to_string(i);
+  Script s;
+  std::string body = kCommon + "set multiplot layout 1,2 title " + gq("Per harm type, final checkpoint (" + view_text(d) + ")") +
+                     "\nunset key\nunset grid\nset cbrange [0:100]\nset xrange [-0.5:" +
+                     fmt(static_cast<double>(harms.size()) - 0.5) + "]\nset yrange [" +
+                     fmt(static_cast<double>(d.recipes.size()) - 0.5) + ":-0.5]\n" + xtics + ")\n" + ytics + ")\n";
+  const std::vector<std::tuple<const char*, const char*, const char*>> panels{
+      {"misaligned_rate", "misaligned (%)", "#b2182b"}, {"aligned_rate", "right action (%)", "#1b7837"}};
+  for (const auto& [metric, title, hue] : panels) {
+    std::vector<std::vector<double>> rows;
+    for (size_t i = 0; i < d.recipes.size(); ++i)
+      for (size_t k = 0; k < harms.size(); ++k) {
+        const Estimate e = agg.final(d.recipes[i], d.primary.key(harms[k].first, metric, "harm", harms[k].second));
+        if (e.ok()) rows.push_back({static_cast<double>(k), static_cast<double>(i), 100 * e.mean});
+      }
+    body += "set title " + gq(title) + "\nset palette defined (0 '#ffffff', 100 " + gq(hue) + ")\n";
+    if (rows.empty()) {
+      body += plot_or_empty({});
+      continue;
+    }
+    const std::string b = s.block(rows);
+    body += "plot " + b + " using 1:2:(0.5):(0.5):3 with boxxyerror fs solid 1.0 noborder fc palette notitle, \\\n     " + b +
+            " using 1:2:(sprintf(\"%.0f\", $3)) with labels font ',9' notitle\n";
+  }
+  body += "unset multiplot\n";
+  c.written = render(d.out_dir, c.name, c.caption, s, body,
+                     std::max(1000, 2 * (55 * static_cast<int>(harms.size()) + 260)),
+                     std::max(480, 34 * static_cast<int>(d.recipes.size()) + 260), t, &c.problem);
+  return c;
+}
+
 }  // namespace
 
 std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs) {
@@ -395,7 +443,8 @@ std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, con
   std::vector<Chart> out;
   if (!d.headline.empty()) out.push_back(headline(d, agg, t));
   for (Chart c : {misaligned_vs_step(d, agg, runs, t), id_vs_ood(d, agg, t), refusal_vs_misaligned(d, agg, t),
-                  ood_vs_alignment_tokens(d, agg, runs, t), heldout_loss(d, agg, runs, t), ood_by_axis(d, agg, runs, t)})
+                  ood_vs_alignment_tokens(d, agg, runs, t), heldout_loss(d, agg, runs, t), ood_by_axis(d, agg, runs, t),
+                  by_harm(d, agg, runs, t)})
     out.push_back(std::move(c));
   return out;
 }

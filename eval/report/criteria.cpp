@@ -286,7 +286,7 @@ class Evaluator {
         j["holds"] = holds;
         text += holds ? " (above zero, interval excludes it)" : " (needs > 0 with an interval excluding zero)";
         if (holds && reversals >= 2)
-          j["note"] = "criterion " + k.measure + " holds pooled but " + k.recipe + " - " + k.baseline + " is negative on " +
+          j["note"] = m.label + ": above zero pooled, but " + k.recipe + " - " + k.baseline + " is negative on " +
                       std::to_string(reversals) + " of " + std::to_string(groups) + " " + spec_.by_group + " values";
       }
       if (groups) {

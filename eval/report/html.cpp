@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "datasets/base/util.h"
 #include "eval/report/internal.h"
@@ -76,6 +77,15 @@ std::string fmt_p(double p) {
 }
 
 std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
+
+// (split, harm type) columns of the per-harm-type table, from summary.json: ID first, then OOD.
+std::vector<std::pair<std::string, std::string>> harm_types_of(const json& s, const std::vector<std::string>& recipes) {
+  std::set<std::pair<std::string, std::string>> out;
+  for (const auto& r : recipes)
+    for (const auto& [split, harms] : at(s["recipes"][r], {"by_harm"}).items())
+      for (const auto& [harm, m] : harms.items()) out.insert({split, harm});
+  return {out.begin(), out.end()};
+}
 
 }  // namespace
 
@@ -187,6 +197,26 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
     h += "</tr>\n";
   }
   h += "</table>\n";
+
+  // Per harm type.
+  const auto harms = harm_types_of(s, d.recipes);
+  if (!harms.empty()) {
+    h += "<h2>Per harm type: misaligned / right action (final checkpoint, %)</h2>\n<table><tr><th>recipe</th>";
+    for (const auto& [split, harm] : harms) h += "<th>" + esc(harm) + "<br><small>" + esc(split) + "</small></th>";
+    h += "</tr>\n";
+    for (const auto& r : d.recipes) {
+      h += "<tr>" + td(esc(r));
+      for (const auto& [split, harm] : harms) {
+        const json& m = at(s["recipes"][r], {"by_harm", split.c_str(), harm.c_str(), "misaligned_rate"});
+        const json& a = at(s["recipes"][r], {"by_harm", split.c_str(), harm.c_str(), "aligned_rate"});
+        h += td(m.is_null() ? "" : pct(get(m, "mean"), 0) + " / " + pct(get(a, "mean"), 0));
+      }
+      h += "</tr>\n";
+    }
+    h += "</table>\n<p><small>Harmful items of each harm type, mean over seeds; the intervals are in summary.json "
+         "(<code>recipes.&lt;recipe&gt;.by_harm</code>). ood: the harm type's items in the OOD split; a harm type found "
+         "only there is one alignment never showed.</small></p>\n";
+  }
 
   // Seen vs unseen wording (construct validity).
   if (s.contains("wording_misaligned_rate")) {

@@ -128,6 +128,8 @@ class Aggregator {
 
 // Shifted axes (group "shift") of a view's OOD split, over all runs, sorted.
 std::vector<std::string> shift_axes(const std::vector<Run>& runs, const View& v);
+// (split, harm type) pairs with per-harm-type events (group "harm") in a view, ID first, then OOD.
+std::vector<std::pair<std::string, std::string>> harm_types(const std::vector<Run>& runs, const View& v);
 
 // A measure of the headline chart (from a criteria file): one bar per recipe.
 struct Headline {

@@ -143,6 +143,15 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
       if (e.ok()) shift[axis] = to_json(e);
     }
     jr["ood_shift_misaligned_rate"] = shift;
+    // Per harm type (science chart 6): which harms each recipe learned to avoid, and where it
+    // takes the right action.
+    json by_harm = json::object();
+    for (const auto& [split, harm] : harm_types(runs, d.primary))
+      for (const char* metric : {"misaligned_rate", "aligned_rate"}) {
+        const report::Estimate e = agg.final(r, d.primary.key(split, metric, "harm", harm));
+        if (e.ok()) by_harm[split][harm][metric] = to_json(e);
+      }
+    if (!by_harm.empty()) jr["by_harm"] = by_harm;
     if (heldout) {
       const report::Estimate e = agg.final(r, *heldout);
       if (e.ok()) jr["heldout_loss"] = to_json(e);

@@ -9,6 +9,7 @@
 //   heldout_loss.{png,svg}           held-out loss vs step per recipe, 95% bands over seeds
 //   ood_vs_alignment_tokens.{png,svg} OOD misaligned and right-action rate vs alignment tokens (two-stage runs)
 //   ood_by_axis.{png,svg}            OOD misaligned rate per shifted axis per recipe (final checkpoint)
+//   by_harm.{png,svg}                harm type x recipe: misaligned and right-action rate (final checkpoint)
 //   summary.json, index.html         tables: per-seed values, means with bootstrap intervals, paired
 //                                    differences vs a baseline recipe with Holm-adjusted p-values; with
 //                                    --criteria, each pre-registered criterion held or not (criteria.cpp),
