@@ -121,6 +121,15 @@ std::vector<json> write_run(const std::string& dir, const Suite& suite, const st
   return all;
 }
 
+// Recipes r1 and r2 x seeds 0 and 1 as <runs>/<recipe>/seed<k>; their eval events by (recipe, seed).
+std::map<std::pair<std::string, int64_t>, std::vector<json>> write_runs(const std::string& runs, const Suite& suite) {
+  std::map<std::pair<std::string, int64_t>, std::vector<json>> events;
+  for (const char* recipe : {"r1", "r2"})
+    for (int64_t seed : {0, 1})
+      events[{recipe, seed}] = write_run(runs + "/" + recipe + "/seed" + std::to_string(seed), suite, recipe, seed);
+  return events;
+}
+
 // Legend titles of a gnuplot SVG: every <text> inside a <g id="gnuplot_plot_N"> group (the
 // report draws point labels with `set label`, outside plot groups, so only key entries remain).
 std::vector<std::string> legend_titles(const std::string& svg) {
@@ -168,10 +177,7 @@ CATCH_TEST_CASE("report: charts, legends and paired differences on a synthetic r
   const std::string root = test::fresh_dir("report_runs");
   const Suite suite = load_suite(write_suite(root + "/suite"));
   const std::string runs = root + "/ablation";
-  std::map<std::pair<std::string, int64_t>, std::vector<json>> events;
-  for (const char* recipe : {"r1", "r2"})
-    for (int64_t seed : {0, 1})
-      events[{recipe, seed}] = write_run(runs + "/" + recipe + "/seed" + std::to_string(seed), suite, recipe, seed);
+  auto events = write_runs(runs, suite);
   // Broken runs: skipped, and said so.
   test::write_text(runs + "/r3/seed0/eval.jsonl", "{\"event\": \"train\", \"step\": 1}\nnot json\n");
   fs::create_directories(runs + "/r4/seed0");
@@ -391,10 +397,7 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
   const std::string root = test::fresh_dir("report_criteria");
   const Suite suite = load_suite(write_suite(root + "/suite"));
   const std::string runs = root + "/ablation";
-  std::map<std::pair<std::string, int64_t>, std::vector<json>> events;
-  for (const char* recipe : {"r1", "r2"})
-    for (int64_t seed : {0, 1})
-      events[{recipe, seed}] = write_run(runs + "/" + recipe + "/seed" + std::to_string(seed), suite, recipe, seed);
+  auto events = write_runs(runs, suite);
   const std::string criteria = root + "/criteria.yaml";
   test::write_text(criteria,
                    "measures:\n"
@@ -490,15 +493,16 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
   CATCH_CHECK_THAT(res.output, Contains("r1/seed0/eval.jsonl.gz is not a readable gzip file"));
 
   // Errors in the criteria file name file:line and the fix.
-  test::write_text(criteria, "measures:\n  m: {suite: world, split: ood, metric: aligned_rate}\ncriteria:\n"
-                             "  - {id: a, claim: x, checks: [{above: mm, recipe: r2, baseline: r1}]}\n");
-  res = test::run(test::ethos_bin() + " report " + runs + " --criteria " + criteria);
-  CATCH_CHECK(res.status == 1);
-  CATCH_CHECK_THAT(res.output, Contains("criteria.yaml:4"));
-  CATCH_CHECK_THAT(res.output, Contains("unknown measure \"mm\""));
-  test::write_text(criteria, "measures:\n  m: {suite: world, split: ood, metric: aligned_rate}\ncriteria:\n"
-                             "  - {id: a, claim: x, checks: [{above: m, at_most: m, recipe: r2, baseline: r1}]}\n");
-  res = test::run(test::ethos_bin() + " report " + runs + " --criteria " + criteria);
-  CATCH_CHECK(res.status == 1);
-  CATCH_CHECK_THAT(res.output, Contains("has both above and at_most"));
+  for (const auto& [check, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"{above: mm, recipe: r2, baseline: r1}", "unknown measure \"mm\""},
+           {"{above: m, at_most: m, recipe: r2, baseline: r1}", "has both above and at_most"},
+           {"{vanishes: m, recipe: r2, baseline: r1, of: [r2], fraction: 0.5}", "of: is [recipe, baseline]"}}) {
+    test::write_text(criteria, "measures:\n  m: {suite: world, split: ood, metric: aligned_rate}\ncriteria:\n"
+                               "  - {id: a, claim: x, checks: [" + check + "]}\n");
+    res = test::run(test::ethos_bin() + " report " + runs + " --criteria " + criteria);
+    CATCH_INFO(res.output);
+    CATCH_CHECK(res.status == 1);
+    CATCH_CHECK_THAT(res.output, Contains("criteria.yaml:4"));
+    CATCH_CHECK_THAT(res.output, Contains(expected));
+  }
 }
