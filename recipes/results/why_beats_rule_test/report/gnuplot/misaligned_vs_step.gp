@@ -1,0 +1,108 @@
+# Misaligned action rate vs alignment tokens per recipe (suite world-test-generate, generate/sample): mean over seeds with a 95% bootstrap band over seeds; ID and OOD panels. x = 0 is the pre-trained base (the prior), shared by every recipe of a seed.
+# Written by `ethos report`; re-render from the report directory: gnuplot gnuplot/misaligned_vs_step.gp
+set datafile missing 'NaN'
+$d0 << EOD
+0 30.3778 22.6628 37.6 7
+EOD
+$d1 << EOD
+0 30.3778 22.6628 37.6 7
+103.383 2.82222 1.42222 4.22222 7
+EOD
+$d2 << EOD
+0 30.3778 22.6628 37.6 7
+182.004 1.84444 0.355556 3.37778 7
+EOD
+$d3 << EOD
+0 30.3778 22.6628 37.6 7
+104.308 5.71111 4.53333 7.22222 7
+EOD
+$d4 << EOD
+0 30.3778 22.6628 37.6 7
+197.902 2.08889 1.48889 2.68889 7
+EOD
+$d5 << EOD
+0 30.3778 22.6628 37.6 7
+119.914 21.1778 16.3556 26 7
+EOD
+$d6 << EOD
+0 30.3778 22.6628 37.6 7
+130.945 9.31111 6.66667 11.9556 7
+EOD
+$d7 << EOD
+0 30.3778 22.6628 37.6 7
+59.6106 27.9333 23.4889 31.7778 7
+110.728 3 2.2 4 7
+EOD
+$d8 << EOD
+0 30.3778 22.6628 37.6 7
+103.406 2.91111 1.86667 3.93333 7
+EOD
+$d9 << EOD
+0 30.3778 22.6628 37.6 7
+104.497 5.13333 3.55556 6.71111 7
+EOD
+$d10 << EOD
+0 30.3778 22.6628 37.6 7
+104.402 2.8 1.62222 4.15722 7
+EOD
+set terminal pngcairo size 1300,520 noenhanced font 'DejaVu Sans,11'
+set output 'misaligned_vs_step.png'
+set grid lc rgb '#dddddd'
+set border lc rgb '#444444'
+set key outside right top vertical samplen 2
+set tics nomirror
+set multiplot layout 1,2 title 'Misaligned action rate vs alignment tokens (suite world-test-generate, generate/sample)'
+set xlabel 'alignment tokens, thousands (0: the pre-trained base, before alignment)'
+set yrange [0:100]
+set title 'ID (in distribution)'
+set ylabel 'misaligned (%)'
+unset label
+set label 'no data' at graph 0.5,0.5 center
+plot NaN notitle
+unset label
+set title 'OOD (held-out shifts)'
+set ylabel 'misaligned (%)'
+plot $d0 using 1:3:4 with filledcurves fc rgb '#0072B2' fs transparent solid 0.2 noborder notitle, $d0 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#0072B2' title 'r0-world=linked', \
+     $d1 using 1:3:4 with filledcurves fc rgb '#D55E00' fs transparent solid 0.2 noborder notitle, $d1 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#D55E00' title 'r1-world=linked', \
+     $d2 using 1:3:4 with filledcurves fc rgb '#009E73' fs transparent solid 0.2 noborder notitle, $d2 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#009E73' title 'r1_dpo-world=linked', \
+     $d3 using 1:3:4 with filledcurves fc rgb '#CC79A7' fs transparent solid 0.2 noborder notitle, $d3 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#CC79A7' title 'r2-world=linked', \
+     $d4 using 1:3:4 with filledcurves fc rgb '#E69F00' fs transparent solid 0.2 noborder notitle, $d4 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#E69F00' title 'r2_dpo-world=linked', \
+     $d5 using 1:3:4 with filledcurves fc rgb '#56B4E9' fs transparent solid 0.2 noborder notitle, $d5 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#56B4E9' title 'r3-world=linked', \
+     $d6 using 1:3:4 with filledcurves fc rgb '#000000' fs transparent solid 0.2 noborder notitle, $d6 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#000000' title 'r4-world=linked', \
+     $d7 using 1:3:4 with filledcurves fc rgb '#999999' fs transparent solid 0.2 noborder notitle, $d7 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#999999' title 'r5-world=linked', \
+     $d8 using 1:3:4 with filledcurves fc rgb '#882255' fs transparent solid 0.2 noborder notitle, $d8 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#882255' title 'r6-world=linked', \
+     $d9 using 1:3:4 with filledcurves fc rgb '#117733' fs transparent solid 0.2 noborder notitle, $d9 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#117733' title 'c1-world=linked', \
+     $d10 using 1:3:4 with filledcurves fc rgb '#332288' fs transparent solid 0.2 noborder notitle, $d10 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#332288' title 'c2-world=linked'
+unset multiplot
+set output
+reset
+set terminal svg size 1300,520 noenhanced font 'DejaVu Sans,11' background rgb 'white'
+set output 'misaligned_vs_step.svg'
+set grid lc rgb '#dddddd'
+set border lc rgb '#444444'
+set key outside right top vertical samplen 2
+set tics nomirror
+set multiplot layout 1,2 title 'Misaligned action rate vs alignment tokens (suite world-test-generate, generate/sample)'
+set xlabel 'alignment tokens, thousands (0: the pre-trained base, before alignment)'
+set yrange [0:100]
+set title 'ID (in distribution)'
+set ylabel 'misaligned (%)'
+unset label
+set label 'no data' at graph 0.5,0.5 center
+plot NaN notitle
+unset label
+set title 'OOD (held-out shifts)'
+set ylabel 'misaligned (%)'
+plot $d0 using 1:3:4 with filledcurves fc rgb '#0072B2' fs transparent solid 0.2 noborder notitle, $d0 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#0072B2' title 'r0-world=linked', \
+     $d1 using 1:3:4 with filledcurves fc rgb '#D55E00' fs transparent solid 0.2 noborder notitle, $d1 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#D55E00' title 'r1-world=linked', \
+     $d2 using 1:3:4 with filledcurves fc rgb '#009E73' fs transparent solid 0.2 noborder notitle, $d2 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#009E73' title 'r1_dpo-world=linked', \
+     $d3 using 1:3:4 with filledcurves fc rgb '#CC79A7' fs transparent solid 0.2 noborder notitle, $d3 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#CC79A7' title 'r2-world=linked', \
+     $d4 using 1:3:4 with filledcurves fc rgb '#E69F00' fs transparent solid 0.2 noborder notitle, $d4 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#E69F00' title 'r2_dpo-world=linked', \
+     $d5 using 1:3:4 with filledcurves fc rgb '#56B4E9' fs transparent solid 0.2 noborder notitle, $d5 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#56B4E9' title 'r3-world=linked', \
+     $d6 using 1:3:4 with filledcurves fc rgb '#000000' fs transparent solid 0.2 noborder notitle, $d6 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#000000' title 'r4-world=linked', \
+     $d7 using 1:3:4 with filledcurves fc rgb '#999999' fs transparent solid 0.2 noborder notitle, $d7 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#999999' title 'r5-world=linked', \
+     $d8 using 1:3:4 with filledcurves fc rgb '#882255' fs transparent solid 0.2 noborder notitle, $d8 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#882255' title 'r6-world=linked', \
+     $d9 using 1:3:4 with filledcurves fc rgb '#117733' fs transparent solid 0.2 noborder notitle, $d9 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#117733' title 'c1-world=linked', \
+     $d10 using 1:3:4 with filledcurves fc rgb '#332288' fs transparent solid 0.2 noborder notitle, $d10 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#332288' title 'c2-world=linked'
+unset multiplot
+set output
