@@ -106,16 +106,23 @@ std::vector<std::string> shift_axes(const std::vector<Run>& runs, const View& v)
   return {axes.begin(), axes.end()};
 }
 
-std::vector<std::pair<std::string, std::string>> harm_types(const std::vector<Run>& runs, const View& v) {
-  std::set<std::pair<std::string, std::string>> found;
+std::set<std::string> group_values(const std::vector<Run>& runs, const SeriesKey& key, const std::string& group) {
+  std::set<std::string> out;
   for (const Run& r : runs)
     for (const auto& kv : r.series) {
       const SeriesKey& k = kv.first;
-      if (k.group == "harm" && k.metric == "misaligned_rate" && k.suite == v.suite && k.scorer == v.scorer &&
-          k.mode == v.mode && k.normalize == v.normalize)
-        found.insert({k.split, k.group_value});
+      if (k.group == group && k.suite == key.suite && k.scorer == key.scorer && k.mode == key.mode &&
+          k.normalize == key.normalize && k.split == key.split && k.metric == key.metric)
+        out.insert(k.group_value);
     }
-  return {found.begin(), found.end()};  // "id" sorts before "ood"
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> harm_types(const std::vector<Run>& runs, const View& v) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const char* split : {"id", "ood"})
+    for (const auto& harm : group_values(runs, v.key(split, "misaligned_rate"), "harm")) out.emplace_back(split, harm);
+  return out;
 }
 
 std::vector<std::string> Aggregator::recipes() const {

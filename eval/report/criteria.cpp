@@ -235,16 +235,7 @@ class Evaluator {
   json per_group(const Check& k, const Measure& m, int* reversals, int* groups) const {
     json out = json::object();
     if (spec_.by_group.empty() || m.key.group != "all") return out;
-    std::set<std::string> values;
-    for (const Run& r : runs_)
-      for (const auto& kv : r.series) {
-        const SeriesKey& s = kv.first;
-        if (s.suite == m.key.suite && s.scorer == m.key.scorer && s.mode == m.key.mode &&
-            s.normalize == m.key.normalize && s.split == m.key.split && s.metric == m.key.metric &&
-            s.group == spec_.by_group)
-          values.insert(s.group_value);
-      }
-    for (const auto& v : values) {
+    for (const auto& v : group_values(runs_, m.key, spec_.by_group)) {
       SeriesKey key = m.key;
       key.group = spec_.by_group;
       key.group_value = v;

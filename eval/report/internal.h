@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -128,6 +129,8 @@ class Aggregator {
 
 // Shifted axes (group "shift") of a view's OOD split, over all runs, sorted.
 std::vector<std::string> shift_axes(const std::vector<Run>& runs, const View& v);
+// The values of `group` among the runs' events that match `key` in everything but the group.
+std::set<std::string> group_values(const std::vector<Run>& runs, const SeriesKey& key, const std::string& group);
 // (split, harm type) pairs with per-harm-type events (group "harm") in a view, ID first, then OOD.
 std::vector<std::pair<std::string, std::string>> harm_types(const std::vector<Run>& runs, const View& v);
 

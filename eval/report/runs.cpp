@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <regex>
 #include <sstream>
 
@@ -49,7 +50,7 @@ double num(const json& j, const char* key, double fallback = 0) {
 // Lines of a gzip-compressed file (a published study keeps its eval logs as eval.jsonl.gz), each
 // at most kMaxRecordBytes like LineReader's; calls f(line, "path:line").
 void gz_lines(const fs::path& path, const std::function<void(const std::string&, const std::string&)>& f) {
-  gzFile in = gzopen(path.c_str(), "rb");
+  const std::unique_ptr<gzFile_s, int (*)(gzFile)> in(gzopen(path.c_str(), "rb"), gzclose);
   if (!in) throw Error("report: cannot open " + path.string() + ": " + std::strerror(errno));
   const uint64_t max = limit_value(kMaxRecordBytes);
   std::vector<char> buf(1 << 16);
@@ -61,24 +62,18 @@ void gz_lines(const fs::path& path, const std::function<void(const std::string&,
     f(line, path.string() + ":" + std::to_string(number));
     line.clear();
   };
-  try {
-    while (gzgets(in, buf.data(), static_cast<int>(buf.size())) != nullptr) {
-      line += buf.data();
-      if (!line.empty() && line.back() == '\n') emit();
-      else if (line.size() > max)
-        throw Error(path.string() + ":" + std::to_string(number + 1) + ": a line longer than " + human_bytes(max) + "; " +
-                    limit_hint(kMaxRecordBytes));
-    }
-    if (!line.empty()) emit();
-    int code = Z_OK;
-    const char* msg = gzerror(in, &code);
-    if (code != Z_OK && code != Z_STREAM_END)
-      throw Error(path.string() + " is not a readable gzip file (" + msg + "); re-publish it or remove it");
-  } catch (...) {
-    gzclose(in);
-    throw;
+  while (gzgets(in.get(), buf.data(), static_cast<int>(buf.size())) != nullptr) {
+    line += buf.data();
+    if (!line.empty() && line.back() == '\n') emit();
+    else if (line.size() > max)
+      throw Error(path.string() + ":" + std::to_string(number + 1) + ": a line longer than " + human_bytes(max) + "; " +
+                  limit_hint(kMaxRecordBytes));
   }
-  gzclose(in);
+  if (!line.empty()) emit();
+  int code = Z_OK;
+  const char* msg = gzerror(in.get(), &code);
+  if (code != Z_OK && code != Z_STREAM_END)
+    throw Error(path.string() + " is not a readable gzip file (" + msg + "); re-publish it or remove it");
 }
 
 // Parses a JSONL file (or its .gz); unreadable lines are counted, not fatal.
