@@ -289,6 +289,9 @@ int main(int argc, char** argv) {
   report->add_option("--suite", rep.suite, "suite shown in charts (default: the one with the most eval events)");
   report->add_option("--criteria", rep.criteria,
                      "pre-registered criteria (YAML, e.g. recipes/why_beats_rule_test.criteria.yaml): each stated as held or not");
+  report->add_option("--compare", rep.compare,
+                     "with --criteria: a published study's summary.json or report directory; says where each "
+                     "criterion agrees with it");
   report->add_option("--resamples", rep.resamples, "bootstrap resamples")->capture_default_str();
 
   WorldGenerateArgs world_args;

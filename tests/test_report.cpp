@@ -484,10 +484,49 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
       for (auto& run : jr["runs"]) run.erase("dir");
   }
   CATCH_CHECK(p == s);
+
+  test::RunResult res;
+  // --compare: each criterion's verdict and paired differences against a published study's.
+  // Published here: the same study with criterion a turned around and f's difference negated.
+  json published = json::parse(read_file(root + "/report/summary.json"));
+  for (json& c : published["criteria"]["criteria"]) {
+    if (c["id"] == "a") {
+      c["verdict"] = "not held";
+      c["checks"][0]["difference"]["diff"] = -0.1;
+    }
+    if (c["id"] == "f") c["checks"][0]["difference"]["diff"] = -c["checks"][0]["difference"]["diff"].get<double>();
+  }
+  test::write_text(root + "/published.json", published.dump());
+  config.out_dir = root + "/report_cmp";
+  config.compare = root + "/published.json";
+  CATCH_REQUIRE(run_report(config) == 0);
+  const json cmp = json::parse(read_file(config.out_dir + "/summary.json"))["comparison"];
+  std::map<std::string, json> agree;
+  for (const json& c : cmp["criteria"]) agree[c["id"].get<std::string>()] = c;
+  CATCH_CHECK(agree["a"]["agreement"] == "disagrees");
+  CATCH_CHECK(agree["a"]["here"] == "held");
+  CATCH_CHECK(agree["a"]["published"] == "not held");
+  CATCH_CHECK(agree["a"]["checks"][0]["same_sign"] == false);
+  CATCH_CHECK(agree["a"]["checks"][0]["published"]["diff"].get<double>() == -0.1);
+  CATCH_CHECK(agree["b"]["agreement"] == "agrees");
+  CATCH_CHECK(agree["b"]["checks"][0]["published_inside_interval"] == true);  // the same runs: its own mean
+  CATCH_CHECK(agree["d"]["agreement"] == "not comparable");
+  CATCH_CHECK(agree["e"]["agreement"] == "agrees");
+  CATCH_CHECK(agree["f"]["agreement"] == "disagrees");  // exploratory: the sign flipped
+  CATCH_CHECK(cmp["counts"] == json{{"agrees", 3}, {"disagrees", 2}, {"not comparable", 1}});
+  CATCH_CHECK_THAT(read_file(config.out_dir + "/index.html"), Contains("Against the published study"));
+  // A report directory works as well as its summary.json; without --criteria it is an error.
+  config.compare = root + "/report";
+  CATCH_REQUIRE(run_report(config) == 0);
+  CATCH_CHECK(json::parse(read_file(config.out_dir + "/summary.json"))["comparison"]["counts"] == json{{"agrees", 5}, {"not comparable", 1}});
+  res = test::run(test::ethos_bin() + " report " + runs + " --out " + root + "/bad_cmp --compare " + root + "/report");
+  CATCH_CHECK(res.status == 1);
+  CATCH_CHECK_THAT(res.output, Contains("needs --criteria"));
+  config.compare.clear();
   // A truncated .gz: that run is skipped, and the note says why.
   const std::string gz = read_file(pub + "/r1/seed0/eval.jsonl.gz");
   test::write_text(pub + "/r1/seed0/eval.jsonl.gz", gz.substr(0, gz.size() / 2));
-  auto res = test::run(test::ethos_bin() + " report " + pub + " --out " + root + "/bad");
+  res = test::run(test::ethos_bin() + " report " + pub + " --out " + root + "/bad");
   CATCH_INFO(res.output);
   CATCH_CHECK(res.status == 0);
   CATCH_CHECK_THAT(res.output, Contains("r1/seed0/eval.jsonl.gz is not a readable gzip file"));

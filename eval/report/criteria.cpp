@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 
 #include "datasets/base/util.h"
@@ -35,6 +36,8 @@
 #include "eval/report/internal.h"
 
 namespace ethos::report {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -250,7 +253,7 @@ class Evaluator {
 
   json check(const Check& k) const {
     const Measure& m = measure(k.measure);
-    json j{{"kind", k.kind}, {"measure", k.measure}, {"measure_label", m.label}, {"recipe", k.recipe}};
+    json j{{"kind", k.kind}, {"measure", k.measure}, {"measure_label", m.label}, {"rate", m.rate}, {"recipe", k.recipe}};
     if (!k.baseline.empty()) j["baseline"] = k.baseline;
     std::vector<std::string> need{k.recipe, k.baseline, k.of_recipe, k.of_baseline};
     if (const std::string a = absent(need); !a.empty()) {
@@ -407,7 +410,99 @@ class Evaluator {
   std::set<std::string> recipes_;
 };
 
+// One check's paired difference, here and published, as "+12.0 [+4.0, +20.0]" (points for a rate).
+std::string diff_span(const json& d, bool rate) {
+  auto v = [&](const char* k) {
+    if (!d.contains(k) || d[k].is_null()) return std::string("n/a");
+    char buf[48];
+    if (rate) std::snprintf(buf, sizeof buf, "%+.1f", 100 * d[k].get<double>());
+    else std::snprintf(buf, sizeof buf, "%+.4f", d[k].get<double>());
+    return std::string(buf);
+  };
+  return v("diff") + " [" + v("ci_low") + ", " + v("ci_high") + "]";
+}
+
+int sign_of(const json& d) {
+  if (!d.contains("diff") || d["diff"].is_null()) return 2;  // no value: matches nothing
+  const double x = d["diff"].get<double>();
+  return x > 0 ? 1 : x < 0 ? -1 : 0;
+}
+
 }  // namespace
+
+json compare_criteria(const json& here, const std::string& published_path) {
+  std::string file = published_path;
+  if (fs::is_directory(file)) file = (fs::path(file) / "summary.json").string();
+  if (!fs::exists(file))
+    throw Error("--compare " + published_path + ": no such file; give a published study's summary.json or its report directory "
+                "(e.g. recipes/results/why_beats_rule_test/report)");
+  json pub;
+  try {
+    pub = json::parse(read_file(file));
+  } catch (const json::exception& e) {
+    throw Error("--compare " + file + ": not JSON (" + e.what() + ")");
+  }
+  if (!pub.contains("criteria") || !pub["criteria"].contains("criteria"))
+    throw Error("--compare " + file + ": it has no \"criteria\"; re-render the published study with --criteria");
+  std::map<std::string, const json*> by_id;
+  for (const json& c : pub["criteria"]["criteria"]) by_id[c.value("id", "")] = &c;
+  json list = json::array();
+  std::map<std::string, int> counts;
+  for (const json& c : here["criteria"]) {
+    const std::string id = c["id"].get<std::string>(), v = c["verdict"].get<std::string>();
+    json out{{"id", id}, {"claim", c["claim"]}, {"here", v}};
+    const auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      out["published"] = nullptr;
+      out["agreement"] = "not comparable";
+      out["why"] = "the published study has no criterion " + id;
+      ++counts["not comparable"];
+      list.push_back(out);
+      continue;
+    }
+    const json& p = *it->second;
+    const std::string pv = p.value("verdict", "");
+    out["published"] = pv;
+    // Check by check: the same paired difference here and there, its sign and whether the
+    // published mean falls inside this run's interval.
+    json checks = json::array();
+    bool signs_agree = true;
+    const json& pc = p.contains("checks") ? p["checks"] : json::array();
+    for (size_t i = 0; i < c["checks"].size(); ++i) {
+      const json& k = c["checks"][i];
+      if (!k.contains("difference") || i >= pc.size() || !pc[i].contains("difference")) continue;
+      const json &a = k["difference"], &b = pc[i]["difference"];
+      const bool rate = k.value("rate", true);
+      const bool same = sign_of(a) == sign_of(b);
+      signs_agree = signs_agree && same;
+      const bool inside = !a["ci_low"].is_null() && !b["diff"].is_null() && b["diff"].get<double>() >= a["ci_low"].get<double>() &&
+                          b["diff"].get<double>() <= a["ci_high"].get<double>();
+      checks.push_back({{"measure", k["measure"]}, {"recipe", a["recipe"]}, {"baseline", a["baseline"]},
+                        {"here", a}, {"published", b}, {"same_sign", same}, {"published_inside_interval", inside},
+                        {"text", k.value("measure_label", k.value("measure", "")) + ", " + a.value("recipe", "") + " - " +
+                                     a.value("baseline", "") + ": here " + diff_span(a, rate) + ", published " +
+                                     diff_span(b, rate) + (rate ? " pts" : "") + (same ? ", same sign" : ", opposite sign") +
+                                     (inside ? ", published value inside this interval" : "")}});
+    }
+    out["checks"] = checks;
+    std::string agreement;
+    if (v == "not evaluable" || pv == "not evaluable" || pv.empty()) {
+      agreement = "not comparable";
+      out["why"] = v == "not evaluable" ? "not evaluable here" : "not evaluable in the published study";
+    } else if (v == "reported" && pv == "reported") {
+      agreement = checks.empty() ? "not comparable" : signs_agree ? "agrees" : "disagrees";
+      out["why"] = checks.empty() ? "no paired difference to compare" : signs_agree ? "every difference has the published sign"
+                                                                                   : "a difference has the opposite sign";
+    } else {
+      agreement = v == pv ? "agrees" : "disagrees";
+      out["why"] = v + " here, " + pv + " in the published study";
+    }
+    out["agreement"] = agreement;
+    ++counts[agreement];
+    list.push_back(out);
+  }
+  return {{"published", file}, {"criteria", list}, {"counts", counts}};
+}
 
 json evaluate_criteria(const std::string& path, const Aggregator& agg, const std::vector<Run>& runs,
                        const std::vector<std::string>& recipes, std::vector<Headline>* headline) {

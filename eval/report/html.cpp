@@ -137,6 +137,23 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
     for (const Chart& c : charts)
       if (c.name == "headline") h += figure(c);
   }
+  if (s.contains("comparison")) {
+    const json& cmp = s["comparison"];
+    h += "<h2>Against the published study</h2>\n<p>Published: <code>" + esc(str(cmp["published"])) + "</code>.";
+    for (const auto& [what, n] : cmp["counts"].items()) h += " " + esc(what) + ": " + n.dump() + ".";
+    h += "</p>\n<table><tr><th>criterion</th><th>here</th><th>published</th><th>agreement</th><th>paired differences</th></tr>\n";
+    for (const json& c : cmp["criteria"]) {
+      std::string diffs;
+      if (c.contains("checks"))
+        for (const json& k : c["checks"]) diffs += "<li>" + esc(str(k["text"])) + "</li>";
+      h += "<tr>" + td(esc(str(c["id"]))) + td(esc(str(c["here"]))) + td(c["published"].is_null() ? "" : esc(str(c["published"]))) +
+           td("<b>" + esc(str(c["agreement"])) + "</b>") + "<td style=\"text-align:left\"><ul style=\"margin:0;padding-left:1.2em\">" +
+           diffs + "</ul></td></tr>\n";
+    }
+    h += "</table>\n<p><small>A criterion agrees when its verdict is the same here and in the published study (for an "
+         "exploratory one: when every paired difference has the published sign); <em>not comparable</em> when one side "
+         "lacks the runs.</small></p>\n";
+  }
   if (!d.notes.empty()) {
     h += "<h2>Notes</h2><ul>";
     for (const auto& n : d.notes) h += "<li class=\"note\">" + esc(n) + "</li>";

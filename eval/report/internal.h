@@ -147,6 +147,12 @@ struct Headline {
 nlohmann::json evaluate_criteria(const std::string& path, const Aggregator& agg, const std::vector<Run>& runs,
                                  const std::vector<std::string>& recipes, std::vector<Headline>* headline);
 
+// Compares this run's criteria (evaluate_criteria's object) with a published study's: the
+// summary.json at `published` (or in that report directory). Per criterion "agrees" (the same
+// verdict; for exploratory ones every paired difference of the same sign), "disagrees" or "not
+// comparable" (not evaluable on one side), with both paired differences side by side.
+nlohmann::json compare_criteria(const nlohmann::json& here, const std::string& published);
+
 // Everything the renderers need.
 struct ReportData {
   std::string runs_dir, out_dir;

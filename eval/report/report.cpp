@@ -262,6 +262,17 @@ void print_summary(const ReportData& d) {
     for (const json& k : c["checks"]) std::cout << "       " << k["text"].get<std::string>() << "\n";
     if (c.contains("note")) std::cout << "       note: " << c["note"].get<std::string>() << "\n";
   }
+  if (!d.summary.contains("comparison")) return;
+  const json& cmp = d.summary["comparison"];
+  std::cout << "against the published study (" << cmp["published"].get<std::string>() << "):";
+  for (const auto& [what, n] : cmp["counts"].items()) std::cout << " " << what << " " << n;
+  std::cout << "\n";
+  for (const json& c : cmp["criteria"]) {
+    std::cout << "  " << c["id"].get<std::string>() << ". " << c["agreement"].get<std::string>() << ": "
+              << c.value("why", "") << "\n";
+    if (c.contains("checks"))
+      for (const json& k : c["checks"]) std::cout << "       " << k["text"].get<std::string>() << "\n";
+  }
 }
 
 }  // namespace
@@ -293,6 +304,12 @@ int run_report(const ReportConfig& config) {
   d.summary = build_summary(d, agg, runs);
   if (!config.criteria.empty())
     d.summary["criteria"] = evaluate_criteria(config.criteria, agg, runs, d.recipes, &d.headline);
+  if (!config.compare.empty()) {
+    if (config.criteria.empty())
+      throw Error("--compare " + config.compare + " needs --criteria: the comparison is criterion by criterion "
+                  "(e.g. --criteria recipes/why_beats_rule_test.criteria.yaml)");
+    d.summary["comparison"] = compare_criteria(d.summary["criteria"], config.compare);
+  }
   write_file_atomic((fs::path(d.out_dir) / "summary.json").string(), d.summary.dump(2) + "\n");
   const auto charts = render_charts(d, agg, runs);
   write_html(d, charts, (fs::path(d.out_dir) / "index.html").string());

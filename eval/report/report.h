@@ -33,6 +33,8 @@ struct ReportConfig {
   std::string suite;        // default: the scored suite with the most eval events (ties: alphabetical)
   std::string criteria;     // a pre-registration's criteria file (eval/report/criteria.cpp): each is
                             // stated as held or not, and the page opens with them and the headline chart
+  std::string compare;      // with criteria: a published study's summary.json (or report directory); each
+                            // criterion's verdict and paired differences here and there, agreeing or not
   int resamples = 2000;     // bootstrap resamples
   uint64_t seed = 12345;    // bootstrap seed (the report is deterministic)
 };
