@@ -438,16 +438,19 @@ json compare_criteria(const json& here, const std::string& published_path) {
                 "(e.g. recipes/results/why_beats_rule_test/report)");
   json pub;
   try {
-    pub = json::parse(read_file(file));
+      pub = json::parse(read_file(file));
   } catch (const json::exception& e) {
     throw Error("--compare " + file + ": not JSON (" + e.what() + ")");
   }
   if (!pub.contains("criteria") || !pub["criteria"].contains("criteria"))
     throw Error("--compare " + file + ": it has no \"criteria\"; re-render the published study with --criteria");
-  std::map<std::string, const json*> by_id;
-  for (const json& c : pub["criteria"]["criteria"]) by_id[c.value("id", "")] = &c;
+  // Non-const access throughout: a key the published file lacks reads as null, and a value of the
+  // wrong type throws json's type_error, which becomes a clean error below.
+  std::map<std::string, json*> by_id;
   json list = json::array();
   std::map<std::string, int> counts;
+  try {
+  for (json& c : pub["criteria"]["criteria"]) by_id[c.value("id", "")] = &c;
   for (const json& c : here["criteria"]) {
     const std::string id = c["id"].get<std::string>(), v = c["verdict"].get<std::string>();
     json out{{"id", id}, {"claim", c["claim"]}, {"here", v}};
@@ -460,18 +463,19 @@ json compare_criteria(const json& here, const std::string& published_path) {
       list.push_back(out);
       continue;
     }
-    const json& p = *it->second;
+    json& p = *it->second;
     const std::string pv = p.value("verdict", "");
     out["published"] = pv;
     // Check by check: the same paired difference here and there, its sign and whether the
     // published mean falls inside this run's interval.
     json checks = json::array();
     bool signs_agree = true;
-    const json& pc = p.contains("checks") ? p["checks"] : json::array();
+    json pc = p.contains("checks") ? p["checks"] : json::array();
     for (size_t i = 0; i < c["checks"].size(); ++i) {
       const json& k = c["checks"][i];
       if (!k.contains("difference") || i >= pc.size() || !pc[i].contains("difference")) continue;
-      const json &a = k["difference"], &b = pc[i]["difference"];
+      const json& a = k["difference"];
+      json b = pc[i]["difference"];
       const bool rate = k.value("rate", true);
       const bool same = sign_of(a) == sign_of(b);
       signs_agree = signs_agree && same;
@@ -500,6 +504,9 @@ json compare_criteria(const json& here, const std::string& published_path) {
     out["agreement"] = agreement;
     ++counts[agreement];
     list.push_back(out);
+  }
+  } catch (const json::exception& e) {
+    throw Error("--compare " + file + ": not a summary.json as ethos report writes it (" + e.what() + ")");
   }
   return {{"published", file}, {"criteria", list}, {"counts", counts}};
 }
