@@ -467,12 +467,13 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
   CATCH_CHECK(chart < table);
   CATCH_CHECK(table != std::string::npos);
 
-  // A published copy keeps eval.jsonl gzip-compressed: the same summary.
+  // A published copy keeps eval.jsonl and train.jsonl gzip-compressed: the same summary.
   const std::string pub = root + "/published";
   fs::copy(runs, pub, fs::copy_options::recursive);
   for (const char* recipe : {"r1", "r2"})
     for (const char* seed : {"seed0", "seed1"})
-      CATCH_REQUIRE(std::system(("gzip -n " + pub + "/" + recipe + "/" + seed + "/eval.jsonl").c_str()) == 0);
+      for (const char* log : {"eval.jsonl", "train.jsonl"})
+        CATCH_REQUIRE(std::system(("gzip -n " + pub + "/" + recipe + "/" + seed + "/" + log).c_str()) == 0);
   CATCH_REQUIRE(!fs::exists(pub + "/r1/seed0/eval.jsonl"));
   config.runs_dir = pub;
   config.out_dir = root + "/report_pub";

@@ -1,5 +1,5 @@
 // `ethos report`, part 1: finding run directories and reading their event logs.
-// Layout: RUNS_DIR/<recipe>/seed<k>/{eval.jsonl (or eval.jsonl.gz), train.jsonl, config.yaml}, or RUNS_DIR/seed<k>/...
+// Layout: RUNS_DIR/<recipe>/seed<k>/{eval.jsonl, train.jsonl (or either as .gz), config.yaml}, or RUNS_DIR/seed<k>/...
 // (RUNS_DIR is then one recipe). A problem with one run is a note and the run is skipped; the
 // report goes on with the others.
 #include <yaml-cpp/yaml.h>
@@ -126,7 +126,14 @@ void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes)
   std::map<int64_t, json> train;  // step -> last event (a resume rewrites steps)
   std::string reused_stage;  // a first stage restored from the stage cache, and its step
   int64_t reused_step = -1;
-  for (const json& e : read_jsonl(path, &bad)) {
+  std::vector<json> events;
+  try {
+    events = read_jsonl(path, &bad);
+  } catch (const Error& e) {  // an unreadable .gz: no training curve or timings for this run
+    notes->push_back(e.what());
+    return;
+  }
+  for (const json& e : events) {
     const std::string ev = str(e, "event");
     if (ev == "train" && e.contains("step")) train[static_cast<int64_t>(num(e, "step"))] = e;
     else if (ev == "stage_reused" && reused_stage.empty() && train.empty()) {
@@ -182,10 +189,11 @@ void load_run(const fs::path& dir, const std::string& recipe, const Unit& unit, 
   run.dir = dir.string();
   run.base_seed = unit.first;
   run.seed = unit.second;
-  // A published study (recipes/results/) keeps eval.jsonl compressed.
-  const fs::path eval = fs::exists(dir / "eval.jsonl") || !fs::exists(dir / "eval.jsonl.gz") ? dir / "eval.jsonl"
-                                                                                             : dir / "eval.jsonl.gz";
-  const fs::path train = dir / "train.jsonl", config = dir / "config.yaml";
+  // A published study (recipes/results/) keeps eval.jsonl and train.jsonl compressed.
+  auto plain_or_gz = [&](const std::string& name) {
+    return fs::exists(dir / name) || !fs::exists(dir / (name + ".gz")) ? dir / name : dir / (name + ".gz");
+  };
+  const fs::path eval = plain_or_gz("eval.jsonl"), train = plain_or_gz("train.jsonl"), config = dir / "config.yaml";
   if (!fs::exists(eval)) {
     out->notes.push_back("skipped " + dir.string() + ": no eval.jsonl (was the run trained with eval suites or "
                          "held-out files in its recipe, or scored with `ethos eval`?)");

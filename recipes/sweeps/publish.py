@@ -3,8 +3,8 @@
 
   python3 recipes/sweeps/publish.py runs/why_beats_rule_test recipes/results/why_beats_rule_test
 
-For every run <cell>/seed<k>/ whose status.json says "done": config.yaml, train.jsonl and
-status.json as they are, and eval.jsonl as eval.jsonl.gz with the eval events the report uses
+For every run <cell>/seed<k>/ whose status.json says "done": config.yaml and status.json as they
+are, train.jsonl as train.jsonl.gz, and eval.jsonl as eval.jsonl.gz with the eval events the report uses
 (groups all, shift, family and the per-type harm group; every suite, split, metric and checkpoint)
 and without the checkpoint path. The matrix manifest (ablation.json) and, per world, world.yaml,
 generated.json and data/manifest.json come along (absolute paths into this checkout made relative).
@@ -28,6 +28,12 @@ def copy_text(src: Path, dst: Path) -> None:
     dst.write_text(src.read_text().replace(ROOT, ""))
 
 
+def write_gz(dst: Path, data: bytes) -> None:
+    with open(dst, "wb") as f:  # mtime 0: the same events give the same bytes
+        with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as z:
+            z.write(data)
+
+
 def publish_eval(src: Path, dst: Path) -> int:
     lines = []
     for line in src.read_text().splitlines():
@@ -38,10 +44,7 @@ def publish_eval(src: Path, dst: Path) -> int:
             continue
         lines.append(json.dumps({k: v for k, v in e.items() if k not in DROP_KEYS}, sort_keys=True,
                                 separators=(",", ":")))
-    data = ("\n".join(lines) + "\n").encode()
-    with open(dst, "wb") as f:  # mtime 0: the same events give the same bytes
-        with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as z:
-            z.write(data)
+    write_gz(dst, ("\n".join(lines) + "\n").encode())
     return len(lines)
 
 
@@ -65,9 +68,12 @@ def main() -> int:
             continue
         dst = out / cell["dir"]
         dst.mkdir(parents=True, exist_ok=True)
-        for name in ("config.yaml", "train.jsonl", "status.json"):
+        for name in ("config.yaml", "status.json"):
             if (src / name).exists():
                 copy_text(src / name, dst / name)
+        if (src / "train.jsonl").exists():  # DPO runs log per-group metrics every step: ~290 KB plain
+            write_gz(dst / "train.jsonl.gz", (src / "train.jsonl").read_text().replace(ROOT, "").encode())
+            (dst / "train.jsonl").unlink(missing_ok=True)
         publish_eval(src / "eval.jsonl", dst / "eval.jsonl.gz")
         published += 1
     # One manifest per matrix: a second matrix into the same directory keeps the first's.
