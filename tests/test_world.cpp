@@ -530,6 +530,11 @@ CATCH_TEST_CASE("world: bad world files give errors naming the file and key", "[
                                 "  day: []"));
   CATCH_CHECK_THAT(msg, Contains("data/pools.yaml:"));
   CATCH_CHECK_THAT(msg, Contains("pools.day: empty list"));
+  // A negative subsample.
+  msg = load_error(broken_world("subsample", "tiny.yaml", "  subsample: 0 ", "  subsample: -3 "));
+  CATCH_CHECK_THAT(msg, Contains("tiny.yaml:"));
+  CATCH_CHECK_THAT(msg, Contains("eval.subsample"));
+  CATCH_CHECK_THAT(msg, Contains("must be >= 0"));
   // A misspelt knob.
   msg = load_error(broken_world("knob", "tiny.yaml", "fiction_share:", "fiction_shares:"));
   CATCH_CHECK_THAT(msg, Contains("tiny.yaml:"));
@@ -710,6 +715,28 @@ CATCH_TEST_CASE("world: the default world generates in seconds, >= 300 items per
   const auto problems = leakage_problems(w, dir);
   for (const auto& p : problems) CATCH_WARN(p);
   CATCH_CHECK(problems.empty());
+}
+
+CATCH_TEST_CASE("world: eval.subsample goes into every suite's scoring, and changes nothing else", "[world]") {
+  const std::string plain = generated("tiny", 7);
+  const std::string sub_world = broken_world("subsample_on", "tiny.yaml", "  subsample: 0 ", "  subsample: 40 ");
+  const std::string sub = test::fresh_dir("world_subsample_out");
+  generate_world({sub_world, 7, sub, true});
+  std::map<std::string, std::string> hp, hs;
+  for (const auto& f : manifest(plain)["files"]) hp[f["path"]] = f["hash"];
+  for (const auto& f : manifest(sub)["files"]) hs[f["path"]] = f["hash"];
+  CATCH_CHECK(hp == hs);  // the data files, byte for byte
+  int suites = 0;
+  for (const char* dir : {"eval", "eval/chat"})
+    for (const auto& e : fs::directory_iterator(plain + "/" + dir)) {
+      if (e.path().extension() != ".yaml") continue;
+      const std::string path = std::string(dir) + "/" + e.path().filename().string();
+      CATCH_INFO(path);
+      ++suites;
+      CATCH_CHECK(load_suite(plain + "/" + path).scoring.subsample == 0);
+      CATCH_CHECK(load_suite(sub + "/" + path).scoring.subsample == 40);
+    }
+  CATCH_CHECK(suites >= 4);
 }
 
 CATCH_TEST_CASE("world: the sealed test group is drawn always, written only with eval.test_group, never trained on",

@@ -712,6 +712,7 @@ class Generator {
          "\n    normalize: mean\n    modes: [direct, reason_first]\n    max_rationale_tokens: 48\n";
     y += std::string("  generate:\n    enabled: ") + (chat || generate_only ? "true" : "false") +
          "\n    samples: 4\n    temperature: 0.7\n    top_p: 1.0\n    max_new_tokens: " + (chat ? "160" : generate_only ? "64" : "48") + "\n";
+    if (w_.knobs.subsample > 0) y += "  subsample: " + std::to_string(w_.knobs.subsample) + "\n";
     y += "patterns:\n";
     for (const auto& [label, res] : w_.suite_patterns) {
       y += "  " + label + ": [";

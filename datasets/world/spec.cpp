@@ -264,12 +264,17 @@ WorldKnobs parse_knobs(const YamlAt& root, WorldKnobs k) {
     if (auto v = a->find("r3_story_share")) k.r3_story_share = share(*v);
   }
   if (auto e = root.find("eval")) {
-    e->only_keys({"items_per_split", "benign_share", "qa_items_per_split", "chat_export", "test_group"});
+    e->only_keys({"items_per_split", "benign_share", "qa_items_per_split", "chat_export", "test_group", "subsample"});
     if (auto v = e->find("items_per_split")) k.items_per_split = static_cast<int>(positive(*v));
     if (auto v = e->find("benign_share")) k.eval_benign_share = share(*v);
     if (auto v = e->find("qa_items_per_split")) k.qa_items_per_split = static_cast<int>(positive(*v));
     if (auto v = e->find("chat_export")) k.chat_export = v->flag();
     if (auto v = e->find("test_group")) k.test_group = v->flag();
+    if (auto v = e->find("subsample")) {
+      const long n = v->integer();
+      if (n < 0) v->fail("must be >= 0 (0: every checkpoint scores the whole suite)");
+      k.subsample = static_cast<int>(n);
+    }
   }
   return k;
 }

@@ -175,6 +175,7 @@ struct WorldKnobs {
   int qa_items_per_split = 300;
   bool chat_export = true;
   bool test_group = false;  // write the sealed test group's suites (the pre-registered run only)
+  int subsample = 0;        // > 0: every suite's scoring.subsample (intermediate checkpoints score this many items)
 };
 
 struct World {
