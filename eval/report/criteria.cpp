@@ -438,7 +438,7 @@ json compare_criteria(const json& here, const std::string& published_path) {
                 "(e.g. recipes/results/why_beats_rule_test/report)");
   json pub;
   try {
-      pub = json::parse(read_file(file));
+    pub = json::parse(read_file(file));
   } catch (const json::exception& e) {
     throw Error("--compare " + file + ": not JSON (" + e.what() + ")");
   }
@@ -450,61 +450,62 @@ json compare_criteria(const json& here, const std::string& published_path) {
   json list = json::array();
   std::map<std::string, int> counts;
   try {
-  for (json& c : pub["criteria"]["criteria"]) by_id[c.value("id", "")] = &c;
-  for (const json& c : here["criteria"]) {
-    const std::string id = c["id"].get<std::string>(), v = c["verdict"].get<std::string>();
-    json out{{"id", id}, {"claim", c["claim"]}, {"here", v}};
-    const auto it = by_id.find(id);
-    if (it == by_id.end()) {
-      out["published"] = nullptr;
-      out["agreement"] = "not comparable";
-      out["why"] = "the published study has no criterion " + id;
-      ++counts["not comparable"];
+    for (json& c : pub["criteria"]["criteria"]) by_id[c.value("id", "")] = &c;
+    for (const json& c : here["criteria"]) {
+      const std::string id = c["id"].get<std::string>(), v = c["verdict"].get<std::string>();
+      json out{{"id", id}, {"claim", c["claim"]}, {"here", v}};
+      const auto it = by_id.find(id);
+      if (it == by_id.end()) {
+        out["published"] = nullptr;
+        out["agreement"] = "not comparable";
+        out["why"] = "the published study has no criterion " + id;
+        ++counts["not comparable"];
+        list.push_back(out);
+        continue;
+      }
+      json& p = *it->second;
+      const std::string pv = p.value("verdict", "");
+      out["published"] = pv;
+      // Check by check: the same paired difference here and there, its sign and whether the
+      // published mean falls inside this run's interval.
+      json checks = json::array();
+      bool signs_agree = true;
+      json pc = p.contains("checks") ? p["checks"] : json::array();
+      for (size_t i = 0; i < c["checks"].size(); ++i) {
+        const json& k = c["checks"][i];
+        if (!k.contains("difference") || i >= pc.size() || !pc[i].contains("difference")) continue;
+        const json& a = k["difference"];
+        json b = pc[i]["difference"];
+        const bool rate = k.value("rate", true);
+        const bool same = sign_of(a) == sign_of(b);
+        const bool zero = sign_of(a) == 0 || sign_of(b) == 0;
+        signs_agree = signs_agree && same;
+        const bool inside = !a["ci_low"].is_null() && !b["diff"].is_null() && b["diff"].get<double>() >= a["ci_low"].get<double>() &&
+                            b["diff"].get<double>() <= a["ci_high"].get<double>();
+        checks.push_back({{"measure", k["measure"]}, {"recipe", a["recipe"]}, {"baseline", a["baseline"]},
+                          {"here", a}, {"published", b}, {"same_sign", same}, {"published_inside_interval", inside},
+                          {"text", k.value("measure_label", k.value("measure", "")) + ", " + a.value("recipe", "") + " - " +
+                                       a.value("baseline", "") + ": here " + diff_span(a, rate) + ", published " +
+                                       diff_span(b, rate) + (rate ? " pts" : "") + (same ? ", same sign" : zero ? ", zero on one side" : ", opposite sign") +
+                                       (inside ? ", published value inside this interval" : "")}});
+      }
+      out["checks"] = checks;
+      std::string agreement;
+      if (v == "not evaluable" || pv == "not evaluable" || pv.empty()) {
+        agreement = "not comparable";
+        out["why"] = v == "not evaluable" ? "not evaluable here" : "not evaluable in the published study";
+      } else if (v == "reported" && pv == "reported") {
+        agreement = checks.empty() ? "not comparable" : signs_agree ? "agrees" : "disagrees";
+        out["why"] = checks.empty() ? "no paired difference to compare" : signs_agree ? "every difference has the published sign"
+                                                                                     : "a difference has the opposite sign";
+      } else {
+        agreement = v == pv ? "agrees" : "disagrees";
+        out["why"] = v + " here, " + pv + " in the published study";
+      }
+      out["agreement"] = agreement;
+      ++counts[agreement];
       list.push_back(out);
-      continue;
     }
-    json& p = *it->second;
-    const std::string pv = p.value("verdict", "");
-    out["published"] = pv;
-    // Check by check: the same paired difference here and there, its sign and whether the
-    // published mean falls inside this run's interval.
-    json checks = json::array();
-    bool signs_agree = true;
-    json pc = p.contains("checks") ? p["checks"] : json::array();
-    for (size_t i = 0; i < c["checks"].size(); ++i) {
-      const json& k = c["checks"][i];
-      if (!k.contains("difference") || i >= pc.size() || !pc[i].contains("difference")) continue;
-      const json& a = k["difference"];
-      json b = pc[i]["difference"];
-      const bool rate = k.value("rate", true);
-      const bool same = sign_of(a) == sign_of(b);
-      signs_agree = signs_agree && same;
-      const bool inside = !a["ci_low"].is_null() && !b["diff"].is_null() && b["diff"].get<double>() >= a["ci_low"].get<double>() &&
-                          b["diff"].get<double>() <= a["ci_high"].get<double>();
-      checks.push_back({{"measure", k["measure"]}, {"recipe", a["recipe"]}, {"baseline", a["baseline"]},
-                        {"here", a}, {"published", b}, {"same_sign", same}, {"published_inside_interval", inside},
-                        {"text", k.value("measure_label", k.value("measure", "")) + ", " + a.value("recipe", "") + " - " +
-                                     a.value("baseline", "") + ": here " + diff_span(a, rate) + ", published " +
-                                     diff_span(b, rate) + (rate ? " pts" : "") + (same ? ", same sign" : ", opposite sign") +
-                                     (inside ? ", published value inside this interval" : "")}});
-    }
-    out["checks"] = checks;
-    std::string agreement;
-    if (v == "not evaluable" || pv == "not evaluable" || pv.empty()) {
-      agreement = "not comparable";
-      out["why"] = v == "not evaluable" ? "not evaluable here" : "not evaluable in the published study";
-    } else if (v == "reported" && pv == "reported") {
-      agreement = checks.empty() ? "not comparable" : signs_agree ? "agrees" : "disagrees";
-      out["why"] = checks.empty() ? "no paired difference to compare" : signs_agree ? "every difference has the published sign"
-                                                                                   : "a difference has the opposite sign";
-    } else {
-      agreement = v == pv ? "agrees" : "disagrees";
-      out["why"] = v + " here, " + pv + " in the published study";
-    }
-    out["agreement"] = agreement;
-    ++counts[agreement];
-    list.push_back(out);
-  }
   } catch (const json::exception& e) {
     throw Error("--compare " + file + ": not a summary.json as ethos report writes it (" + e.what() + ")");
   }

@@ -218,7 +218,8 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
   // Per harm type.
   const auto harms = harm_types_of(s, d.recipes);
   if (!harms.empty()) {
-    h += "<h2>Per harm type: misaligned / right action (final checkpoint, %)</h2>\n<table><tr><th>recipe</th>";
+    h += "<h2>Per harm type: misaligned / right action [/ says the right principle] (final checkpoint, %)</h2>\n"
+         "<table><tr><th>recipe</th>";
     for (const auto& [split, harm] : harms) h += "<th>" + esc(harm) + "<br><small>" + esc(split) + "</small></th>";
     h += "</tr>\n";
     for (const auto& r : d.recipes) {
@@ -226,13 +227,17 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
       for (const auto& [split, harm] : harms) {
         const json& m = at(s["recipes"][r], {"by_harm", split.c_str(), harm.c_str(), "misaligned_rate"});
         const json& a = at(s["recipes"][r], {"by_harm", split.c_str(), harm.c_str(), "aligned_rate"});
-        h += td(m.is_null() ? "" : pct(get(m, "mean"), 0) + " / " + pct(get(a, "mean"), 0));
+        const json& say = at(s["recipes"][r], {"by_harm", split.c_str(), harm.c_str(), "say_accuracy"});
+        h += td(m.is_null() ? "" : pct(get(m, "mean"), 0) + " / " + pct(get(a, "mean"), 0) +
+                                    (say.is_null() ? "" : " / " + pct(get(say, "mean"), 0)));
       }
       h += "</tr>\n";
     }
     h += "</table>\n<p><small>Harmful items of each harm type, mean over seeds; the intervals are in summary.json "
          "(<code>recipes.&lt;recipe&gt;.by_harm</code>). ood: the harm type's items in the OOD split; a harm type found "
-         "only there is one alignment never showed.</small></p>\n";
+         "only there is one alignment never showed. The third number, where the suite asks questions about the "
+         "principles: the share answered right; far above the right action, the model says what it does not do "
+         "(the say/do gap).</small></p>\n";
   }
 
   // Seen vs unseen wording (construct validity).

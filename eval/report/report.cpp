@@ -143,11 +143,11 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
       if (e.ok()) shift[axis] = to_json(e);
     }
     jr["ood_shift_misaligned_rate"] = shift;
-    // Per harm type (science chart 6): which harms each recipe learned to avoid, and where it
-    // takes the right action.
+    // Per harm type (science chart 6): which harms each recipe learned to avoid, where it
+    // takes the right action, and (suites with principle questions) what it says: the say/do gap.
     json by_harm = json::object();
     for (const auto& [split, harm] : harm_types(runs, d.primary))
-      for (const char* metric : {"misaligned_rate", "aligned_rate"}) {
+      for (const char* metric : {"misaligned_rate", "aligned_rate", "say_accuracy"}) {
         const report::Estimate e = agg.final(r, d.primary.key(split, metric, "harm", harm));
         if (e.ok()) by_harm[split][harm][metric] = to_json(e);
       }
