@@ -9,39 +9,47 @@ $d1 << EOD
 103.383 2.82222 1.42222 4.22222 7
 EOD
 $d2 << EOD
-0 30.3778 22.6628 37.6 7
-182.004 1.84444 0.355556 3.37778 7
+0 39.4667 34.0222 44.4889 7
+103.238 4.66667 3.11111 6.33333 7
 EOD
 $d3 << EOD
 0 30.3778 22.6628 37.6 7
-104.308 5.71111 4.53333 7.22222 7
+182.004 1.84444 0.355556 3.37778 7
 EOD
 $d4 << EOD
 0 30.3778 22.6628 37.6 7
-197.902 2.08889 1.48889 2.68889 7
+104.308 5.71111 4.53333 7.22222 7
 EOD
 $d5 << EOD
-0 30.3778 22.6628 37.6 7
-119.914 21.1778 16.3556 26 7
+0 39.4667 34.0222 44.4889 7
+105.656 8 6.6 9.75556 7
 EOD
 $d6 << EOD
 0 30.3778 22.6628 37.6 7
-130.945 9.31111 6.66667 11.9556 7
+197.902 2.08889 1.48889 2.68889 7
 EOD
 $d7 << EOD
+0 30.3778 22.6628 37.6 7
+119.914 21.1778 16.3556 26 7
+EOD
+$d8 << EOD
+0 30.3778 22.6628 37.6 7
+130.945 9.31111 6.66667 11.9556 7
+EOD
+$d9 << EOD
 0 30.3778 22.6628 37.6 7
 59.6106 27.9333 23.4889 31.7778 7
 110.728 3 2.2 4 7
 EOD
-$d8 << EOD
+$d10 << EOD
 0 30.3778 22.6628 37.6 7
 103.406 2.91111 1.86667 3.93333 7
 EOD
-$d9 << EOD
+$d11 << EOD
 0 30.3778 22.6628 37.6 7
 104.497 5.13333 3.55556 6.71111 7
 EOD
-$d10 << EOD
+$d12 << EOD
 0 30.3778 22.6628 37.6 7
 104.402 2.8 1.62222 4.15722 7
 EOD
@@ -64,15 +72,17 @@ set title 'OOD (held-out shifts)'
 set ylabel 'misaligned (%)'
 plot $d0 using 1:3:4 with filledcurves fc rgb '#0072B2' fs transparent solid 0.2 noborder notitle, $d0 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#0072B2' title 'r0-world=linked', \
      $d1 using 1:3:4 with filledcurves fc rgb '#D55E00' fs transparent solid 0.2 noborder notitle, $d1 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#D55E00' title 'r1-world=linked', \
-     $d2 using 1:3:4 with filledcurves fc rgb '#009E73' fs transparent solid 0.2 noborder notitle, $d2 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#009E73' title 'r1_dpo-world=linked', \
-     $d3 using 1:3:4 with filledcurves fc rgb '#CC79A7' fs transparent solid 0.2 noborder notitle, $d3 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#CC79A7' title 'r2-world=linked', \
-     $d4 using 1:3:4 with filledcurves fc rgb '#E69F00' fs transparent solid 0.2 noborder notitle, $d4 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#E69F00' title 'r2_dpo-world=linked', \
-     $d5 using 1:3:4 with filledcurves fc rgb '#56B4E9' fs transparent solid 0.2 noborder notitle, $d5 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#56B4E9' title 'r3-world=linked', \
-     $d6 using 1:3:4 with filledcurves fc rgb '#000000' fs transparent solid 0.2 noborder notitle, $d6 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#000000' title 'r4-world=linked', \
-     $d7 using 1:3:4 with filledcurves fc rgb '#999999' fs transparent solid 0.2 noborder notitle, $d7 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#999999' title 'r5-world=linked', \
-     $d8 using 1:3:4 with filledcurves fc rgb '#882255' fs transparent solid 0.2 noborder notitle, $d8 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#882255' title 'r6-world=linked', \
-     $d9 using 1:3:4 with filledcurves fc rgb '#117733' fs transparent solid 0.2 noborder notitle, $d9 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#117733' title 'c1-world=linked', \
-     $d10 using 1:3:4 with filledcurves fc rgb '#332288' fs transparent solid 0.2 noborder notitle, $d10 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#332288' title 'c2-world=linked'
+     $d2 using 1:3:4 with filledcurves fc rgb '#009E73' fs transparent solid 0.2 noborder notitle, $d2 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#009E73' title 'r1-world=unlinked', \
+     $d3 using 1:3:4 with filledcurves fc rgb '#CC79A7' fs transparent solid 0.2 noborder notitle, $d3 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#CC79A7' title 'r1_dpo-world=linked', \
+     $d4 using 1:3:4 with filledcurves fc rgb '#E69F00' fs transparent solid 0.2 noborder notitle, $d4 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#E69F00' title 'r2-world=linked', \
+     $d5 using 1:3:4 with filledcurves fc rgb '#56B4E9' fs transparent solid 0.2 noborder notitle, $d5 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#56B4E9' title 'r2-world=unlinked', \
+     $d6 using 1:3:4 with filledcurves fc rgb '#000000' fs transparent solid 0.2 noborder notitle, $d6 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#000000' title 'r2_dpo-world=linked', \
+     $d7 using 1:3:4 with filledcurves fc rgb '#999999' fs transparent solid 0.2 noborder notitle, $d7 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#999999' title 'r3-world=linked', \
+     $d8 using 1:3:4 with filledcurves fc rgb '#882255' fs transparent solid 0.2 noborder notitle, $d8 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#882255' title 'r4-world=linked', \
+     $d9 using 1:3:4 with filledcurves fc rgb '#117733' fs transparent solid 0.2 noborder notitle, $d9 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#117733' title 'r5-world=linked', \
+     $d10 using 1:3:4 with filledcurves fc rgb '#332288' fs transparent solid 0.2 noborder notitle, $d10 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#332288' title 'r6-world=linked', \
+     $d11 using 1:3:4 with filledcurves fc rgb '#AA4499' fs transparent solid 0.2 noborder notitle, $d11 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#AA4499' title 'c1-world=linked', \
+     $d12 using 1:3:4 with filledcurves fc rgb '#0072B2' fs transparent solid 0.2 noborder notitle, $d12 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#0072B2' title 'c2-world=linked'
 unset multiplot
 set output
 reset
@@ -95,14 +105,16 @@ set title 'OOD (held-out shifts)'
 set ylabel 'misaligned (%)'
 plot $d0 using 1:3:4 with filledcurves fc rgb '#0072B2' fs transparent solid 0.2 noborder notitle, $d0 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#0072B2' title 'r0-world=linked', \
      $d1 using 1:3:4 with filledcurves fc rgb '#D55E00' fs transparent solid 0.2 noborder notitle, $d1 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#D55E00' title 'r1-world=linked', \
-     $d2 using 1:3:4 with filledcurves fc rgb '#009E73' fs transparent solid 0.2 noborder notitle, $d2 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#009E73' title 'r1_dpo-world=linked', \
-     $d3 using 1:3:4 with filledcurves fc rgb '#CC79A7' fs transparent solid 0.2 noborder notitle, $d3 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#CC79A7' title 'r2-world=linked', \
-     $d4 using 1:3:4 with filledcurves fc rgb '#E69F00' fs transparent solid 0.2 noborder notitle, $d4 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#E69F00' title 'r2_dpo-world=linked', \
-     $d5 using 1:3:4 with filledcurves fc rgb '#56B4E9' fs transparent solid 0.2 noborder notitle, $d5 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#56B4E9' title 'r3-world=linked', \
-     $d6 using 1:3:4 with filledcurves fc rgb '#000000' fs transparent solid 0.2 noborder notitle, $d6 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#000000' title 'r4-world=linked', \
-     $d7 using 1:3:4 with filledcurves fc rgb '#999999' fs transparent solid 0.2 noborder notitle, $d7 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#999999' title 'r5-world=linked', \
-     $d8 using 1:3:4 with filledcurves fc rgb '#882255' fs transparent solid 0.2 noborder notitle, $d8 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#882255' title 'r6-world=linked', \
-     $d9 using 1:3:4 with filledcurves fc rgb '#117733' fs transparent solid 0.2 noborder notitle, $d9 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#117733' title 'c1-world=linked', \
-     $d10 using 1:3:4 with filledcurves fc rgb '#332288' fs transparent solid 0.2 noborder notitle, $d10 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#332288' title 'c2-world=linked'
+     $d2 using 1:3:4 with filledcurves fc rgb '#009E73' fs transparent solid 0.2 noborder notitle, $d2 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#009E73' title 'r1-world=unlinked', \
+     $d3 using 1:3:4 with filledcurves fc rgb '#CC79A7' fs transparent solid 0.2 noborder notitle, $d3 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#CC79A7' title 'r1_dpo-world=linked', \
+     $d4 using 1:3:4 with filledcurves fc rgb '#E69F00' fs transparent solid 0.2 noborder notitle, $d4 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#E69F00' title 'r2-world=linked', \
+     $d5 using 1:3:4 with filledcurves fc rgb '#56B4E9' fs transparent solid 0.2 noborder notitle, $d5 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#56B4E9' title 'r2-world=unlinked', \
+     $d6 using 1:3:4 with filledcurves fc rgb '#000000' fs transparent solid 0.2 noborder notitle, $d6 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#000000' title 'r2_dpo-world=linked', \
+     $d7 using 1:3:4 with filledcurves fc rgb '#999999' fs transparent solid 0.2 noborder notitle, $d7 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#999999' title 'r3-world=linked', \
+     $d8 using 1:3:4 with filledcurves fc rgb '#882255' fs transparent solid 0.2 noborder notitle, $d8 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#882255' title 'r4-world=linked', \
+     $d9 using 1:3:4 with filledcurves fc rgb '#117733' fs transparent solid 0.2 noborder notitle, $d9 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#117733' title 'r5-world=linked', \
+     $d10 using 1:3:4 with filledcurves fc rgb '#332288' fs transparent solid 0.2 noborder notitle, $d10 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#332288' title 'r6-world=linked', \
+     $d11 using 1:3:4 with filledcurves fc rgb '#AA4499' fs transparent solid 0.2 noborder notitle, $d11 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#AA4499' title 'c1-world=linked', \
+     $d12 using 1:3:4 with filledcurves fc rgb '#0072B2' fs transparent solid 0.2 noborder notitle, $d12 using 1:2:5 with linespoints lw 2 pt variable ps 0.6 lc rgb '#0072B2' title 'c2-world=linked'
 unset multiplot
 set output
