@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# The main job, end to end on CPU: the miniature why-beats-rule study.
+# The main job, end to end on CPU: the quick why-beats-rule study, set beside the published one.
 #   1. install what is missing and build (launch/install.sh);
-#   2. generate the tiny scenario world (bad-prior corpus, recipe datasets, ID/OOD suites);
-#   3. ethos ablate recipes/why_beats_rule_tiny.yaml: pre-train the bad prior once per seed,
-#      align with every recipe (R0..R6, C1, C2, DPO with and without reasons), score the suites
-#      after every checkpoint, then render the report (charts, summary.json, index.html).
-# About 7 minutes on 2 cores once built (33 runs; the first build adds about 14). Killed, it resumes where it stopped when started again.
-#   launch/demo.sh                 the tiny study (3 seeds)
-#   launch/demo.sh --full          the default world and recipes/why_beats_rule.yaml (5 seeds; hours)
-#   launch/demo.sh [--full] --dry-run    list the runs
+#   2. ethos ablate recipes/why_beats_rule_quick.yaml, then its control
+#      recipes/why_beats_rule_quick_control.yaml: generate the two worlds (AI transcripts that name
+#      the principle before the right action, `linked`, and the same transcripts without it,
+#      `unlinked`), pre-train a base per world and seed, align it with R0, R1, R2, C1 (R1, R2 on
+#      `unlinked`), and score the model's own sampled answers on the trained, dev and test harm types;
+#   3. ethos report with the pre-registered criteria (recipes/why_beats_rule_test.criteria.yaml),
+#      each compared with the published study (recipes/results/why_beats_rule_test/): where the
+#      quick study agrees with it and where it does not.
+# About 15 minutes on 2 cores once built (the first build adds about 15). Killed, it resumes where it stopped.
+#   launch/demo.sh                 the quick study (2 bases, a shorter pre-training)
+#   launch/demo.sh --full          the pre-registered study itself (recipes/why_beats_rule_test.yaml and
+#                                  its control: 65 runs, about 3 h 20 min)
+#   launch/demo.sh --tiny          the whole study at toy size (every recipe, both controls; 5 minutes, noise)
+#   launch/demo.sh [...] --dry-run list the runs
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-world=datasets/world/tiny.yaml data=data/world-tiny matrix=recipes/why_beats_rule_tiny.yaml runs=runs/why_beats_rule_tiny
-args=()
+study=quick args=()
 for a in "$@"; do
-  if [ "$a" = --full ]; then
-    world=datasets/world/default.yaml data=data/world matrix=recipes/why_beats_rule.yaml runs=runs/why_beats_rule
-  else
-    args+=("$a")
-  fi
+  case "$a" in
+    --full) study=test ;;
+    --tiny) study=tiny ;;
+    *) args+=("$a") ;;
+  esac
 done
+runs=runs/why_beats_rule_$study
 launch/install.sh build
-build/ethos data generate --world "$world" --seed 7 --out "$data"
-build/ethos ablate "$matrix" ${args[@]+"${args[@]}"}
+build/ethos ablate "recipes/why_beats_rule_$study.yaml" --no-report ${args[@]+"${args[@]}"}
+build/ethos ablate "recipes/why_beats_rule_${study}_control.yaml" --no-report ${args[@]+"${args[@]}"}
+for a in ${args[@]+"${args[@]}"}; do [ "$a" = --dry-run ] && exit 0; done
 echo
-echo "study:   $runs/<recipe>/seed<k>/   (config.yaml, train.jsonl, eval.jsonl, checkpoints/)"
-echo "report:  $runs/report/index.html   (charts as PNG and SVG, summary.json)"
+build/ethos report "$runs" --suite world-test-generate --primary generate/sample --baseline r1-world=linked \
+  --criteria recipes/why_beats_rule_test.criteria.yaml --compare recipes/results/why_beats_rule_test/report
+echo
+echo "study:   $runs/<recipe>-world=<world>/seed<k>/   (config.yaml, train.jsonl, eval.jsonl, checkpoints/)"
+echo "report:  $runs/report/index.html   (criteria, agreement with the published study, charts, summary.json)"
+echo "ID view: build/ethos report $runs --suite world-generate --primary generate/sample --baseline r1-world=linked --out $runs/report-id"
