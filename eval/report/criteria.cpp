@@ -477,8 +477,8 @@ json compare_criteria(const json& here, const std::string& published_path) {
         const json& a = k["difference"];
         json b = pc[i]["difference"];
         const bool rate = k.value("rate", true);
-        const bool same = sign_of(a) == sign_of(b);
-        const bool zero = sign_of(a) == 0 || sign_of(b) == 0;
+        const int sa = sign_of(a), sb = sign_of(b);
+        const bool same = sa == sb, zero = sa == 0 || sb == 0;
         signs_agree = signs_agree && same;
         const bool inside = !a["ci_low"].is_null() && !b["diff"].is_null() && b["diff"].get<double>() >= a["ci_low"].get<double>() &&
                             b["diff"].get<double>() <= a["ci_high"].get<double>();

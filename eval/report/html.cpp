@@ -69,6 +69,10 @@ std::string inline_svg(const std::string& path) {
 }
 
 std::string td(const std::string& s) { return "<td>" + s + "</td>"; }
+// A left-aligned cell holding a bullet list (items: "<li>...</li>" already escaped).
+std::string list_td(const std::string& items) {
+  return "<td style=\"text-align:left\"><ul style=\"margin:0;padding-left:1.2em\">" + items + "</ul></td>";
+}
 
 std::string fmt_p(double p) {
   char buf[32];
@@ -128,8 +132,7 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
       if (c.contains("note")) evidence += "<li class=\"note\">" + esc(str(c["note"])) + "</li>";
       const std::string v = str(c["verdict"]);
       h += "<tr>" + td(esc(str(c["id"]))) + "<td style=\"text-align:left\">" + esc(str(c["claim"])) + "</td>" +
-           td(v == "held" || v == "not held" ? "<b>" + esc(v) + "</b>" : esc(v)) +
-           "<td style=\"text-align:left\"><ul style=\"margin:0;padding-left:1.2em\">" + evidence + "</ul></td></tr>\n";
+           td(v == "held" || v == "not held" ? "<b>" + esc(v) + "</b>" : esc(v)) + list_td(evidence) + "</tr>\n";
     }
     h += "</table>\n<p><small>pts: percentage points. Paired differences are over the seeds (bases) both recipes have, "
          "with the report's 95% interval and the sign-flip p-value; <em>not evaluable</em>: the runs the check needs are "
@@ -147,8 +150,7 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
       if (c.contains("checks"))
         for (const json& k : c["checks"]) diffs += "<li>" + esc(str(k["text"])) + "</li>";
       h += "<tr>" + td(esc(str(c["id"]))) + td(esc(str(c["here"]))) + td(c["published"].is_null() ? "" : esc(str(c["published"]))) +
-           td("<b>" + esc(str(c["agreement"])) + "</b>") + "<td style=\"text-align:left\"><ul style=\"margin:0;padding-left:1.2em\">" +
-           diffs + "</ul></td></tr>\n";
+           td("<b>" + esc(str(c["agreement"])) + "</b>") + list_td(diffs) + "</tr>\n";
     }
     h += "</table>\n<p><small>A criterion agrees when its verdict is the same here and in the published study (for an "
          "exploratory one: when every paired difference has the published sign); <em>not comparable</em> when one side "

@@ -76,8 +76,9 @@ void gz_lines(const fs::path& path, const std::function<void(const std::string&,
     throw Error(path.string() + " is not a readable gzip file (" + msg + "); re-publish it or remove it");
 }
 
-// Parses a JSONL file (or its .gz); unreadable lines are counted, not fatal.
-std::vector<json> read_jsonl(const fs::path& path, int* bad_lines) {
+// Parses a JSONL file (or its .gz); unreadable lines are counted, not fatal. A file that cannot
+// be read (e.g. a truncated .gz) gives no events and a note saying why.
+std::vector<json> read_jsonl(const fs::path& path, int* bad_lines, std::vector<std::string>* notes) {
   std::vector<json> out;
   auto take = [&](const std::string& line, const std::string& where) {
     if (trim(line).empty()) return;
@@ -85,26 +86,24 @@ std::vector<json> read_jsonl(const fs::path& path, int* bad_lines) {
     if (j.is_discarded() || !j.is_object()) ++*bad_lines;
     else out.push_back(std::move(j));
   };
-  if (path.extension() == ".gz") {
-    gz_lines(path, take);
-    return out;
+  try {
+    if (path.extension() == ".gz") {
+      gz_lines(path, take);
+    } else {
+      LineReader in(path.string(), "run log");
+      std::string line;
+      while (in.next(line)) take(line, in.where());
+    }
+  } catch (const Error& e) {
+    notes->push_back(e.what());
+    return {};
   }
-  LineReader in(path.string(), "run log");
-  std::string line;
-  while (in.next(line)) take(line, in.where());
   return out;
 }
 
 void read_eval(Run& run, const fs::path& path, std::vector<std::string>* notes) {
   int bad = 0;
-  std::vector<json> events;
-  try {
-    events = read_jsonl(path, &bad);
-  } catch (const Error& e) {  // an unreadable .gz: the run is skipped (no events), and the note says why
-    notes->push_back(e.what());
-    return;
-  }
-  for (const json& e : events) {
+  for (const json& e : read_jsonl(path, &bad, notes)) {  // unreadable: no events, and the run is skipped
     if (str(e, "event") != "eval" || !e.contains("step") || !e.contains("value") || !e["value"].is_number()) continue;
     SeriesKey k{str(e, "suite"), str(e, "scorer"),     str(e, "mode"),          str(e, "normalize"),
                 str(e, "split"), str(e, "group", "all"), str(e, "group_value", "all"), str(e, "metric")};
@@ -126,14 +125,7 @@ void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes)
   std::map<int64_t, json> train;  // step -> last event (a resume rewrites steps)
   std::string reused_stage;  // a first stage restored from the stage cache, and its step
   int64_t reused_step = -1;
-  std::vector<json> events;
-  try {
-    events = read_jsonl(path, &bad);
-  } catch (const Error& e) {  // an unreadable .gz: no training curve or timings for this run
-    notes->push_back(e.what());
-    return;
-  }
-  for (const json& e : events) {
+  for (const json& e : read_jsonl(path, &bad, notes)) {  // unreadable: no training curve or timings
     const std::string ev = str(e, "event");
     if (ev == "train" && e.contains("step")) train[static_cast<int64_t>(num(e, "step"))] = e;
     else if (ev == "stage_reused" && reused_stage.empty() && train.empty()) {
