@@ -485,7 +485,7 @@ int run_ablation(const AblationMatrix& m, const AblateOptions& opt) {
     const Recipe r = load_recipe(cell.recipe, cell.overrides);
     EvalHookList hooks;  // after every checkpoint: held-out loss, then the scenario suites
     add_recipe_hooks(hooks, r);
-    train(r, hooks.empty() ? nullptr : &hooks);
+    train(r, hooks.empty() ? nullptr : &hooks, opt.train);
   }
   if (opt.dry_run) return 0;
   const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 60;

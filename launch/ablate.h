@@ -30,6 +30,8 @@
 #include <utility>
 #include <vector>
 
+#include "trainer/trainer.h"
+
 namespace ethos {
 
 struct MatrixAxis {
@@ -84,6 +86,7 @@ void prepare_worlds(const AblationMatrix& m);
 struct AblateOptions {
   bool dry_run = false;  // list the runs and stop
   bool report = true;
+  TrainOptions train;  // for every run (the ethos executable, for eval.async)
 };
 int run_ablation(const AblationMatrix& m, const AblateOptions& opt);
 // <out>/ablation.json: the matrix's cells (cell name, seeds, axis values, world, run directory

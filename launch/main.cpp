@@ -252,6 +252,15 @@ int main(int argc, char** argv) {
                    "also append one JSON line per item and scoring to this file: the label chosen, every candidate's "
                    "scores, the model's own rationale (eval/FORMAT.md, \"Per-item outcomes\")");
 
+  CheckpointEvalArgs cev;  // eval.async's child process; not for users, so not in --help
+  auto* eval_ckpt = app.add_subcommand("eval-checkpoint", "")->group("");
+  eval_ckpt->add_option("--run", cev.run_dir, "run directory (its config.yaml)")->required();
+  eval_ckpt->add_option("--checkpoint", cev.checkpoint, "checkpoint directory")->required();
+  eval_ckpt->add_option("--stage", cev.stage, "stage name")->required();
+  eval_ckpt->add_option("--step", cev.step, "global step")->required();
+  eval_ckpt->add_option("--stage-final", cev.stage_final, "1: the last checkpoint of its stage")->required();
+  eval_ckpt->add_option("--threads", cev.threads, "intra-op threads")->required();
+
   std::string matrix;
   std::vector<std::string> ablate_overrides;
   AblateOptions ablate_opt;
@@ -343,6 +352,11 @@ int main(int argc, char** argv) {
   }
   try {
     if (train->parsed() || ablate->parsed()) install_stop_handlers(SIGUSR2);  // until the recipe names its own
+    {  // eval.async's child is this binary
+      std::error_code ec;
+      const auto self = fs::read_symlink("/proc/self/exe", ec);
+      train_opt.eval_exe = ablate_opt.train.eval_exe = ec ? std::string() : self.string();
+    }
     if (train->parsed()) return cmd_train(recipe, overrides, train_opt);
     if (launch_cmd->parsed()) return cmd_launch(lopt, launch_rest);
     if (ttrain->parsed()) {
@@ -351,6 +365,7 @@ int main(int argc, char** argv) {
     }
     if (gen->parsed()) return cmd_generate(g);
     if (eval->parsed()) return run_eval_command(ev);
+    if (eval_ckpt->parsed()) return run_checkpoint_eval(cev);
     if (ablate->parsed()) {
       const AblationMatrix m = load_matrix(matrix, ablate_overrides);
       if (status) return ablation_status(m);

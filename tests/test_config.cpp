@@ -279,6 +279,21 @@ CATCH_TEST_CASE("config_hash sees the global batch, not how ranks and micro-batc
   CATCH_CHECK(hash({"train.batch_size=8", "dist.zero=1", "dist.bucket_mb=1", "dist.checkpoint=sharded"}, 1) == h);
 }
 
+CATCH_TEST_CASE("eval.async and eval.threads: not hashed, written only when set, round-trip, checked") {
+  const Recipe r = load_recipe(fixture("minimal.yaml"));
+  CATCH_CHECK(to_yaml(r).find("async") == std::string::npos);  // a recipe without them resolves as before they existed
+  const Recipe a = load_recipe(fixture("minimal.yaml"), {"eval.async=true", "eval.threads=3"});
+  CATCH_CHECK(a.eval.async);
+  CATCH_CHECK(a.eval.threads == 3);
+  CATCH_CHECK(config_hash(a) == config_hash(r));  // when the eval runs does not change what is trained
+  const std::string dir = test::fresh_dir("config_async");
+  test::write_text(dir + "/a.yaml", to_yaml(a));
+  const Recipe again = load_recipe(dir + "/a.yaml");
+  CATCH_CHECK(again.eval.async);
+  CATCH_CHECK(again.eval.threads == 3);
+  CATCH_CHECK_THAT(load_error(fixture("minimal.yaml"), {"eval.threads=-1"}), Contains("eval.threads: must be >= 0"));
+}
+
 CATCH_TEST_CASE("dist settings are validated with their key paths") {
   const std::string msg = load_error(fixture("minimal.yaml"), {"dist.zero=2", "dist.backend=mpi", "dist.bucket_mb=0",
                                                                "dist.timeout_s=-1"});

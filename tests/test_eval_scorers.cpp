@@ -3,8 +3,12 @@
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
+#include <signal.h>
+
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "datasets/chat_template.h"
@@ -348,4 +352,150 @@ CATCH_TEST_CASE("ethos eval: a missing checkpoint and a bad suite are clear erro
   auto train_bad = run(ethos_bin() + " train " + recipe + " 2>&1");
   CATCH_CHECK(train_bad.status == 1);
   CATCH_CHECK_FALSE(fs::exists(dir + "/run/train.jsonl"));
+}
+
+// ---- eval.async: the eval in a child process while training goes on ----
+
+namespace {
+
+// dir/<name>/recipe.yaml: SFT on the tiny demonstrations for 6 steps, a checkpoint every 2, the
+// suite and a held-out loss after each, its own eval cache; `extra` overrides on top.
+std::string async_recipe(const std::string& dir, const std::string& name, const std::string& suite) {
+  fs::create_directories(dir + "/" + name);
+  return write_recipe(dir + "/" + name,
+                      "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n",
+                      "  {steps: 6, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n",
+                      "eval: {suites: [" + suite + "], heldout: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
+                          ", kind: demonstration}]}\ncache_dir: " + dir + "/" + name + "/cache\n");
+}
+
+// Every eval.jsonl event but the timings, without what names the run (its checkpoint path) or
+// how long it took: what a run's evaluation found, in order.
+std::vector<nlohmann::json> eval_values(const std::string& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_file(run_dir + "/eval.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto e = nlohmann::json::parse(line);
+    if (e.value("event", "") == "eval_time") continue;
+    e.erase("checkpoint");
+    e.erase("seconds");
+    out.push_back(e);
+  }
+  return out;
+}
+
+// Processes whose command line holds `needle` (an eval child of a given run).
+int processes_with(const std::string& needle) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd;
+    try {
+      cmd = read_file(e.path().string() + "/cmdline");
+    } catch (const std::exception&) {
+      continue;  // it exited meanwhile
+    }
+    for (auto& c : cmd)
+      if (c == '\0') c = ' ';
+    n += cmd.find(needle) != std::string::npos;
+  }
+  return n;
+}
+
+std::multiset<int64_t> steps_of(const std::vector<nlohmann::json>& evs) {
+  std::multiset<int64_t> out;
+  for (const auto& e : evs) out.insert(e["step"].get<int64_t>());
+  return out;
+}
+
+}  // namespace
+
+CATCH_TEST_CASE("eval.async: the child process writes the in-process eval's values; training is bitwise the same") {
+  const std::string dir = fresh_dir("eval_async_same");
+  // Both likelihood modes and sampled answers: the child's RNG must not matter either.
+  const std::string suite = write_suite(dir, 12, "aligned",
+                                        "  likelihood: {modes: [direct, reason_first], max_rationale_tokens: 8}\n"
+                                        "  generate: {enabled: true, samples: 2, temperature: 0.7, max_new_tokens: 12}\n");
+  // The same training thread count both ways (the weights depend on it); the child gets one more.
+  const auto sync = run(ethos_bin() + " train " + async_recipe(dir, "sync", suite) + " threads=1 2>&1");
+  CATCH_REQUIRE(sync.status == 0);
+  const auto async = run(ethos_bin() + " train " + async_recipe(dir, "async", suite) +
+                         " threads=1 eval.async=true eval.threads=1 2>&1");
+  CATCH_REQUIRE(async.status == 0);
+  CATCH_CHECK_THAT(async.output, Contains("1 threads + 1 for the async eval"));
+  for (int64_t step : {2, 4, 6}) CATCH_CHECK(weights_of(dir + "/sync/run", step) == weights_of(dir + "/async/run", step));
+  const auto a = eval_values(dir + "/async/run"), s = eval_values(dir + "/sync/run");
+  CATCH_CHECK(a.size() > 100);
+  CATCH_REQUIRE(a.size() == s.size());
+  for (size_t i = 0; i < a.size(); ++i) CATCH_CHECK(a[i] == s[i]);  // bitwise: the same doubles, in the same order
+  // Each checkpoint's eval is logged once, marked async; none ran in-process.
+  const auto hooks = events(dir + "/async/run/train.jsonl", "eval_hook");
+  CATCH_CHECK(steps_of(hooks) == std::multiset<int64_t>{2, 4, 6});
+  for (const auto& h : hooks) CATCH_CHECK(h.value("async", false));
+  CATCH_CHECK(steps_of(events(dir + "/async/run/eval.jsonl", "eval_time")) == std::multiset<int64_t>{2, 4, 6});
+  CATCH_CHECK(nlohmann::json::parse(read_file(dir + "/async/run/status.json"))["state"] == "done");
+  CATCH_CHECK(processes_with(dir + "/async/run") == 0);  // every child was reaped
+}
+
+CATCH_TEST_CASE("eval.async: SIGKILL while a checkpoint is being scored, then resume: every checkpoint is scored exactly once") {
+  const std::string dir = fresh_dir("eval_async_kill");
+  const std::string suite = write_suite(dir, 12, "aligned", "  likelihood: {modes: [direct]}\n");
+  const std::string recipe = async_recipe(dir, "r", suite);
+  const std::string run_dir = dir + "/r/run";
+  const int pid = spawn({ethos_bin(), "train", recipe, "eval.async=true", "threads=1", "eval.threads=1"},
+                        {"ETHOS_DEBUG_EVAL_SLEEP_MS=4000"}, dir + "/first.log");
+  CATCH_REQUIRE(pid > 0);
+  // Checkpoint 4 is written only after step 2's eval finished, and its own eval then sleeps 4 s.
+  CATCH_REQUIRE(wait_until([&] {
+    if (!fs::exists(run_dir + "/train.jsonl")) return false;
+    for (const auto& c : events(run_dir + "/train.jsonl", "checkpoint"))
+      if (c["step"] == 4) return true;
+    return false;
+  }, 180));
+  CATCH_REQUIRE(wait_until([&] { return processes_with("eval-checkpoint --run " + run_dir) == 1; }, 10));
+  ::kill(pid, SIGKILL);
+  CATCH_REQUIRE(wait_exit(pid) == 128 + SIGKILL);
+  // The child dies with the trainer: nothing is left to write into eval.jsonl behind the resumed run.
+  CATCH_CHECK(wait_until([&] { return processes_with("eval-checkpoint --run " + run_dir) == 0; }, 10));
+  CATCH_CHECK(steps_of(events(run_dir + "/eval.jsonl", "eval_time")) == std::multiset<int64_t>{2});
+
+  const auto resumed = run(ethos_bin() + " train " + recipe + " eval.async=true threads=1 eval.threads=1 2>&1");
+  CATCH_REQUIRE(resumed.status == 0);
+  CATCH_CHECK_THAT(resumed.output, Contains("resuming from " + run_dir + "/checkpoints/step_000004"));
+  CATCH_CHECK(steps_of(events(run_dir + "/eval.jsonl", "eval_time")) == std::multiset<int64_t>{2, 4, 6});
+  CATCH_CHECK(steps_of(events(run_dir + "/train.jsonl", "eval_hook")) == std::multiset<int64_t>{2, 4, 6});
+  // and the values are those of an uninterrupted in-process run
+  const auto sync = run(ethos_bin() + " train " + async_recipe(dir, "sync", suite) + " threads=1 2>&1");
+  CATCH_REQUIRE(sync.status == 0);
+  CATCH_CHECK(eval_values(run_dir) == eval_values(dir + "/sync/run"));
+}
+
+CATCH_TEST_CASE("eval.async: a failed eval process stops the run with its step and exit code; no executable is refused") {
+  const std::string dir = fresh_dir("eval_async_fail");
+  const std::string suite = write_suite(dir, 12, "aligned", "  likelihood: {modes: [direct]}\n");
+  const std::string recipe = async_recipe(dir, "r", suite);
+  const std::string run_dir = dir + "/r/run";
+  const int pid = spawn({ethos_bin(), "train", recipe, "eval.async=true", "train.steps=12"}, {"ETHOS_DEBUG_STEP_SLEEP_MS=300"},
+                        dir + "/train.log");
+  CATCH_REQUIRE(pid > 0);
+  CATCH_REQUIRE(wait_until([&] {
+    return fs::exists(run_dir + "/train.jsonl") && !events(run_dir + "/train.jsonl", "eval_hook").empty();
+  }, 180));
+  fs::remove(dir + "/items.jsonl");  // the suite's item file vanishes: the next child cannot load it
+  CATCH_CHECK(wait_exit(pid) == 1);
+  const std::string log = read_file(dir + "/train.log");
+  CATCH_CHECK_THAT(log, Contains("items.jsonl"));  // the child's own message
+  CATCH_CHECK_THAT(log, Contains("eval.async: the eval of step "));
+  CATCH_CHECK_THAT(log, Contains("exited with code 1"));
+  CATCH_CHECK_THAT(log, Contains("run the same command again"));
+  CATCH_CHECK(nlohmann::json::parse(read_file(run_dir + "/status.json"))["state"] == "failed");
+
+  // train() called without the ethos executable cannot start the child: a clear error, not a silent in-process eval.
+  write_suite(dir, 12, "aligned", "  likelihood: {modes: [direct]}\n");
+  const Recipe r = load_recipe(async_recipe(dir, "api", suite), {"eval.async=true"});
+  EvalHookList hooks;
+  add_recipe_hooks(hooks, r);
+  CATCH_CHECK_THROWS_WITH(train(r, &hooks), Contains("eval.async: true starts `ethos eval-checkpoint` processes"));
 }

@@ -71,7 +71,7 @@ template <class V> void fields(V& v, EvalFileSpec& o) {
   ETHOS_FIELD(path); ETHOS_FIELD(kind);
 }
 template <class V> void fields(V& v, EvalSection& o) {
-  ETHOS_FIELD(heldout); ETHOS_FIELD(suites);
+  ETHOS_FIELD(heldout); ETHOS_FIELD(suites); ETHOS_FIELD(async); ETHOS_FIELD(threads);
 }
 template <class V> void fields(V& v, DistSection& o) {
   ETHOS_FIELD(backend); ETHOS_FIELD(bucket_mb); ETHOS_FIELD(zero); ETHOS_FIELD(checkpoint); ETHOS_FIELD(timeout_s);
@@ -442,6 +442,15 @@ struct Writer {
   void operator()(const char* name, LogSection& field) {  // likewise `log` (and it is not hashed)
     if (field.tensorboard) operator()<LogSection>(name, field);
   }
+  // and eval.async / eval.threads at their defaults (recipes written before they existed hash the same)
+  void operator()(const char* name, EvalSection& field) {
+    out << YAML::Key << name << YAML::Value << YAML::BeginMap;
+    operator()("heldout", field.heldout);
+    operator()("suites", field.suites);
+    if (field.async) operator()("async", field.async);
+    if (field.threads != 0) operator()("threads", field.threads);
+    out << YAML::EndMap;
+  }
   void operator()(const char* name, std::string& field) {  // and chat_template when auto, model.dtype when float32
     const std::string n = name;
     if ((n == "chat_template" && field == "auto") || (n == "dtype" && field == "float32")) return;
@@ -578,6 +587,7 @@ std::vector<std::string> validate(const Recipe& r) {
     c.need(!r.eval.heldout[i].path.empty(), at + ".path", "must name a JSONL file");
     c.one_of(at + ".kind", r.eval.heldout[i].kind, {"document", "demonstration", "explained"});
   }
+  c.non_negative("eval.threads", r.eval.threads);
   c.one_of("dist.backend", r.dist.backend, {"auto", "gloo", "nccl"});
   c.need(r.dist.bucket_mb > 0, "dist.bucket_mb", "must be > 0 (MiB per gradient bucket), got " + std::to_string(r.dist.bucket_mb));
   c.need(r.dist.zero == 0 || r.dist.zero == 1, "dist.zero", "must be 0 (no sharding) or 1 (ZeRO-1), got " + std::to_string(r.dist.zero));
@@ -699,6 +709,8 @@ std::string config_hash(const Recipe& r, int world) {
   copy.preempt_signal = defaults.preempt_signal;
   copy.dist = defaults.dist;
   copy.log = defaults.log;  // what is logged does not change what is trained
+  copy.eval.async = defaults.eval.async;  // nor when the eval runs
+  copy.eval.threads = defaults.eval.threads;
   return hash_bytes(to_yaml(copy));
 }
 

@@ -87,7 +87,8 @@ struct StageSection {
   int64_t seed = -1;
 };
 
-// Evaluation run after every checkpoint (in-process, rank 0). The eval harness adds suites.
+// Evaluation run after every checkpoint (rank 0): in-process, or with async in a child process
+// while training goes on. The eval harness adds suites.
 struct EvalFileSpec {
   std::string path;                   // JSONL file
   std::string kind = "demonstration"; // record kind, as in data sources
@@ -95,6 +96,13 @@ struct EvalFileSpec {
 struct EvalSection {
   std::vector<EvalFileSpec> heldout;  // held-out loss (capability) on these files
   std::vector<std::string> suites;    // eval suite YAMLs (eval/FORMAT.md) scored after every checkpoint
+  // async: a checkpoint is scored by a child `ethos` process while training continues (at most
+  // one at a time; it finishes before the next checkpoint is written). Same eval.jsonl values.
+  // Neither key is hashed (they change when results arrive, not what they are) nor written to
+  // the resolved YAML while at its default.
+  bool async = false;
+  int64_t threads = 0;  // the async eval's threads; 0: half the cores (at least 1). Training gets the rest
+                        // unless `threads` is set.
 };
 
 // Data parallelism: used when the job has several ranks (ethos launch, Slurm, torchrun variables);

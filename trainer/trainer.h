@@ -20,6 +20,9 @@ struct TrainOptions {
   // Train only the recipe's leading shared stages (share: true) into the stage cache, then stop:
   // the job that pre-trains once per seed before an ablation's cells start (ethos ablate --slurm).
   bool shared_only = false;
+  // The ethos executable, for eval.async's child process (`ethos eval-checkpoint`); the CLI sets
+  // it. A recipe with eval.async and no executable here is refused.
+  std::string eval_exe;
 };
 
 // Runs (or resumes) every stage of the recipe. Throws ethos::Error on bad input or a
@@ -34,5 +37,7 @@ void check_vocab(const Llama& model, const Tokenizer& tok, const std::string& to
 
 // Sets the intra-op thread count (0 = the cores this process may use) and returns it.
 int configure_threads(int64_t requested);
+// The cores this process may use, shared by the ranks on this node (configure_threads' 0).
+int available_threads();
 
 }  // namespace ethos

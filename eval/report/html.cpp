@@ -303,8 +303,8 @@ void write_html(const ReportData& d, const std::vector<Chart>& charts, const std
            td(std::to_string(run["eval_hooks"].get<int>())) +
            td(run["eval_share"].is_null() ? "" : pct(run["eval_share"].get<double>()) + "%") +
            "<td style=\"text-align:left\"><code>" + esc(str(run["dir"])) + "</code></td></tr>\n";
-  h += "</table>\n<p><small>Eval share = eval-hook seconds / (training-step + checkpoint + eval-hook seconds) from "
-       "train.jsonl. Written by <code>ethos report</code>; the numbers are in summary.json.</small></p>\n</body></html>\n";
+  h += "</table>\n<p><small>Eval share = seconds training stood still for eval (in-process eval hooks, or waits "
+       "for an <code>eval.async</code> process) / (training-step + checkpoint + those seconds) from train.jsonl. Written by <code>ethos report</code>; the numbers are in summary.json.</small></p>\n</body></html>\n";
   write_file_atomic(path, h);
 }
 

@@ -133,9 +133,11 @@ void read_train(Run& run, const fs::path& path, std::vector<std::string>* notes)
       reused_step = static_cast<int64_t>(num(e, "step"));
     }
     else if (ev == "checkpoint") run.checkpoint_seconds += num(e, "seconds");
-    else if (ev == "eval_hook") {
-      run.eval_seconds += num(e, "seconds");
+    else if (ev == "eval_hook") {  // an eval.async one ran beside training: only its eval_wait cost wall time
+      if (!e.value("async", false)) run.eval_seconds += num(e, "seconds");
       ++run.eval_hooks;
+    } else if (ev == "eval_wait") {
+      run.eval_seconds += num(e, "seconds");
     }
   }
   for (const auto& [step, e] : train) {

@@ -213,4 +213,22 @@ int run_eval_command(const EvalCommandArgs& a) {
   return 0;
 }
 
+int run_checkpoint_eval(const CheckpointEvalArgs& a) {
+  configure_threads(a.threads);
+  // The resolved recipe: its paths are final, so no rebase rule may move them a second time.
+  const Recipe r = load_recipe((fs::path(a.run_dir) / "config.yaml").string(), {"rebase=[]"});
+  EvalHookList hooks;
+  add_recipe_hooks(hooks, r);
+  const std::string tok_path = resolve_tokenizer_path(a.checkpoint);  // the trainer's tokenizer, copied
+  auto tok = load_tokenizer(tok_path);
+  Llama model = load_model(a.checkpoint, model_dtype(r.model.dtype, "model.dtype"));  // a LoRA checkpoint brings its base
+  check_vocab(model, *tok, tok_path);
+  if (r.device != "cpu" && torch::cuda::is_available()) model->to(torch::Device(torch::kCUDA, 0));  // rank 0's GPU
+  const ChatTemplate tmpl(*tok, ChatTemplate::resolve(r.chat_template, *tok, r.model.from));
+  model->eval();
+  debug_sleep("ETHOS_DEBUG_EVAL_SLEEP_MS");  // tests: an eval that is still running when the trainer is killed
+  hooks.after_checkpoint({a.checkpoint, a.run_dir, a.stage, a.step, r.seed, r.name, a.stage_final, tmpl.format()}, model, *tok);
+  return 0;
+}
+
 }  // namespace ethos

@@ -82,4 +82,15 @@ struct EvalCommandArgs {
 // trainer_state.json and config.yaml when present), appends the events, prints a summary.
 int run_eval_command(const EvalCommandArgs& args);
 
+// `ethos eval-checkpoint` (not listed in --help): the child process of eval.async. Runs the
+// hooks of the run's resolved recipe (RUN/config.yaml) on one of its checkpoints, exactly as the
+// trainer calls them in-process, so eval.jsonl gets the same events either way.
+struct CheckpointEvalArgs {
+  std::string run_dir, checkpoint, stage;
+  int64_t step = 0;
+  bool stage_final = true;
+  int threads = 1;
+};
+int run_checkpoint_eval(const CheckpointEvalArgs& args);
+
 }  // namespace ethos

@@ -78,7 +78,8 @@ for log in logs:
         ev = e.get("event")
         if ev == "train": train += e.get("seconds", 0)
         elif ev == "checkpoint": ckpt_s += e.get("seconds", 0)
-        elif ev == "eval_hook": hooks += e.get("seconds", 0)
+        elif ev == "eval_hook" and not e.get("async"): hooks += e.get("seconds", 0)
+        elif ev == "eval_wait": hooks += e.get("seconds", 0)  # eval.async: only the wait stops training
 total = train + ckpt_s + hooks
 print(f"eval hooks over {len(logs)} run(s): {hooks:.1f} s of {total:.1f} s (train {train:.1f}, checkpoints "
       f"{ckpt_s:.1f}) = {100 * hooks / total:.1f}% (target <= 20%)")
