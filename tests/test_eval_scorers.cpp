@@ -13,6 +13,7 @@
 
 #include "datasets/chat_template.h"
 #include "datasets/base/util.h"
+#include "eval/score/heldout.h"
 #include "eval/score/metrics.h"
 #include "eval/score/scorers.h"
 #include "eval/suite/suite.h"
@@ -352,6 +353,51 @@ CATCH_TEST_CASE("ethos eval: a missing checkpoint and a bad suite are clear erro
   auto train_bad = run(ethos_bin() + " train " + recipe + " 2>&1");
   CATCH_CHECK(train_bad.status == 1);
   CATCH_CHECK_FALSE(fs::exists(dir + "/run/train.jsonl"));
+}
+
+CATCH_TEST_CASE("held-out loss cache: the same weights read the stored value; a damaged entry is scored again") {
+  const std::string dir = fresh_dir("eval_heldout_cache");
+  Llama model = load_model(trained_checkpoint());
+  model->eval();
+  auto tok = SentencePieceTokenizer::load(trained_checkpoint() + "/tokenizer.model");
+  HeldoutLossHook hook({{tiny_data("tiny_demonstrations.jsonl"), "demonstration"}}, 256, 8, dir + "/cache");
+  CheckpointInfo info;
+  info.dir = trained_checkpoint();
+  info.run_dir = dir;
+  for (int64_t step : {1, 2}) {
+    info.step = step;
+    hook.after_checkpoint(info, model, *tok);
+  }
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(dir + "/cache/eval")) entries.push_back(e.path());
+  CATCH_REQUIRE(entries.size() == 1);
+  write_text(entries[0].string(), "{\"value\": 0.5, \"n\": 3, \"checksum\": \"0000\"}\n");  // damaged
+  info.step = 3;
+  hook.after_checkpoint(info, model, *tok);
+  info.step = 4;
+  hook.after_checkpoint(info, model, *tok);
+  const auto ev = events(dir + "/eval.jsonl", "eval");
+  CATCH_REQUIRE(ev.size() == 4);
+  const double fresh = hook.loss(model, *tok);
+  for (const auto& e : ev) {
+    CATCH_CHECK(e["value"].get<double>() == fresh);  // bitwise, cached or not
+    CATCH_CHECK(e["n"].get<int64_t>() > 100);
+  }
+  CATCH_CHECK(!ev[0].contains("cached"));
+  CATCH_CHECK(ev[1].value("cached", false));
+  CATCH_CHECK(!ev[2].contains("cached"));  // the damaged entry was not read...
+  CATCH_CHECK(ev[3].value("cached", false));  // ...but rewritten
+  // Other weights miss.
+  auto params = model->parameters();
+  {
+    torch::NoGradGuard g;
+    params[0].add_(1e-3);
+  }
+  info.step = 5;
+  hook.after_checkpoint(info, model, *tok);
+  const auto last = events(dir + "/eval.jsonl", "eval").back();
+  CATCH_CHECK(!last.contains("cached"));
+  CATCH_CHECK(last["value"].get<double>() != fresh);
 }
 
 // ---- eval.async: the eval in a child process while training goes on ----

@@ -414,7 +414,9 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
                    "  - {id: c, claim: no loss cost, checks: [{at_most: loss, ratio: 1.0, recipe: r2, baseline: r1}]}\n"
                    "  - {id: d, claim: control, checks: [{vanishes: ood_right, recipe: r2x, baseline: r1x, of: [r2, r1], fraction: 0.5}]}\n"
                    "  - {id: e, claim: r1 most harmful OOD, checks: [{highest: ood_mis, recipe: r1}]}\n"
-                   "  - {id: f, claim: exploratory, checks: [{report: ood_mis, recipe: r2, baseline: r1}]}\n");
+                   "  - {id: f, claim: exploratory, checks: [{report: ood_mis, recipe: r2, baseline: r1}]}\n"
+                   "  - {id: g, claim: r2 highest among itself, checks: [{highest: ood_mis, recipe: r2, among: [r2]}]}\n"
+                   "  - {id: h, claim: r2 highest among r1 and an absent r9, checks: [{highest: ood_mis, recipe: r2, among: [r1, r9]}]}\n");
   ReportConfig config;
   config.runs_dir = runs;
   config.out_dir = root + "/report";
@@ -446,7 +448,13 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
   CATCH_CHECK_THAT(by_id["d"]["checks"][0]["missing"].get<std::string>(), Contains("no runs of r2x, r1x"));
   CATCH_CHECK(by_id["e"]["verdict"] == "held");
   CATCH_CHECK(by_id["f"]["verdict"] == "reported");
-  CATCH_CHECK(s["criteria"]["counts"]["held"] == 3);
+  // among: only the named recipes compete (r1, higher, is left out); a named recipe without runs: not evaluable.
+  CATCH_CHECK(by_id["g"]["verdict"] == "held");
+  CATCH_CHECK(by_id["g"]["checks"][0]["among"] == json{"r2"});
+  CATCH_CHECK_THAT(by_id["g"]["checks"][0]["text"].get<std::string>(), Contains("the highest of r2"));
+  CATCH_CHECK(by_id["h"]["verdict"] == "not evaluable");
+  CATCH_CHECK_THAT(by_id["h"]["checks"][0]["missing"].get<std::string>(), Contains("no runs of r9"));
+  CATCH_CHECK(s["criteria"]["counts"]["held"] == 4);
   // Per harm type: the final events' values, averaged over the seeds; the heatmap and the table.
   for (const auto& [split, harm] : std::vector<std::pair<std::string, std::string>>{{"ood", "sabotage"}, {"id", "coercion"}}) {
     CATCH_INFO(split << " " << harm);
@@ -514,12 +522,12 @@ CATCH_TEST_CASE("report: pre-registered criteria are stated as held or not, from
   CATCH_CHECK(agree["d"]["agreement"] == "not comparable");
   CATCH_CHECK(agree["e"]["agreement"] == "agrees");
   CATCH_CHECK(agree["f"]["agreement"] == "disagrees");  // exploratory: the sign flipped
-  CATCH_CHECK(cmp["counts"] == json{{"agrees", 3}, {"disagrees", 2}, {"not comparable", 1}});
+  CATCH_CHECK(cmp["counts"] == json{{"agrees", 4}, {"disagrees", 2}, {"not comparable", 2}});
   CATCH_CHECK_THAT(read_file(config.out_dir + "/index.html"), Contains("Against the published study"));
   // A report directory works as well as its summary.json; without --criteria it is an error.
   config.compare = root + "/report";
   CATCH_REQUIRE(run_report(config) == 0);
-  CATCH_CHECK(json::parse(read_file(config.out_dir + "/summary.json"))["comparison"]["counts"] == json{{"agrees", 5}, {"not comparable", 1}});
+  CATCH_CHECK(json::parse(read_file(config.out_dir + "/summary.json"))["comparison"]["counts"] == json{{"agrees", 6}, {"not comparable", 2}});
   res = test::run(test::ethos_bin() + " report " + runs + " --out " + root + "/bad_cmp --compare " + root + "/report");
   CATCH_CHECK(res.status == 1);
   CATCH_CHECK_THAT(res.output, Contains("needs --criteria"));

@@ -20,7 +20,9 @@
 //   at_most: M, diff: x           d(R, B) on M <= x;   or ratio: r   mean(R) <= r * mean(B)
 //   vanishes: M, of: [R2, B2], fraction: f   d(R, B) < f * d(R2, B2), or d(R, B)'s interval holds 0
 //   at_least: M, of: R2, fraction: f          mean(R) >= f * mean(R2)
-//   highest: M                    mean(R) >= every other recipe's mean on M
+//   highest: M                    mean(R) >= every other recipe's mean on M; with among: [R1, R2, ...]
+//                                 only those recipes' (a study whose directory also holds a control's
+//                                 runs, on another world, names the ones it compares)
 //   within_interval: M            mean(R) - mean(B) <= B's upper interval bound - mean(B)
 //   report: M                     d(R, B), no verdict (an exploratory comparison)
 // A criterion holds when all its checks (other than `report`) hold; it is "not evaluable" when a
@@ -54,6 +56,7 @@ struct Measure {
 
 struct Check {
   std::string kind, measure, recipe, baseline, than, of_recipe, of_baseline;
+  std::vector<std::string> among;  // highest: the recipes compared (empty: every recipe)
   double diff = kNaN, ratio = kNaN, fraction = kNaN;
 };
 
@@ -94,7 +97,7 @@ Measure parse_measure(const std::string& name, const YamlAt& m) {
 
 Check parse_check(const YamlAt& c, const Spec& spec) {
   c.only_keys({"above", "gap_larger", "at_most", "vanishes", "at_least", "highest", "within_interval", "report", "recipe",
-               "baseline", "than", "of", "diff", "ratio", "fraction"});
+               "baseline", "than", "of", "diff", "ratio", "fraction", "among"});
   Check out;
   for (const auto& k : kKinds)
     if (c.has(k)) {
@@ -130,6 +133,10 @@ Check parse_check(const YamlAt& c, const Spec& spec) {
     out.of_baseline = of[1];
   }
   if (out.kind == "at_least") out.of_recipe = c.at("of").text();
+  if (const auto among = c.find("among")) {
+    if (out.kind != "highest") among->fail("among: belongs to a highest check (the recipes it is compared with)");
+    out.among = among->texts();
+  }
   if (out.kind == "vanishes" || out.kind == "at_least") {
     out.fraction = c.at("fraction").number();
     if (!(out.fraction > 0 && out.fraction <= 1)) c.at("fraction").fail("fraction must be in (0, 1]");
@@ -256,6 +263,7 @@ class Evaluator {
     json j{{"kind", k.kind}, {"measure", k.measure}, {"measure_label", m.label}, {"rate", m.rate}, {"recipe", k.recipe}};
     if (!k.baseline.empty()) j["baseline"] = k.baseline;
     std::vector<std::string> need{k.recipe, k.baseline, k.of_recipe, k.of_baseline};
+    need.insert(need.end(), k.among.begin(), k.among.end());
     if (const std::string a = absent(need); !a.empty()) {
       j["missing"] = a;
       j["text"] = k.kind + " " + k.measure + ": not evaluable, " + a;
@@ -367,9 +375,18 @@ class Evaluator {
         missing = "no final " + m.name + " for " + k.recipe;
         return fail_missing();
       }
+      std::vector<std::string> missing_among;
+      for (const auto& other : k.among)
+        if (!agg_.final(other, m.key).ok()) missing_among.push_back(other);
+      if (!missing_among.empty()) {
+        missing = "no final " + m.name + " for " + join(missing_among, ", ") + " (named in among:)";
+        return fail_missing();
+      }
       std::string best = k.recipe;
       double best_mean = r.mean;
-      for (const auto& other : recipes_) {
+      const std::vector<std::string> field =
+          k.among.empty() ? std::vector<std::string>(recipes_.begin(), recipes_.end()) : k.among;
+      for (const auto& other : field) {
         const Estimate e = agg_.final(other, m.key);
         if (e.ok() && e.mean > best_mean) {
           best = other;
@@ -380,9 +397,13 @@ class Evaluator {
       j["value"] = number(r.mean);
       j["highest"] = best;
       j["highest_value"] = number(best_mean);
+      if (!k.among.empty()) j["among"] = k.among;
       j["holds"] = holds;
+      const std::string of = k.among.empty() ? "all recipes" : join(k.among, ", ");
       j["text"] = m.label + ": " + k.recipe + " " + show(r.mean, m, false) + unit(m, false) +
-                  (holds ? ", the highest of all recipes" : ", below " + best + " at " + show(best_mean, m, false) + unit(m, false));
+                  (holds ? ", the highest of " + of
+                         : ", below " + best + " at " + show(best_mean, m, false) + unit(m, false) +
+                               (k.among.empty() ? "" : " (among " + of + ")"));
       return j;
     }
     // within_interval

@@ -6,14 +6,21 @@
 
 #include "datasets/sampling/packing.h"
 #include "datasets/base/util.h"
+#include "datasets/chat_template.h"
 #include "trainer/objective/batch.h"
+#include "trainer/objective/reference.h"
 
 namespace ethos {
 
-HeldoutLossHook::HeldoutLossHook(std::vector<HeldoutFile> files, int seq_len, int batch_rows)
-    : files_(std::move(files)), seq_len_(seq_len), batch_rows_(batch_rows) {
+HeldoutLossHook::HeldoutLossHook(std::vector<HeldoutFile> files, int seq_len, int batch_rows, std::string cache_dir)
+    : files_(std::move(files)), seq_len_(seq_len), batch_rows_(batch_rows), cache_dir_(std::move(cache_dir)) {
   if (files_.empty()) throw Error("held-out loss: no files given");
-  for (const auto& f : files_) records_.push_back(read_records(f.path, record_kind_from_string(f.kind)));
+  Hasher h;
+  for (const auto& f : files_) {
+    records_.push_back(read_records(f.path, record_kind_from_string(f.kind)));
+    h.update(hash_file(f.path)).update("|").update(f.kind).update("|");
+  }
+  files_hash_ = h.hex();
 }
 
 namespace {
@@ -66,11 +73,40 @@ double HeldoutLossHook::loss(Llama& model, const Tokenizer& tok, int64_t* tokens
 
 void HeldoutLossHook::after_checkpoint(const CheckpointInfo& info, Llama& model, const Tokenizer& tok) {
   int64_t n = 0;
-  const double value = loss(model, tok, &n, info.chat_template);
+  double value = 0;
+  std::string cached;
+  bool hit = false;
+  if (!cache_dir_.empty()) {
+    const std::string key = Hasher().update(weights_hash(model)).update("|").update(files_hash_).update("|")
+                                .update(tok.content_hash()).update("|").update(kTemplateVersion).update("|")
+                                .update(info.chat_template).update("|").update(std::to_string(seq_len_)).update("|")
+                                .update(std::to_string(batch_rows_)).update("|")
+                                .update(std::to_string(torch::get_num_threads())).hex();
+    cached = (std::filesystem::path(cache_dir_) / "eval" / ("heldout-" + key + ".json")).string();
+    if (std::filesystem::exists(cached)) {  // {"value", "n", "checksum"}: a damaged entry is scored again
+      const auto j = nlohmann::json::parse(read_file(cached), nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.contains("value") && j["value"].is_number() && j.contains("n") && j["n"].is_number_integer() &&
+          j.value("checksum", "") == hash_bytes(nlohmann::json{{"value", j["value"]}, {"n", j["n"]}}.dump())) {
+        value = j["value"].get<double>();
+        n = j["n"].get<int64_t>();
+        hit = true;
+      }
+    }
+  }
+  if (!hit) {
+    value = loss(model, tok, &n, info.chat_template);
+    if (!cached.empty()) {
+      nlohmann::json j{{"value", value}, {"n", n}};
+      j["checksum"] = hash_bytes(j.dump());
+      std::filesystem::create_directories(std::filesystem::path(cached).parent_path());
+      write_file_atomic(cached, j.dump() + "\n");
+    }
+  }
   nlohmann::json event{{"event", "eval"}, {"step", info.step},       {"stage", info.stage},
                        {"recipe", info.recipe}, {"seed", info.seed}, {"checkpoint", info.dir},
                        {"suite", "heldout"}, {"split", "id"},       {"metric", "loss"},
                        {"value", value},     {"n", n}};
+  if (hit) event["cached"] = true;
   std::ofstream out(std::filesystem::path(info.run_dir) / "eval.jsonl", std::ios::app);
   out << event.dump() << "\n" << std::flush;
 }

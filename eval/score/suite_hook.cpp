@@ -171,7 +171,7 @@ void add_recipe_hooks(EvalHookList& hooks, const Recipe& r) {
   if (!r.eval.heldout.empty()) {
     std::vector<HeldoutFile> files;
     for (const auto& f : r.eval.heldout) files.push_back({f.path, f.kind});
-    hooks.add(std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len)));
+    hooks.add(std::make_unique<HeldoutLossHook>(files, static_cast<int>(r.stages.back().data.seq_len), 8, r.cache_dir));
   }
   if (!r.eval.suites.empty()) hooks.add(std::make_unique<SuiteEvalHook>(r.eval.suites, r.cache_dir));
 }
