@@ -11,6 +11,9 @@
 #      quick study agrees with it and where it does not.
 # About 15 minutes on 2 cores once built (the first build adds about 15). Killed, it resumes where it stopped.
 #   launch/demo.sh                 the quick study (2 bases, a shorter pre-training)
+#   launch/demo.sh --long          the quick study with 600 pre-training steps instead of 300 (about 22
+#                                  minutes): past the budget where the reason's advantage appears
+#                                  (recipes/README.md), it agrees with the published effect in size too
 #   launch/demo.sh --full          the pre-registered study itself (recipes/why_beats_rule_test.yaml and
 #                                  its control: 65 runs, about 3 h 20 min)
 #   launch/demo.sh --tiny          the whole study at toy size (every recipe, both controls; 5 minutes, noise)
@@ -18,15 +21,21 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-study=quick args=()
+study=quick args=() long=0
 for a in "$@"; do
   case "$a" in
     --full) study=test ;;
     --tiny) study=tiny ;;
+    --long) long=1 ;;
     *) args+=("$a") ;;
   esac
 done
 runs=runs/why_beats_rule_$study
+if [ "$long" = 1 ]; then
+  [ "$study" = quick ] || { echo "demo.sh: --long lengthens the quick study's pre-training; not with --full or --tiny" >&2; exit 64; }
+  runs=runs/why_beats_rule_quick_long
+  args+=(--out "$runs" stages.0.train.steps=600 stages.0.train.checkpoint_every=600)
+fi
 launch/install.sh build
 build/ethos ablate "recipes/why_beats_rule_$study.yaml" --no-report ${args[@]+"${args[@]}"}
 build/ethos ablate "recipes/why_beats_rule_${study}_control.yaml" --no-report ${args[@]+"${args[@]}"}

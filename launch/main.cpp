@@ -272,6 +272,8 @@ int main(int argc, char** argv) {
   ablate->add_flag("--slurm", slurm, "submit to Slurm: job arrays written into OUT/slurm/ (launch/slurm.h)");
   ablate->add_flag("--dry-run", ablate_opt.dry_run, "list the runs (with --slurm: print the scripts) and stop");
   ablate->add_flag("--no-report", no_report, "skip the report at the end");
+  std::string ablate_out;
+  ablate->add_option("--out", ablate_out, "where the matrix's runs, worlds and report go (default: its out:)");
   bool status = false;
   ablate->add_flag("--status", status, "print each cell's state, last step and restarts, and stop");
   SlurmOptions so;
@@ -367,7 +369,8 @@ int main(int argc, char** argv) {
     if (eval->parsed()) return run_eval_command(ev);
     if (eval_ckpt->parsed()) return run_checkpoint_eval(cev);
     if (ablate->parsed()) {
-      const AblationMatrix m = load_matrix(matrix, ablate_overrides);
+      AblationMatrix m = load_matrix(matrix, ablate_overrides);
+      if (!ablate_out.empty()) m.out = ablate_out;
       if (status) return ablation_status(m);
       if (slurm) {
         so.dry_run = ablate_opt.dry_run;

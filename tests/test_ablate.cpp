@@ -73,6 +73,11 @@ CATCH_TEST_CASE("ethos ablate: recipes x seeds into <out>/<recipe>/seed<k>, resu
   CATCH_REQUIRE(dry.status == 0);
   CATCH_CHECK_THAT(dry.output, Contains("2 recipes x 2 seeds = 4 runs"));
   CATCH_CHECK_FALSE(fs::exists(root + "/runs"));
+  // --out puts the same matrix elsewhere (with overrides: another variant beside the first)
+  auto moved = run(ethos_bin() + " ablate " + root + "/matrix.yaml --dry-run --out " + root + "/other stages.1.train.steps=4 2>&1");
+  CATCH_REQUIRE(moved.status == 0);
+  CATCH_CHECK_THAT(moved.output, Contains("4 runs into " + root + "/other"));
+  CATCH_CHECK_THAT(moved.output, Contains("-> " + root + "/other/r2/seed1"));
 
   auto full = run(ethos_bin() + " ablate " + root + "/matrix.yaml 2>&1");
   CATCH_REQUIRE(full.status == 0);

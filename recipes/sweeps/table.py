@@ -38,7 +38,7 @@ def pct(x):
     return f"{x*100:.0f}" if x == x else "-"
 
 
-finals, priors = {}, {}  # (cell dir, seed dir) -> row; (world part of the cell, seed dir) -> row
+finals, priors = {}, {}  # (cell dir, seed dir) -> row; (cell without its recipe, seed dir) -> row
 for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
     ev = [json.loads(l) for l in open(f)]
     ev = [e for e in ev if e.get("event") == "eval" and "metric" in e]
@@ -49,7 +49,8 @@ for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
     finals[(cell, seed)] = (last, row([e for e in ev if e["step"] == last]))
     pre = [e for e in ev if e.get("stage") == "pretrain"]
     if pre:
-        world = "-".join(p for p in cell.split("-") if p.startswith("world=")) or "-"
+        # the base: world and axis values (an axis of the alignment stage repeats the same base)
+        world = cell.partition("-")[2] or "-"
         at = max(e["step"] for e in pre)
         priors.setdefault((world, seed), (at, row([e for e in pre if e["step"] == at])))
 
@@ -58,7 +59,7 @@ for (cell, seed), (step, r) in finals.items():
     print(" | ".join([cell + "/" + seed, str(step)] + [pct(x) for x in r]))
 if priors:
     print("\nthe prior (R0: the pre-training stage's last eval)")
-    print(" | ".join(["world/base", "step"] + COLS))
+    print(" | ".join(["base/seed", "step"] + COLS))
     for (world, seed), (step, r) in sorted(priors.items()):
         print(" | ".join([world + "/" + seed, str(step)] + [pct(x) for x in r]))
 
