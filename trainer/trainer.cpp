@@ -196,8 +196,7 @@ void finish_eval(RunContext& ctx) {
 void run_eval_hook(RunContext& ctx, Llama& model, const std::string& stage, int64_t step, const std::string& dir,
                    bool stage_final) {
   if (!ctx.hook) return;
-  if (ctx.async) {
-    log_eval_done(ctx, ctx.async->wait());  // none runs here; collected should one still
+  if (ctx.async) {  // (submit refuses a second child: finish_eval collected the last one)
     ctx.async->submit(step, {"--run", ctx.run_dir, "--checkpoint", dir, "--stage", stage, "--step", std::to_string(step),
                              "--stage-final", stage_final ? "1" : "0", "--threads", std::to_string(ctx.eval_threads)});
     return;
@@ -290,9 +289,21 @@ int agreed_stop(Comm& comm) {
   return sig != 0 ? sig : static_cast<int>(v[1] / v[0] + 0.5);
 }
 
-// Logs the stop and leaves the run (train() records it in status.json; the CLI exits 75).
-[[noreturn]] void stop_run(MetricsLog& log, int sig, int64_t step, const std::string& dir, const std::string& where) {
-  log.write({{"event", "preempted"}, {"step", step}, {"signal", signal_name(sig)}, {"dir", dir}});
+// Logs the stop and leaves the run (train() records it in status.json; the CLI exits 75). With
+// eval.async the eval still running (of the newest checkpoint) is let finish first, so its result
+// is kept; the child ignores the stop signal. A collective, like the stop itself.
+[[noreturn]] void stop_run(RunContext& ctx, int sig, int64_t step, const std::string& dir, const std::string& where) {
+  if (ctx.async_eval)
+    ctx.comm.rank0_only("rank 0 finishes the eval before stopping", [&] {
+      if (!ctx.async || !ctx.async->busy()) return;
+      std::cerr << "[ethos] waiting for the eval of step " << ctx.async->step() << " before stopping" << std::endl;
+      try {
+        log_eval_done(ctx, ctx.async->wait());
+      } catch (const std::exception& e) {  // the stop is what the caller must see; the resumed run re-evaluates
+        std::cerr << "[ethos] " << e.what() << std::endl;
+      }
+    });
+  ctx.log.write({{"event", "preempted"}, {"step", step}, {"signal", signal_name(sig)}, {"dir", dir}});
   throw Preempted("stopped by " + signal_name(sig) + " " + where + " (step " + std::to_string(step) + ", " + dir +
                       "); run the same command again (resume: auto) to continue",
                   sig, step);
@@ -420,7 +431,7 @@ double train_stage(RunContext& ctx, const StageSection& stage, Llama& model, Tra
         state.preempt = false;
         ctx.comm.rank0_only("rank 0 records the stop", [&] { drop_preempt_checkpoint(ctx, dir); });
       }
-      stop_run(ctx.log, stop, state.global_step, dir, "during stage '" + stage.name + "'");
+      stop_run(ctx, stop, state.global_step, dir, "during stage '" + stage.name + "'");
     }
   }
   return result.loss;
@@ -441,251 +452,237 @@ int available_threads() {
   const int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : static_cast<int>(std::thread::hardware_concurrency());
   int local_ranks = 1;
   try {
-      local_ranks = dist_env().local_world_size;
-    } catch (const Error&) {  // a bad environment is reported where the job is joined
-    }
-    return std::max(n / std::max(local_ranks, 1), 1);
+    local_ranks = dist_env().local_world_size;
+  } catch (const Error&) {  // a bad environment is reported where the job is joined
   }
+  return std::max(n / std::max(local_ranks, 1), 1);
+}
 
-  int configure_threads(int64_t requested) {
-    const int n = requested > 0 ? static_cast<int>(requested) : available_threads();
-    torch::set_num_threads(n);  // libtorch's default here is ONE thread (README.md, stack note 2)
-    return n;
+int configure_threads(int64_t requested) {
+  const int n = requested > 0 ? static_cast<int>(requested) : available_threads();
+  torch::set_num_threads(n);  // libtorch's default here is ONE thread (README.md, stack note 2)
+  return n;
+}
+
+namespace {
+
+TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& opt, const DistEnv& env);
+
+// status.json after a stop, best effort: on a full disk this write fails too, and the error the
+// user must see is the one that stopped the run, not this one.
+void record_stop(const std::string& run_dir, const std::string& state, int64_t step, const nlohmann::json& extra) {
+  try {
+    write_run_status(run_dir, state, step, extra);
+  } catch (const std::exception& e) {
+    std::cerr << "[ethos] could not record the stop in status.json: " << e.what() << std::endl;
   }
+}
 
-  namespace {
+}  // namespace
 
-  TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& opt, const DistEnv& env);
+TrainResult train(const Recipe& r, EvalHook* hook, const TrainOptions& opt) {
+  // The job's ranks (ethos launch, Slurm, torchrun variables); one process: world size 1.
+  const DistEnv env = dist_env();
+  install_stop_handlers(parse_stop_signal(r.preempt_signal, "preempt_signal"));
+  if (env.rank != 0) return train_locked(r, hook, opt, env);
+  // Rank 0 holds the run directory for the whole run, and says what became of it.
+  const std::string run_dir = r.run_dir();
+  fs::create_directories(run_dir);
+  RunLock lock(run_dir);
+  record_launch(run_dir);
+  write_run_status(run_dir, "running", 0);
+  try {
+    TrainResult res = train_locked(r, hook, opt, env);
+    write_run_status(run_dir, "done", res.global_step, {{"final_checkpoint", res.final_checkpoint}});
+    return res;
+  } catch (const Preempted& p) {
+    record_stop(run_dir, "preempted", p.step, {{"signal", signal_name(p.signal)}, {"message", p.what()}});
+    throw;
+  } catch (const std::exception& e) {
+    record_stop(run_dir, "failed", -1, {{"error", e.what()}});
+    throw;
+  }
+}
 
-  // status.json after a stop, best effort: on a full disk this write fails too, and the error the
-  // user must see is the one that stopped the run, not this one.
-  void record_stop(const std::string& run_dir, const std::string& state, int64_t step, const nlohmann::json& extra) {
-    try {
-      write_run_status(run_dir, state, step, extra);
-    } catch (const std::exception& e) {
-      std::cerr << "[ethos] could not record the stop in status.json: " << e.what() << std::endl;
+namespace {
+
+TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& opt, const DistEnv& env) {
+  // eval.async splits the cores: the eval process gets eval.threads (0: half), training the rest
+  // unless `threads` says otherwise. Training's thread count is what its numbers depend on.
+  const bool async_eval = r.eval.async && (!r.eval.suites.empty() || !r.eval.heldout.empty());
+  int eval_threads = 0, train_threads = static_cast<int>(r.threads);
+  if (async_eval) {
+    const int cores = available_threads();
+    eval_threads = r.eval.threads > 0 ? static_cast<int>(r.eval.threads) : std::max(1, cores / 2);
+    if (train_threads <= 0) train_threads = std::max(1, cores - eval_threads);
+  }
+  const int threads = configure_threads(train_threads);
+  const torch::Device device = resolve_device(r.device, env);
+  Comm& comm = job_comm(env, device, {r.dist.backend, r.dist.timeout_s});
+  const bool main = comm.main();
+  if (!main) hook = nullptr;  // rank 0 evaluates
+  if (async_eval && hook && opt.eval_exe.empty())
+    throw Error("eval.async: true starts `ethos eval-checkpoint` processes, but this caller gave no ethos executable "
+                "(TrainOptions::eval_exe): run the recipe with `ethos train` or `ethos ablate`, or set eval.async: false");
+  std::optional<AsyncEval> async;  // declared before ctx: an error unwinds ctx first, then kills the child
+  if (async_eval && hook) async.emplace(std::vector<std::string>{opt.eval_exe, "eval-checkpoint"});
+  const std::string run_dir = r.run_dir();
+  fs::create_directories(run_dir);
+  const std::string resolved = to_yaml(r);
+  std::string tok_path;  // rank 0 trains the tokenizer if needed, then the others find it
+  comm.rank0_first("rank 0 prepares the tokenizer", [&] { tok_path = prepare_tokenizer(r.tokenizer, threads); });
+  auto tok = load_tokenizer(tok_path);
+  ChatTemplate tmpl(*tok, ChatTemplate::resolve(r.chat_template, *tok, r.model.from));
+  const std::string cfg_hash = config_hash(r, comm.world()), dat_hash = data_hash(r);
+
+  // Where to start: the newest valid checkpoint (resume: auto), a given one, or nothing; rank
+  // 0 decides, so every rank resumes from the same one.
+  std::optional<TrainerState> resume;
+  std::string resume_dir;
+  if (main) {
+    if (r.resume == "auto") {
+      if (auto d = find_latest_checkpoint(run_dir)) resume_dir = *d;
+    } else if (r.resume != "never") {
+      auto problems = checkpoint_problems(r.resume);
+      if (!problems.empty()) throw Error("cannot resume from " + r.resume + ": " + problems.front());
+      resume_dir = r.resume;
     }
   }
-
-  }  // namespace
-
-  TrainResult train(const Recipe& r, EvalHook* hook, const TrainOptions& opt) {
-    // The job's ranks (ethos launch, Slurm, torchrun variables); one process: world size 1.
-    const DistEnv env = dist_env();
-    install_stop_handlers(parse_stop_signal(r.preempt_signal, "preempt_signal"));
-    if (env.rank != 0) return train_locked(r, hook, opt, env);
-    // Rank 0 holds the run directory for the whole run, and says what became of it.
-    const std::string run_dir = r.run_dir();
-    fs::create_directories(run_dir);
-    RunLock lock(run_dir);
-    record_launch(run_dir);
-    write_run_status(run_dir, "running", 0);
-    try {
-      TrainResult res = train_locked(r, hook, opt, env);
-      write_run_status(run_dir, "done", res.global_step, {{"final_checkpoint", res.final_checkpoint}});
-      return res;
-    } catch (const Preempted& p) {
-      record_stop(run_dir, "preempted", p.step, {{"signal", signal_name(p.signal)}, {"message", p.what()}});
-      throw;
-    } catch (const std::exception& e) {
-      record_stop(run_dir, "failed", -1, {{"error", e.what()}});
-      throw;
-    }
-  }
-
-  namespace {
-
-  TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& opt, const DistEnv& env) {
-    // eval.async splits the cores: the eval process gets eval.threads (0: half), training the rest
-    // unless `threads` says otherwise. Training's thread count is what its numbers depend on.
-    const bool async_eval = r.eval.async && (!r.eval.suites.empty() || !r.eval.heldout.empty());
-    int eval_threads = 0, train_threads = static_cast<int>(r.threads);
-    if (async_eval) {
-      const int cores = available_threads();
-      eval_threads = r.eval.threads > 0 ? static_cast<int>(r.eval.threads) : std::max(1, cores / 2);
-      if (train_threads <= 0) train_threads = std::max(1, cores - eval_threads);
-    }
-    const int threads = configure_threads(train_threads);
-    const torch::Device device = resolve_device(r.device, env);
-    Comm& comm = job_comm(env, device, {r.dist.backend, r.dist.timeout_s});
-    const bool main = comm.main();
-    if (!main) hook = nullptr;  // rank 0 evaluates
-    if (async_eval && hook && opt.eval_exe.empty())
-      throw Error("eval.async: true starts `ethos eval-checkpoint` processes, but this caller gave no ethos executable "
-                  "(TrainOptions::eval_exe): run the recipe with `ethos train` or `ethos ablate`, or set eval.async: false");
-    std::optional<AsyncEval> async;  // declared before ctx: an error unwinds ctx first, then kills the child
-    if (async_eval && hook) async.emplace(std::vector<std::string>{opt.eval_exe, "eval-checkpoint"});
-    const std::string run_dir = r.run_dir();
-    fs::create_directories(run_dir);
-    const std::string resolved = to_yaml(r);
-    std::string tok_path;  // rank 0 trains the tokenizer if needed, then the others find it
-    comm.rank0_first("rank 0 prepares the tokenizer", [&] { tok_path = prepare_tokenizer(r.tokenizer, threads); });
-    auto tok = load_tokenizer(tok_path);
-    ChatTemplate tmpl(*tok, ChatTemplate::resolve(r.chat_template, *tok, r.model.from));
-    const std::string cfg_hash = config_hash(r, comm.world()), dat_hash = data_hash(r);
-
-    // Where to start: the newest valid checkpoint (resume: auto), a given one, or nothing; rank
-    // 0 decides, so every rank resumes from the same one.
-    std::optional<TrainerState> resume;
-    std::string resume_dir;
+  resume_dir = comm.share("resume_dir", resume_dir);
+  if (!resume_dir.empty()) {
+    resume = read_trainer_state(resume_dir);
+    check_hashes(*resume, resume_dir, r, comm.world(), dat_hash, tok->content_hash(), r.allow_changed);
+    if (resume->stage_index >= static_cast<int64_t>(r.stages.size()))
+      throw Error(resume_dir + " is from stage " + std::to_string(resume->stage_index) + " but the recipe has " +
+                  std::to_string(r.stages.size()) + " stages");
     if (main) {
-      if (r.resume == "auto") {
-        if (auto d = find_latest_checkpoint(run_dir)) resume_dir = *d;
-      } else if (r.resume != "never") {
-        auto problems = checkpoint_problems(r.resume);
-        if (!problems.empty()) throw Error("cannot resume from " + r.resume + ": " + problems.front());
-        resume_dir = r.resume;
-      }
+      std::cerr << "[ethos] resuming from " << resume_dir << " (step " << resume->global_step << ")";
+      if (resume->world_size != comm.world())
+        std::cerr << "; it was written by " << resume->world_size << " rank(s), this run has " << comm.world()
+                  << ": the sample order continues, the global batch is now " << comm.world() << " x train.batch_size x train.grad_accum";
+      std::cerr << std::endl;
     }
-    resume_dir = comm.share("resume_dir", resume_dir);
-    if (!resume_dir.empty()) {
-      resume = read_trainer_state(resume_dir);
-      check_hashes(*resume, resume_dir, r, comm.world(), dat_hash, tok->content_hash(), r.allow_changed);
-      if (resume->stage_index >= static_cast<int64_t>(r.stages.size()))
-        throw Error(resume_dir + " is from stage " + std::to_string(resume->stage_index) + " but the recipe has " +
-                    std::to_string(r.stages.size()) + " stages");
-      if (main) {
-        std::cerr << "[ethos] resuming from " << resume_dir << " (step " << resume->global_step << ")";
-        if (resume->world_size != comm.world())
-          std::cerr << "; it was written by " << resume->world_size << " rank(s), this run has " << comm.world()
-                    << ": the sample order continues, the global batch is now " << comm.world() << " x train.batch_size x train.grad_accum";
-        std::cerr << std::endl;
-      }
-    }
-    const fs::path ckpt_root = fs::path(run_dir) / "checkpoints";
-    if (!resume && fs::exists(ckpt_root)) {  // never mix a fresh run into an old one's checkpoints
-      for (const auto& e : fs::directory_iterator(ckpt_root))
-        if (e.path().filename().string().rfind("step_", 0) == 0)
-          throw Error(run_dir + " already holds checkpoints of another run (" + e.path().filename().string() +
-                      ") and none will be resumed (resume=" + r.resume + "). Use resume=auto to continue it, or "
-                      "another out_dir / seed, or delete the directory to start over.");
-    }
-    const auto resume_step = resume ? std::optional<int64_t>(resume->global_step) : std::nullopt;
-    // A run that died between writing the checkpoint and finishing its eval: drop that
-    // checkpoint's partial eval results and evaluate it again below.
-    // A preemption checkpoint (off the checkpoint_every schedule) is never evaluated.
-    const bool reeval = comm.share("reeval", resume && hook && !resume->preempt &&
-                                                     !has_event(run_dir + "/train.jsonl", "eval_hook", resume->global_step)
-                                                 ? "1" : "0") == "1";
-    if (main) {
-      write_file_atomic(run_dir + "/config.yaml", resolved);
-      rewind_events(run_dir + "/train.jsonl", resume_step);
-      rewind_events(run_dir + "/eval.jsonl", reeval ? std::optional<int64_t>(*resume_step - 1) : resume_step);
-    }
-    MetricsLog log(main ? run_dir + "/train.jsonl" : "");
-    RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, log, hook, device, comm,
-                   resume && resume->preempt ? resume_dir : std::string(), async_eval, async ? &*async : nullptr,
-                   eval_threads};
-    if (main)
-      std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads"
-                << (async ? " + " + std::to_string(eval_threads) + " for the async eval" : "")
-                << (comm.world() > 1 ? " x " + std::to_string(comm.world()) + " ranks (" + comm.backend() + ")" : "")
-                << " | vocab " << tok->vocab_size() << std::endl;
+  }
+  const fs::path ckpt_root = fs::path(run_dir) / "checkpoints";
+  if (!resume && fs::exists(ckpt_root)) {  // never mix a fresh run into an old one's checkpoints
+    for (const auto& e : fs::directory_iterator(ckpt_root))
+      if (e.path().filename().string().rfind("step_", 0) == 0)
+        throw Error(run_dir + " already holds checkpoints of another run (" + e.path().filename().string() +
+                    ") and none will be resumed (resume=" + r.resume + "). Use resume=auto to continue it, or "
+                    "another out_dir / seed, or delete the directory to start over.");
+  }
+  const auto resume_step = resume ? std::optional<int64_t>(resume->global_step) : std::nullopt;
+  // A run that died between writing the checkpoint and finishing its eval: drop that
+  // checkpoint's partial eval results and evaluate it again below.
+  // A preemption checkpoint (off the checkpoint_every schedule) is never evaluated.
+  const bool reeval = comm.share("reeval", resume && hook && !resume->preempt &&
+                                                   !has_event(run_dir + "/train.jsonl", "eval_hook", resume->global_step)
+                                               ? "1" : "0") == "1";
+  if (main) {
+    write_file_atomic(run_dir + "/config.yaml", resolved);
+    rewind_events(run_dir + "/train.jsonl", resume_step);
+    rewind_events(run_dir + "/eval.jsonl", reeval ? std::optional<int64_t>(*resume_step - 1) : resume_step);
+  }
+  MetricsLog log(main ? run_dir + "/train.jsonl" : "");
+  RunContext ctx{r, run_dir, resolved, tok_path, *tok, tmpl, log, hook, device, comm,
+                 resume && resume->preempt ? resume_dir : std::string(), async_eval, async ? &*async : nullptr,
+                 eval_threads};
+  if (main)
+    std::cerr << "[ethos] run " << run_dir << " | " << device.str() << ", " << threads << " threads"
+              << (async ? " + " + std::to_string(eval_threads) + " for the async eval" : "")
+              << (comm.world() > 1 ? " x " + std::to_string(comm.world()) + " ranks (" + comm.backend() + ")" : "")
+              << " | vocab " << tok->vocab_size() << std::endl;
 
-    TrainResult result;
-    result.run_dir = run_dir;
-    Llama model{nullptr};
-    TrainerState state;
-    state.config_hash = cfg_hash;
-    state.data_hash = dat_hash;
-    state.tokenizer_hash = tok->content_hash();
-    try {
-    for (size_t si = 0; si < r.stages.size(); ++si) {
-      const StageSection& stage = r.stages[si];
-      if (opt.shared_only && !stage.share) break;  // the shared stages lead: the rest is the cells' work
-      const bool resume_here = resume && resume->stage_index == static_cast<int64_t>(si);
-      if (resume && static_cast<int64_t>(si) < resume->stage_index) {  // finished before the checkpoint
-        state.global_step += stage.train.steps;
-        continue;
-      }
-      // The stage's starting weights.
-      std::string base_dir;  // where the stage's starting weights came from (a LoRA adapter's base)
-      const torch::ScalarType dtype = model_dtype(r.model.dtype, "model.dtype");
-      if (resume_here) model = load_model(resume_dir, dtype);
-      else if (!stage.init.empty()) model = load_model(base_dir = stage.init, dtype);
-      else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(base_dir = r.model.from, dtype);
-      if (r.model.lora.enabled() && !model->has_lora()) {
-        // Adapters on a frozen base; their A matrices are drawn from the stage's seed.
-        if (base_dir.empty())
-          throw Error("stage '" + stage.name + "': model.lora needs a base model on disk (model.from or the stage's init), "
-                      "since LoRA checkpoints hold the adapters only");
-        torch::manual_seed(static_cast<uint64_t>(r.stage_seed(si)));
-        model->add_lora(r.model.lora, base_dir);
-      }
-      check_vocab(model, *tok, tok_path);
-      model->to(device);
-      if (resume_here && reeval)
-        comm.rank0_only("rank 0 evaluates the checkpoint", [&] {
-          run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir, resume->stage_step == stage.train.steps);
-        });
-      state.stage_index = static_cast<int64_t>(si);
-      state.stage_name = stage.name;
-      state.stage_steps = stage.train.steps;
-      state.stage_step = 0;
-      if (resume_here) {
-        state.global_step = resume->global_step;
-        state.stage_step = resume->stage_step;
-        state.data_cursor = resume->data_cursor;
-        state.torch_rng = resume->torch_rng;
-        result.final_checkpoint = resume_dir;
-      }
-      if (state.stage_step < stage.train.steps) {
-        std::string share_key;  // a shared stage already trained by another run with the same inputs: reuse it
-        if (stage.share && state.stage_step == 0) {
-          share_key = shared_stage_key(r, si, model, tok->content_hash(), comm.world());
-          std::string cached;  // rank 0 looks, every rank follows
-          if (main)
-            if (auto c = find_shared_stage(r.cache_dir, share_key)) cached = *c;
-          cached = comm.share("shared_stage", cached);
-          if (!cached.empty()) {
-            finish_eval(ctx);
-            load_weights(model, cached);
-            state.global_step += stage.train.steps;
-            if (opt.shared_only) {  // already trained: nothing to write for this stage
-              if (main) std::cerr << "[" << stage.name << "] already in the stage cache: " << cached << std::endl;
-              continue;
-            }
-            state.stage_step = stage.train.steps;
-            state.data_cursor = nullptr;
-            state.torch_rng = torch_rng_state();
-            state.world_size = comm.world();
-            result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
-            comm.rank0_only("rank 0 evaluates the checkpoint", [&] {
-              save_checkpoint(run_dir, state, model, nullptr, tok_path, resolved, stage.train.keep_last);
-              log.write({{"event", "stage_reused"}, {"step", state.global_step}, {"stage", stage.name}, {"from", cached}});
-              std::cerr << "[" << stage.name << "] reused the shared stage " << cached << std::endl;
-              run_eval_hook(ctx, model, stage.name, state.global_step, result.final_checkpoint, true);
-            });
+  TrainResult result;
+  result.run_dir = run_dir;
+  Llama model{nullptr};
+  TrainerState state;
+  state.config_hash = cfg_hash;
+  state.data_hash = dat_hash;
+  state.tokenizer_hash = tok->content_hash();
+  for (size_t si = 0; si < r.stages.size(); ++si) {
+    const StageSection& stage = r.stages[si];
+    if (opt.shared_only && !stage.share) break;  // the shared stages lead: the rest is the cells' work
+    const bool resume_here = resume && resume->stage_index == static_cast<int64_t>(si);
+    if (resume && static_cast<int64_t>(si) < resume->stage_index) {  // finished before the checkpoint
+      state.global_step += stage.train.steps;
+      continue;
+    }
+    // The stage's starting weights.
+    std::string base_dir;  // where the stage's starting weights came from (a LoRA adapter's base)
+    const torch::ScalarType dtype = model_dtype(r.model.dtype, "model.dtype");
+    if (resume_here) model = load_model(resume_dir, dtype);
+    else if (!stage.init.empty()) model = load_model(base_dir = stage.init, dtype);
+    else if (!model) model = r.model.from.empty() ? fresh_model(r, tok->vocab_size()) : load_model(base_dir = r.model.from, dtype);
+    if (r.model.lora.enabled() && !model->has_lora()) {
+      // Adapters on a frozen base; their A matrices are drawn from the stage's seed.
+      if (base_dir.empty())
+        throw Error("stage '" + stage.name + "': model.lora needs a base model on disk (model.from or the stage's init), "
+                    "since LoRA checkpoints hold the adapters only");
+      torch::manual_seed(static_cast<uint64_t>(r.stage_seed(si)));
+      model->add_lora(r.model.lora, base_dir);
+    }
+    check_vocab(model, *tok, tok_path);
+    model->to(device);
+    if (resume_here && reeval)
+      comm.rank0_only("rank 0 evaluates the checkpoint", [&] {
+        run_eval_hook(ctx, model, stage.name, resume->global_step, resume_dir, resume->stage_step == stage.train.steps);
+      });
+    state.stage_index = static_cast<int64_t>(si);
+    state.stage_name = stage.name;
+    state.stage_steps = stage.train.steps;
+    state.stage_step = 0;
+    if (resume_here) {
+      state.global_step = resume->global_step;
+      state.stage_step = resume->stage_step;
+      state.data_cursor = resume->data_cursor;
+      state.torch_rng = resume->torch_rng;
+      result.final_checkpoint = resume_dir;
+    }
+    if (state.stage_step < stage.train.steps) {
+      std::string share_key;  // a shared stage already trained by another run with the same inputs: reuse it
+      if (stage.share && state.stage_step == 0) {
+        share_key = shared_stage_key(r, si, model, tok->content_hash(), comm.world());
+        std::string cached;  // rank 0 looks, every rank follows
+        if (main)
+          if (auto c = find_shared_stage(r.cache_dir, share_key)) cached = *c;
+        cached = comm.share("shared_stage", cached);
+        if (!cached.empty()) {
+          finish_eval(ctx);
+          load_weights(model, cached);
+          state.global_step += stage.train.steps;
+          if (opt.shared_only) {  // already trained: nothing to write for this stage
+            if (main) std::cerr << "[" << stage.name << "] already in the stage cache: " << cached << std::endl;
             continue;
           }
-        }
-        result.final_loss = train_stage(ctx, stage, model, state, resume_dir);
-        result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
-        if (!share_key.empty())
-          comm.rank0_only("rank 0 stores the shared stage", [&] {
-            store_shared_stage(r.cache_dir, share_key, model,
-                               {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
-                                {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
+          state.stage_step = stage.train.steps;
+          state.data_cursor = nullptr;
+          state.torch_rng = torch_rng_state();
+          state.world_size = comm.world();
+          result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
+          comm.rank0_only("rank 0 evaluates the checkpoint", [&] {
+            save_checkpoint(run_dir, state, model, nullptr, tok_path, resolved, stage.train.keep_last);
+            log.write({{"event", "stage_reused"}, {"step", state.global_step}, {"stage", stage.name}, {"from", cached}});
+            std::cerr << "[" << stage.name << "] reused the shared stage " << cached << std::endl;
+            run_eval_hook(ctx, model, stage.name, state.global_step, result.final_checkpoint, true);
           });
-        // A stop that came during the stage's last step: the stage is complete (checkpoint, eval,
-        // shared-stage cache); stop before the next one, which the resumed run starts.
-        const bool more = si + 1 < r.stages.size() && !(opt.shared_only && !r.stages[si + 1].share);
-        if (const int sig = more ? agreed_stop(comm) : 0)
-          stop_run(log, sig, state.global_step, result.final_checkpoint, "at the end of stage '" + stage.name + "'");
+          continue;
+        }
       }
+      result.final_loss = train_stage(ctx, stage, model, state, resume_dir);
+      result.final_checkpoint = (fs::path(run_dir) / "checkpoints" / checkpoint_name(state.global_step)).string();
+      if (!share_key.empty())
+        comm.rank0_only("rank 0 stores the shared stage", [&] {
+          store_shared_stage(r.cache_dir, share_key, model,
+                             {{"key", share_key}, {"stage", stage.name}, {"steps", stage.train.steps},
+                              {"recipe", r.name}, {"seed", r.seed}, {"final_loss", result.final_loss}});
+        });
+      // A stop that came during the stage's last step: the stage is complete (checkpoint, eval,
+      // shared-stage cache); stop before the next one, which the resumed run starts.
+      const bool more = si + 1 < r.stages.size() && !(opt.shared_only && !r.stages[si + 1].share);
+      if (const int sig = more ? agreed_stop(comm) : 0)
+        stop_run(ctx, sig, state.global_step, result.final_checkpoint, "at the end of stage '" + stage.name + "'");
     }
-  } catch (const Preempted&) {
-    // A stop: the eval still running (of the newest checkpoint) is let finish, so its result is
-    // kept; the child ignores the stop signal.
-    if (async && async->busy()) {
-      std::cerr << "[ethos] waiting for the eval of step " << async->step() << " before stopping" << std::endl;
-      try {
-        log_eval_done(ctx, async->wait());
-      } catch (const std::exception& e) {  // the stop is what the caller must see; the resumed run re-evaluates
-        std::cerr << "[ethos] " << e.what() << std::endl;
-      }
-    }
-    throw;
   }
   result.global_step = state.global_step;
   finish_eval(ctx);  // the run is done when its last checkpoint is scored

@@ -7,6 +7,7 @@
 #include "datasets/sampling/packing.h"
 #include "datasets/base/util.h"
 #include "datasets/chat_template.h"
+#include "eval/score/cache_entry.h"
 #include "trainer/objective/batch.h"
 #include "trainer/objective/reference.h"
 
@@ -82,25 +83,18 @@ void HeldoutLossHook::after_checkpoint(const CheckpointInfo& info, Llama& model,
                                 .update(info.chat_template).update("|").update(std::to_string(seq_len_)).update("|")
                                 .update(std::to_string(batch_rows_)).update("|")
                                 .update(std::to_string(torch::get_num_threads())).hex();
-    cached = (std::filesystem::path(cache_dir_) / "eval" / ("heldout-" + key + ".json")).string();
-    if (std::filesystem::exists(cached)) {  // {"value", "n", "checksum"}: a damaged entry is scored again
-      const auto j = nlohmann::json::parse(read_file(cached), nullptr, /*allow_exceptions=*/false);
-      if (j.is_object() && j.contains("value") && j["value"].is_number() && j.contains("n") && j["n"].is_number_integer() &&
-          j.value("checksum", "") == hash_bytes(nlohmann::json{{"value", j["value"]}, {"n", j["n"]}}.dump())) {
-        value = j["value"].get<double>();
-        n = j["n"].get<int64_t>();
-        hit = true;
-      }
+    cached = (std::filesystem::path(cache_dir_) / "eval" / ("heldout-" + key + ".jsonl")).string();
+    const auto entry = read_cache_entry(cached);  // one line {"value", "n"}; a damaged entry is scored again
+    if (entry.size() == 1 && entry[0].contains("value") && entry[0]["value"].is_number() && entry[0].contains("n") &&
+        entry[0]["n"].is_number_integer()) {
+      value = entry[0]["value"].get<double>();
+      n = entry[0]["n"].get<int64_t>();
+      hit = true;
     }
   }
   if (!hit) {
     value = loss(model, tok, &n, info.chat_template);
-    if (!cached.empty()) {
-      nlohmann::json j{{"value", value}, {"n", n}};
-      j["checksum"] = hash_bytes(j.dump());
-      std::filesystem::create_directories(std::filesystem::path(cached).parent_path());
-      write_file_atomic(cached, j.dump() + "\n");
-    }
+    if (!cached.empty()) write_cache_entry(cached, {nlohmann::json{{"value", value}, {"n", n}}});
   }
   nlohmann::json event{{"event", "eval"}, {"step", info.step},       {"stage", info.stage},
                        {"recipe", info.recipe}, {"seed", info.seed}, {"checkpoint", info.dir},

@@ -2,7 +2,7 @@
 // Appends one event per checkpoint to <run>/eval.jsonl:
 //   {"event":"eval","step","stage","recipe","seed","checkpoint","suite":"heldout","split":"id",
 //    "metric":"loss","value","n"}   (n = supervised target tokens scored)
-// With a cache_dir the value is also stored under cache_dir/eval/heldout-<key>.json, the key
+// With a cache_dir the value is also stored under cache_dir/eval/heldout-<key>.jsonl (eval/score/cache_entry.h), the key
 // hashing the weights, the files' content and kinds, the tokenizer, the template, seq_len, the
 // batch rows and the intra-op thread count (which can move the last bits): a checkpoint with the
 // same weights (a shared stage reused by every recipe of an ablation) is scored once; its event

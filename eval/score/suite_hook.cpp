@@ -11,6 +11,7 @@
 #include "datasets/chat_template.h"
 #include "datasets/base/util.h"
 #include "datasets/base/yaml.h"
+#include "eval/score/cache_entry.h"
 #include "eval/score/heldout.h"
 #include "eval/score/scorers.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -123,29 +124,12 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
                                   .update(info.chat_template == "auto" || info.chat_template == "ethos" ? "" : "|" + info.chat_template)
                                   .hex();
       cached = (fs::path(cache_dir_) / "eval" / (key + ".jsonl")).string();
-      if (fs::exists(cached)) {
-        // The entry's last line is the checksum of the lines before it: a damaged entry (a flipped
-        // bit, a torn copy, or one written before checksums) is scored again and replaced.
-        const std::string text = read_file(cached);
-        const size_t cut = text.size() >= 2 ? text.rfind('\n', text.size() - 2) : std::string::npos;
-        const std::string body = cut == std::string::npos ? "" : text.substr(0, cut + 1);
-        const auto tail = nlohmann::json::parse(cut == std::string::npos ? text : text.substr(cut + 1), nullptr, false);
-        const bool intact = !body.empty() && tail.is_object() && tail.value("event", "") == "cache_checksum" &&
-                            tail.value("checksum", "") == hash_bytes(body);
-        std::istringstream in(intact ? body : "");
-        for (std::string line; std::getline(in, line);) {
-          auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-          if (j.is_discarded()) {
-            events.clear();
-            break;
-          }
-          if (j.value("event", "") == "eval_time") j["cached"] = true;
-          events.push_back(j);
-        }
-        if (events.empty())
-          std::cerr << "[eval] warning: the cached result " << cached << " is damaged; scoring again" << std::endl;
-        stamp_events(&events, stamp);
-      }
+      bool damaged = false;
+      events = read_cache_entry(cached, &damaged);
+      if (damaged) std::cerr << "[eval] warning: the cached result " << cached << " is damaged; scoring again" << std::endl;
+      for (auto& j : events)
+        if (j.value("event", "") == "eval_time") j["cached"] = true;
+      stamp_events(&events, stamp);
     }
     if (events.empty()) {
       events = evaluate_suite(suite, model, tok, stamp, ScorerPath::batched, nullptr, info.chat_template);
@@ -154,13 +138,7 @@ void SuiteEvalHook::after_checkpoint(const CheckpointInfo& info, Llama& model, c
           e["subsample"] = suite.items.size();
           e["suite_items"] = full.items.size();
         }
-      if (!cached.empty()) {
-        std::string lines;
-        for (const auto& e : events) lines += e.dump() + "\n";
-        lines += nlohmann::json{{"event", "cache_checksum"}, {"checksum", hash_bytes(lines)}}.dump() + "\n";
-        fs::create_directories(fs::path(cached).parent_path());
-        write_file_atomic(cached, lines);
-      }
+      if (!cached.empty()) write_cache_entry(cached, events);
     }
     append_events(info.run_dir + "/eval.jsonl", events);
     std::cerr << "[eval] step " << info.step << " " << summary_line(suite, events) << std::endl;
@@ -219,15 +197,14 @@ int run_checkpoint_eval(const CheckpointEvalArgs& a) {
   const Recipe r = load_recipe((fs::path(a.run_dir) / "config.yaml").string(), {"rebase=[]"});
   EvalHookList hooks;
   add_recipe_hooks(hooks, r);
-  const std::string tok_path = resolve_tokenizer_path(a.checkpoint);  // the trainer's tokenizer, copied
-  auto tok = load_tokenizer(tok_path);
-  Llama model = load_model(a.checkpoint, model_dtype(r.model.dtype, "model.dtype"));  // a LoRA checkpoint brings its base
-  check_vocab(model, *tok, tok_path);
+  // The checkpoint's weights (a LoRA checkpoint brings its base) and its copy of the trainer's tokenizer.
+  InferenceModel loaded = load_for_inference(a.checkpoint, "", r.model.dtype);
+  Llama& model = loaded.model;
+  const Tokenizer& tok = *loaded.tokenizer;
   if (r.device != "cpu" && torch::cuda::is_available()) model->to(torch::Device(torch::kCUDA, 0));  // rank 0's GPU
-  const ChatTemplate tmpl(*tok, ChatTemplate::resolve(r.chat_template, *tok, r.model.from));
-  model->eval();
+  const ChatTemplate tmpl(tok, ChatTemplate::resolve(r.chat_template, tok, r.model.from));  // as the trainer resolves it
   debug_sleep("ETHOS_DEBUG_EVAL_SLEEP_MS");  // tests: an eval that is still running when the trainer is killed
-  hooks.after_checkpoint({a.checkpoint, a.run_dir, a.stage, a.step, r.seed, r.name, a.stage_final, tmpl.format()}, model, *tok);
+  hooks.after_checkpoint({a.checkpoint, a.run_dir, a.stage, a.step, r.seed, r.name, a.stage_final, tmpl.format()}, model, tok);
   return 0;
 }
 
