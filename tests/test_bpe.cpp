@@ -244,6 +244,14 @@ CATCH_TEST_CASE("malformed tokenizer.json files are clear errors") {
                    Contains("behavior 'Sideways'"));
   CATCH_CHECK_THAT(with("/normalizer", nlohmann::json{{"type", "Lowercase"}}), Contains("NFC, NFKC, NFD, NFKD"));
   CATCH_CHECK_THAT(with("/decoder", nlohmann::json{{"type", "Metaspace"}}), Contains("decodes with ByteLevel"));
+  // A key of the wrong JSON type is the same kind of error, not a json exception (found by fuzz_tokenizer_json).
+  CATCH_CHECK_THAT(with("/pre_tokenizer/type", nlohmann::json{{"ByteLevel", 1}}), Contains("pre_tokenizer.type must be a string, not {"));
+  CATCH_CHECK_THAT(with("/normalizer", nlohmann::json{{"type", 3}}), Contains("normalizer.type must be a string, not 3"));
+  CATCH_CHECK_THAT(with("/pre_tokenizer", nlohmann::json::parse(R"({"type":"Split","pattern":{"Regex":"x"},"behavior":[1]})")),
+                   Contains("pre_tokenizer.behavior must be a string"));
+  CATCH_CHECK_THAT(with("/decoder", nlohmann::json{{"type", false}}), Contains("decodes with ByteLevel"));
+  CATCH_CHECK_NOTHROW(ByteLevelBpeTokenizer::parse(
+      [&] { auto j = good; j["post_processor"] = nlohmann::json{{"type", 1}}; return j.dump(); }(), "ok.json"));
   CATCH_CHECK_THAT(with("/added_tokens", nlohmann::json::parse(R"([{"id": 5, "content": 3}])")),
                    Contains("added_tokens[0].content must be a string"));
   CATCH_CHECK_THAT(with("/added_tokens", nlohmann::json::parse(R"([{"content": "<x>"}])")), Contains("added_tokens[0] has no 'id'"));

@@ -254,6 +254,14 @@ std::string text_of(const json& j, const std::string& where, const std::string& 
   return j.get<std::string>();
 }
 
+// An optional string key: its text, the fallback when absent or null, an error when of another type.
+std::string text_or(const json& j, const char* key, const std::string& fallback, const std::string& where,
+                    const std::string& path) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  return text_of(*it, where, path + "." + key);
+}
+
 int token_id(const json& j, const std::string& where, const std::string& path) {
   if (!j.is_number_integer() || j.get<int64_t>() < 0 || j.get<int64_t>() >= kMaxTokenId)
     throw Error(where + ": " + path + " must be a token id in [0, " + std::to_string(kMaxTokenId) + "), not " +
@@ -273,7 +281,7 @@ std::optional<std::string> config_token(const json& cfg, const char* key) {
 // The first special token a TemplateProcessing post-processor puts before the sequence.
 std::string template_bos(const json& pp) {
   if (!pp.is_object()) return "";
-  const std::string type = pp.value("type", "");
+  const std::string type = pp.contains("type") && pp["type"].is_string() ? pp["type"].get<std::string>() : "";
   if (type == "Sequence" && pp.contains("processors") && pp["processors"].is_array()) {
     for (const auto& p : pp["processors"])
       if (auto s = template_bos(p); !s.empty()) return s;
@@ -422,7 +430,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
   // --- normalizer -----------------------------------------------------------------------------
   std::function<void(const json&, const std::string&)> add_normalizer = [&](const json& n, const std::string& path) {
     if (n.is_null()) return;
-    const std::string type = n.is_object() ? n.value("type", "") : "";
+    const std::string type = n.is_object() ? text_or(n, "type", "", where, path) : "";
     UErrorCode status = U_ZERO_ERROR;
     const icu::Normalizer2* icu = nullptr;
     if (type == "Sequence") {
@@ -447,7 +455,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
   bool byte_level = false;
   std::function<void(const json&, const std::string&)> add_step = [&](const json& p, const std::string& path) {
     if (!p.is_object()) throw Error(where + ": " + path + " must be an object with a 'type'");
-    const std::string type = p.value("type", "");
+    const std::string type = text_or(p, "type", "", where, path);
     if (byte_level)
       throw Error(where + ": " + path + " (" + type + ") comes after the ByteLevel step; ethos supports ByteLevel last");
     Impl::Step st;
@@ -466,7 +474,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
       if (pat.is_object() && pat.contains("Regex")) st.re = im.compile(text_of(pat["Regex"], where, path + ".pattern.Regex"), path + ".pattern.Regex");
       else if (pat.is_object() && pat.contains("String")) st.literal = text_of(pat["String"], where, path + ".pattern.String");
       else throw Error(where + ": " + path + ".pattern must be {\"Regex\": ...} or {\"String\": ...}");
-      const std::string b = p.value("behavior", "Isolated");
+      const std::string b = text_or(p, "behavior", "Isolated", where, path);
       if (b == "Isolated") st.behavior = Impl::Behavior::isolated;
       else if (b == "Removed") st.behavior = Impl::Behavior::removed;
       else if (b == "MergedWithPrevious") st.behavior = Impl::Behavior::merged_with_previous;
@@ -486,7 +494,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
                 "ethos reads byte-level tokenizer.json files (GPT-2, Llama 3, Qwen2) and sentencepiece tokenizer.model files.");
   if (j.contains("decoder") && !j["decoder"].is_null()) {
     const json& d = j["decoder"];
-    if (!d.is_object() || d.value("type", "") != "ByteLevel")
+    if (!d.is_object() || !d.contains("type") || !d["type"].is_string() || d["type"].get<std::string>() != "ByteLevel")
       throw Error(where + ": decoder is " + dump_short(d) + "; a byte-level BPE tokenizer decodes with ByteLevel");
   }
 
