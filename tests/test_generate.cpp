@@ -1,9 +1,12 @@
 // Generation: the KV-cached path equals re-running the full forward; sampling is seeded,
 // reproducible and leaves the global generator alone; top-p and stop ids behave.
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "datasets/base/util.h"
@@ -68,6 +71,49 @@ CATCH_TEST_CASE("greedy with the KV cache equals greedy by full forward") {
     CATCH_CHECK(cached == greedy_without_cache(m, prompt, 16));
     CATCH_CHECK(std::set<int>(cached.begin(), cached.end()).size() > 1);  // not a degenerate constant
   }
+}
+
+CATCH_TEST_CASE("the KV cache grows in place while decoding, and a copied cache does not write into its twin") {
+  Llama m = random_model(9);
+  torch::NoGradGuard no_grad;  // as generation runs: views keep a reference to their store here
+  const auto prompt = torch::randint(0, kVocab, {2, 5}, torch::kInt64);
+  KVCache cache;
+  m->extend(prompt, cache);
+  m->extend(torch::randint(0, kVocab, {2, 1}, torch::kInt64), cache);  // the first step may grow the store
+  const void* store = cache.k_store[0].data_ptr();
+  const int64_t capacity = cache.k_store[0].size(2);
+  CATCH_REQUIRE(capacity >= 12);
+  int64_t moved = 0;  // steps after which the store is elsewhere: the cache was copied
+  for (int64_t s = cache.length(); s < capacity; ++s) {
+    m->extend(torch::randint(0, kVocab, {2, 1}, torch::kInt64), cache);
+    moved += cache.k_store[0].data_ptr() != store;
+  }
+  CATCH_CHECK(moved == 0);
+  CATCH_CHECK(cache.length() == capacity);
+
+  // a copied cache shares its twin's stores: each then continues with its own tokens, as a fresh
+  // cache would, and a's next step still sees its own keys after b wrote the same slot
+  const auto seq = torch::randint(0, kVocab, {2, 7}, torch::kInt64), x1 = torch::randint(0, kVocab, {2, 1}, torch::kInt64);
+  const auto ta = torch::randint(0, kVocab, {2, 1}, torch::kInt64), tb = (ta + 1) % kVocab, tc = (ta + 2) % kVocab;
+  KVCache a;
+  m->extend(seq, a);
+  m->extend(x1, a);
+  KVCache b = a;
+  const auto la = m->extend(ta, a);
+  const auto lb = m->extend(tb, b);
+  const auto la2 = m->extend(tc, a);
+  auto fresh = [&](const std::vector<torch::Tensor>& steps) {
+    KVCache c;
+    m->extend(seq, c);
+    m->extend(x1, c);
+    torch::Tensor out;
+    for (const auto& t : steps) out = m->extend(t, c);
+    return out;
+  };
+  CATCH_CHECK(torch::allclose(la, fresh({ta}), 1e-6, 1e-6));
+  CATCH_CHECK(torch::allclose(lb, fresh({tb}), 1e-6, 1e-6));
+  CATCH_CHECK(torch::allclose(la2, fresh({ta, tc}), 1e-6, 1e-6));
+  CATCH_CHECK(!torch::allclose(la, lb, 1e-6, 1e-6));  // the two continuations do differ
 }
 
 CATCH_TEST_CASE("forward_cached logits equal the full forward's") {
@@ -159,4 +205,68 @@ CATCH_TEST_CASE("generate_batch: prompts of different lengths decoded together e
   CATCH_CHECK(a[0] == b[1]);
   CATCH_CHECK(a[0] != generate_batch(m, {prompts[0]}, hot, {99})[0]);
   CATCH_CHECK_THROWS_WITH(generate_batch(m, prompts, hot, {1}), Contains("one seed per prompt"));
+}
+
+namespace {
+
+// The draw as the torch ops write it: sort (stable, descending), cut at top_p, then
+// torch::multinomial(kept, 1) with the row's generator (what generation did before NucleusSampler).
+int multinomial_draw(const torch::Tensor& probs, double top_p, at::Generator& gen) {
+  const auto sorted = probs.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
+  const auto& sp = std::get<0>(sorted);
+  const auto kept = sp.masked_fill(sp.cumsum(0) - sp >= top_p, 0.0);
+  return static_cast<int>(std::get<1>(sorted)[torch::multinomial(kept, 1, false, gen).item<int64_t>()].item<int64_t>());
+}
+
+// The same race written with torch ops and the documented clocks q_i = -log(1 - u_i).
+int race_draw(const torch::Tensor& probs, double top_p, at::Generator& gen) {
+  const auto sorted = probs.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
+  const auto& sp = std::get<0>(sorted);
+  const auto kept = sp.masked_fill(sp.cumsum(0) - sp >= top_p, 0.0);
+  auto* g = at::check_generator<at::CPUGeneratorImpl>(gen);
+  std::vector<double> q(probs.size(0));
+  for (auto& v : q) v = -std::log(1.0 - static_cast<double>(g->random64() & ((uint64_t{1} << 53) - 1)) * 0x1.0p-53);
+  const auto ratio = kept / torch::tensor(q, torch::kFloat64);
+  return static_cast<int>(std::get<1>(sorted)[ratio.argmax().item<int64_t>()].item<int64_t>());
+}
+
+}  // namespace
+
+CATCH_TEST_CASE("NucleusSampler: the same token as the sort-and-multinomial draw, and the generator moves on alike") {
+  // flat rows (the tail often matters: the full sort), peaked rows (the head decides), exact ties,
+  // vocabularies below and above the head of 64, top_p 1 and a real nucleus
+  torch::manual_seed(11);
+  NucleusSampler sampler;
+  int64_t rows = 0, agree_race = 0, agree_multinomial = 0;
+  for (int64_t V : {7, 64, 300, 2048})
+    for (double scale : {0.05, 1.0, 4.0, 15.0})
+      for (double top_p : {1.0, 0.9, 0.3}) {
+        auto logits = torch::randn({40, V}, torch::kFloat64) * scale;
+        logits.index_put_({torch::indexing::Slice(0, 5), torch::indexing::Slice(0, std::min<int64_t>(V, 10))}, 0.5);  // ties
+        const auto probs = torch::softmax(logits / 0.7, -1).contiguous();
+        for (int64_t r = 0; r < probs.size(0); ++r) {
+          const uint64_t seed = 1000 * rows + 7;
+          at::Generator g_fast = at::make_generator<at::CPUGeneratorImpl>(seed);
+          at::Generator g_race = at::make_generator<at::CPUGeneratorImpl>(seed);
+          at::Generator g_multi = at::make_generator<at::CPUGeneratorImpl>(seed);
+          int fast = -1;
+          for (int k = 0; k < 3; ++k) {  // three draws in a row from the same generator
+            fast = sampler.pick(probs.data_ptr<double>() + r * V, V, top_p, g_fast);
+            agree_race += fast == race_draw(probs[r], top_p, g_race);
+            agree_multinomial += fast == multinomial_draw(probs[r], top_p, g_multi);
+            ++rows;
+          }
+          CATCH_REQUIRE(at::check_generator<at::CPUGeneratorImpl>(g_fast)->random64() ==
+                        at::check_generator<at::CPUGeneratorImpl>(g_race)->random64());
+        }
+      }
+  CATCH_CHECK(agree_race == rows);
+#if TORCH_VERSION_MAJOR < 2
+  // On Debian's LibTorch 1.13 multinomial is this race with these clocks: generation's samples
+  // are the ones the torch ops gave before NucleusSampler.
+  CATCH_CHECK(agree_multinomial == rows);
+#endif
+  std::vector<double> bad = {0.5, std::nan(""), 0.5};
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
+  CATCH_CHECK_THROWS_WITH(sampler.pick(bad.data(), 3, 1.0, g), Contains("NaN or a negative value (token 1)"));
 }

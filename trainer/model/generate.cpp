@@ -7,6 +7,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 
 #include "datasets/base/util.h"
 
@@ -45,17 +47,10 @@ void check_options(const SampleOptions& opt, const std::vector<std::vector<int>>
 }
 
 // logits: [V] float32 on CPU. Returns the chosen token id.
-int pick_token(const torch::Tensor& logits, const SampleOptions& opt, at::Generator& gen) {
+int pick_token(const torch::Tensor& logits, const SampleOptions& opt, at::Generator& gen, NucleusSampler& sampler) {
   if (opt.temperature == 0) return static_cast<int>(logits.argmax().item<int64_t>());
-  auto probs = torch::softmax(logits.to(torch::kFloat64) / opt.temperature, -1);  // [V]
-  // Nucleus: keep the most probable tokens until their mass reaches top_p (the first always stays).
-  const auto sorted = probs.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
-  const auto& sorted_probs = std::get<0>(sorted);
-  const auto& order = std::get<1>(sorted);
-  const auto mass_before = sorted_probs.cumsum(0) - sorted_probs;  // [V]
-  const auto kept = sorted_probs.masked_fill(mass_before >= opt.top_p, 0.0);
-  const int64_t choice = torch::multinomial(kept, 1, /*replacement=*/false, gen).item<int64_t>();
-  return static_cast<int>(order[choice].item<int64_t>());
+  const auto probs = torch::softmax(logits.to(torch::kFloat64) / opt.temperature, -1).contiguous();  // [V]
+  return sampler.pick(probs.data_ptr<double>(), probs.size(0), opt.top_p, gen);
 }
 
 std::vector<int> continue_prompt(Llama& model, const std::vector<int>& prompt, const SampleOptions& opt,
@@ -64,10 +59,11 @@ std::vector<int> continue_prompt(Llama& model, const std::vector<int>& prompt, c
   std::vector<int64_t> ids(prompt.begin(), prompt.end());
   auto tokens = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device);  // [1,T]
   KVCache cache;
+  NucleusSampler sampler;
   std::vector<int> out;
   for (int step = 0; step < opt.max_new_tokens; ++step) {
     const auto logits = model->forward_cached(tokens, cache);  // [1,t,V]
-    const int next = pick_token(logits[0][-1].cpu(), opt, gen);
+    const int next = pick_token(logits[0][-1].cpu(), opt, gen, sampler);
     out.push_back(next);
     if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) break;
     tokens = torch::full({1, 1}, static_cast<int64_t>(next), torch::TensorOptions().dtype(torch::kInt64).device(device));
@@ -76,6 +72,55 @@ std::vector<int> continue_prompt(Llama& model, const std::vector<int>& prompt, c
 }
 
 }  // namespace
+
+int NucleusSampler::pick(const double* p, int64_t V, double top_p, at::Generator& gen) {
+  if (V <= 0) throw Error("generate: no probabilities to sample from (vocabulary of size 0)");
+  for (int64_t i = 0; i < V; ++i)
+    if (!(p[i] >= 0))  // also NaN
+      throw Error("generate: the model's next-token probabilities contain NaN or a negative value (token " +
+                  std::to_string(i) + "); the checkpoint's weights are probably not finite");
+  // The race's clocks, one per sorted position (multinomial draws all V, so the generator moves on by V).
+  auto* g = at::check_generator<at::CPUGeneratorImpl>(gen);
+  q_.resize(V);
+  for (int64_t i = 0; i < V; ++i) {
+    const uint64_t bits = g->random64() & ((uint64_t{1} << 53) - 1);
+    q_[i] = -std::log(1.0 - static_cast<double>(bits) * 0x1.0p-53);
+  }
+  order_.resize(V);
+  std::iota(order_.begin(), order_.end(), int64_t{0});
+  auto first = [p](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); };
+  // The race over sorted positions [0, n): the kept mass test as the torch path computes it
+  // ((cumsum - p) >= top_p drops a position), the first largest ratio wins.
+  auto race = [&](int64_t n, double* best_ratio) {
+    double cum = 0, best = -1;
+    int64_t at = -1;
+    for (int64_t i = 0; i < n; ++i) {
+      const double pi = p[order_[i]];
+      cum += pi;
+      if (cum - pi >= top_p) continue;
+      const double ratio = pi / q_[i];
+      if (ratio > best) best = ratio, at = i;
+    }
+    *best_ratio = best;
+    return at;
+  };
+  // The head: the 64 most probable tokens. A token further down has at most the 64th one's
+  // probability and at best the smallest clock of the positions after 64, so when even that
+  // ratio does not beat the head's winner, the head decides (on a tie the earlier position wins).
+  const int64_t head = std::min<int64_t>(V, 64);
+  std::partial_sort(order_.begin(), order_.begin() + head, order_.end(), first);
+  double best = -1;
+  int64_t at = race(head, &best);
+  if (head < V) {
+    const double tail_q = *std::min_element(q_.begin() + head, q_.end());
+    if (at < 0 || p[order_[head - 1]] / tail_q > best) {  // the tail might win: sort all of it
+      std::sort(order_.begin() + head, order_.end(), first);
+      at = race(V, &best);
+    }
+  }
+  if (at < 0) throw Error("generate: top_p " + std::to_string(top_p) + " keeps no token");
+  return static_cast<int>(order_[at]);
+}
 
 std::vector<std::vector<int>> generate(Llama& model, const std::vector<std::vector<int>>& prompts,
                                        const SampleOptions& opt) {
@@ -119,14 +164,19 @@ std::vector<std::vector<int>> continue_batch(Llama& model, KVCache& cache, torch
     for (uint64_t s : seeds) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
   std::vector<uint8_t> done(B, 0);
   int64_t running = B;
+  NucleusSampler sampler;
   for (int step = 0; step < opt.max_new_tokens; ++step) {
     const auto logits = last.to(torch::kCPU, torch::kFloat32);  // [B,V]
+    const int64_t V = logits.size(1);
+    // greedy: each row's argmax; sampling: every row's probabilities in one softmax (row by row
+    // the same values as a softmax of that row alone), drawn from row by row
     const auto best = greedy ? logits.argmax(-1).contiguous() : torch::zeros({B}, torch::kInt64);
+    const auto probs = greedy ? torch::Tensor() : torch::softmax(logits.to(torch::kFloat64) / opt.temperature, -1).contiguous();
     const auto best_at = best.accessor<int64_t, 1>();
     std::vector<int64_t> next(B, 0);
     for (int64_t r = 0; r < B; ++r) {
       if (done[r]) continue;
-      const int t = greedy ? static_cast<int>(best_at[r]) : pick_token(logits[r], opt, gens[r]);
+      const int t = greedy ? static_cast<int>(best_at[r]) : sampler.pick(probs.data_ptr<double>() + r * V, V, opt.top_p, gens[r]);
       next[r] = t;
       out[r].push_back(t);
       if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), t) != opt.stop_ids.end()) {

@@ -27,6 +27,25 @@ std::vector<std::vector<int>> generate(Llama& model, const std::vector<std::vect
 std::vector<std::vector<int>> generate_batch(Llama& model, const std::vector<std::vector<int>>& prompts,
                                              const SampleOptions& opt, const std::vector<uint64_t>& seeds);
 
+// One nucleus draw from a row of V probabilities (softmax(logits / temperature) in float64),
+// with the row's generator. The draw is the exponential race that torch::multinomial(kept, 1)
+// runs over the probabilities sorted in descending order (ties: lower token id first) and cut at
+// top_p (a position is kept while the mass before it is below top_p): position i gets
+// q_i = -log(1 - u_i) from u_i, the generator's next 64-bit number cut to 53 bits, V draws per
+// call in position order, and the first position with the largest kept_i / q_i wins. Written
+// out here so that it needs no sort of the whole row (the winner is almost always among the most
+// probable tokens, which a bound checks) and no torch op per row; on LibTorch 1.13 it gives
+// multinomial's choice bit for bit (tests/test_generate.cpp). Throws when p holds NaN or a
+// negative value.
+class NucleusSampler {
+ public:
+  int pick(const double* p, int64_t V, double top_p, at::Generator& gen);
+
+ private:
+  std::vector<int64_t> order_;
+  std::vector<double> q_;
+};
+
 // Rows left-padded to one length: tokens [B,P] int64 and real [B,P] bool (false on padding).
 struct LeftPadded {
   torch::Tensor tokens, real;

@@ -171,10 +171,14 @@ Tensor additive_mask(const Tensor& allowed, torch::ScalarType dtype) {
 
 // Appends fresh [B,K,t,D] to a cache layer: `store` [B,K,capacity,D] grows by doubling, so a
 // decoding step copies only its own keys, not the whole cache; `view` is its filled part. A
-// store that another KVCache shares (a copied cache) is copied before it is written.
+// store that another KVCache shares (a copied cache) is copied before it is written. The store is
+// this cache's own when only the cache holds it: its own reference, plus the one its view keeps to
+// its base (LibTorch tracks views under NoGradGuard too; not under InferenceMode). Counting only
+// the first made every decoding step copy the whole cache (half of a sampled eval's time).
 Tensor append_kv(Tensor& view, Tensor& store, const Tensor& fresh) {
   const int64_t used = view.defined() ? view.size(2) : 0, t = fresh.size(2);
-  const bool own = store.defined() && store.use_count() == 1 && used > 0 && view.data_ptr() == store.data_ptr();
+  const int64_t refs = 1 + (view.defined() && view.is_view() ? 1 : 0);
+  const bool own = store.defined() && static_cast<int64_t>(store.use_count()) == refs && used > 0 && view.data_ptr() == store.data_ptr();
   if (!own || store.size(2) < used + t || store.size(0) != fresh.size(0)) {
     auto sizes = fresh.sizes().vec();
     sizes[2] = std::max<int64_t>({used + t, 2 * used, 16});
