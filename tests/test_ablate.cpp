@@ -59,6 +59,44 @@ CATCH_TEST_CASE("a shared stage is trained once and reused bit-identically; othe
   CATCH_CHECK(stages == 2);
 }
 
+CATCH_TEST_CASE("a shared stage is found from another directory holding the same data and a tokenizer trained there") {
+  // As `ethos ablate --out` does: each out directory generates its own copy of the world and
+  // trains its own tokenizer from it. Paths differ, content does not: the stage is reused.
+  const std::string root = fresh_dir("ablate_share_moved");
+  auto recipe_in = [&](const std::string& dir) {
+    fs::create_directories(dir + "/data");
+    for (const char* f : {"tiny_documents.jsonl", "tiny_demonstrations.jsonl"}) fs::copy_file(tiny_data(f), dir + "/data/" + f);
+    const std::string y =
+        "name: t\nseed: 0\nthreads: 1\nout_dir: " + dir + "/run\ncache_dir: " + root + "/cache\n"
+        "tokenizer: {path: " + dir + "/tok/tokenizer.model, train_files: [" + dir + "/data/tiny_documents.jsonl, " + dir +
+        "/data/tiny_demonstrations.jsonl], vocab_size: 512}\n"
+        "model:\n  arch: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}\n"
+        "data:\n  seq_len: 384\n  sources: [{path: " + dir + "/data/tiny_documents.jsonl, kind: document}]\n"
+        "train: {steps: 6, batch_size: 4, checkpoint_every: 6, keep_last: 0}\n"
+        "stages:\n  - {name: pretrain, share: true}\n  - name: sft\n    data: {sources: [{path: " + dir +
+        "/data/tiny_demonstrations.jsonl, kind: demonstration}]}\n    train: {steps: 3}\n";
+    write_text(dir + "/recipe.yaml", y);
+    return dir + "/recipe.yaml";
+  };
+  auto a = run(ethos_bin() + " train " + recipe_in(root + "/a") + " 2>&1");
+  CATCH_REQUIRE(a.status == 0);
+  CATCH_CHECK_THAT(a.output, !Contains("reused the shared stage"));
+  auto b = run(ethos_bin() + " train " + recipe_in(root + "/b/deeper") + " 2>&1");
+  CATCH_REQUIRE(b.status == 0);
+  CATCH_CHECK_THAT(b.output, Contains("reused the shared stage"));
+  // the two tokenizers are the same file, though trained from files at other paths
+  CATCH_CHECK(read_file(root + "/a/tok/tokenizer.model") == read_file(root + "/b/deeper/tok/tokenizer.model"));
+  CATCH_CHECK(weights_of(root + "/a/run", 9) == weights_of(root + "/b/deeper/run", 9));
+  // other content is another stage
+  auto c_dir = root + "/c";
+  const std::string c = recipe_in(c_dir);
+  write_text(c_dir + "/data/tiny_documents.jsonl", read_file(c_dir + "/data/tiny_documents.jsonl") +
+                                                       "{\"text\": \"one more document, so the data differ\"}\n");
+  auto other = run(ethos_bin() + " train " + c + " 2>&1");
+  CATCH_REQUIRE(other.status == 0);
+  CATCH_CHECK_THAT(other.output, !Contains("reused the shared stage"));
+}
+
 CATCH_TEST_CASE("ethos ablate: recipes x seeds into <out>/<recipe>/seed<k>, resumable, then the report") {
   const std::string root = fresh_dir("ablate_matrix");
   fs::create_directories(root + "/a");

@@ -7,8 +7,12 @@
 #include <sentencepiece_trainer.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +51,59 @@ bool ok(const sentencepiece::util::Status& status) {
 long copy_out(const std::string& s, char* out, size_t capacity) {
   if (out != nullptr) std::memcpy(out, s.data(), std::min(s.size(), capacity));
   return static_cast<long>(s.size());
+}
+
+// The training text, line by line, from files read in order (as sentencepiece reads its `input`).
+class LineIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(std::vector<std::string> files) : files_(std::move(files)) { Next(); }
+  bool done() const override { return done_; }
+  const std::string& value() const override { return line_; }
+  sentencepiece::util::Status status() const override { return status_; }
+  void Next() override {
+    while (!done_) {
+      if (in_.is_open() && std::getline(in_, line_)) return;
+      in_.close();
+      if (next_ == files_.size()) {
+        done_ = true;
+        return;
+      }
+      in_.open(files_[next_]);
+      if (!in_) {
+        status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kNotFound, "cannot read " + files_[next_]);
+        done_ = true;
+      }
+      ++next_;
+    }
+  }
+
+ private:
+  std::vector<std::string> files_;
+  size_t next_ = 0;
+  std::ifstream in_;
+  std::string line_;
+  bool done_ = false;
+  sentencepiece::util::Status status_;
+};
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
+// Writes `bytes` to `path` through a temporary file and a rename.
+void write_whole(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
 }
 
 bool in_range(const ethos_spm* model, int id) { return id >= 0 && id < model->processor.GetPieceSize(); }
@@ -120,7 +177,24 @@ ETHOS_SPM_EXPORT int ethos_spm_train(const char* const* keys, const char* const*
   return guarded<int>(-1, [&] {
     std::unordered_map<std::string, std::string> kwargs;
     for (size_t i = 0; i < n; ++i) kwargs[keys[i]] = values[i];
+    // ethos reads the input and writes the model itself: left to sentencepiece, both paths
+    // would be recorded in the model's trainer_spec, and the same text trained in another
+    // directory would give another file (and another tokenizer hash, so no shared stage or
+    // eval cache would be found for it).
+    const std::string prefix = kwargs["model_prefix"];
+    LineIterator lines(split_commas(kwargs["input"]));
+    kwargs.erase("input");
+    kwargs.erase("model_prefix");
     sentencepiece::SetRandomGeneratorSeed(1);  // deterministic models for a given input
-    return ok(sentencepiece::SentencePieceTrainer::Train(kwargs)) ? 0 : -1;
+    std::string proto;
+    if (!ok(sentencepiece::SentencePieceTrainer::Train(kwargs, &lines, &proto))) return -1;
+    if (!ok(lines.status())) return -1;
+    sentencepiece::SentencePieceProcessor trained;
+    if (!ok(trained.LoadFromSerializedProto(proto))) return -1;
+    std::ostringstream vocab;  // as sentencepiece writes it: piece, tab, score
+    for (int id = 0; id < trained.GetPieceSize(); ++id) vocab << trained.IdToPiece(id) << "\t" << trained.GetScore(id) << "\n";
+    write_whole(prefix + ".vocab", vocab.str());
+    write_whole(prefix + ".model", proto);
+    return 0;
   });
 }

@@ -24,6 +24,12 @@ std::string shared_stage_key(const Recipe& r, size_t stage_index, Llama& start_w
   only.seed = r.stage_seed(stage_index);
   only.stages[0].seed = -1;
   only.rebase = {};  // the paths are already rebased, and their content is hashed below
+  // Where the tokenizer and the data lie does not change what is trained: their content enters
+  // the key instead (the tokenizer's hash, each source's file hash), so the same stage trained
+  // from another directory (e.g. `ethos ablate --out`, whose worlds are generated there) is found.
+  only.tokenizer.path.clear();
+  only.tokenizer.train_files.clear();
+  for (auto& src : only.stages[0].data.sources) src.path.clear();
   Hasher h;
   h.update(config_hash(only, world)).update("|").update(std::to_string(stage_index)).update("|");
   h.update(weights_hash(start_weights)).update("|").update(tokenizer_hash).update("|").update(kTemplateVersion);
