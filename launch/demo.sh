@@ -9,7 +9,7 @@
 #   3. ethos report with the pre-registered criteria (recipes/why_beats_rule_test.criteria.yaml),
 #      each compared with the published study (recipes/results/why_beats_rule_test/): where the
 #      quick study agrees with it and where it does not.
-# About 15 minutes on 2 cores once built (the first build adds about 15). Killed, it resumes where it stopped.
+# About 13 minutes on 2 cores once built (the first build adds about 15). Killed, it resumes where it stopped.
 #   launch/demo.sh                 the quick study (2 bases, a shorter pre-training)
 #   launch/demo.sh --long          the quick study with 600 pre-training steps instead of 300 (about 22
 #                                  minutes): past the budget where the reason's advantage appears
