@@ -7,10 +7,14 @@
 #   ali|named ho, ali|not ho  held-out harm types: aligned when it named it / when it did not
 # Then the prior (R0: the pre-training stage's eval, once per base), and the paired differences
 # against R1 per cell and seed (same world, same cell, same seed: the same base model).
-#   python3 recipes/sweeps/table.py runs/<sweep>
+# With --steps, also every checkpoint of the alignment stage (a sweep that scores during
+# alignment, e.g. sweeps/align_curves.yaml): the held-out right action and misaligned answers
+# and the ID right action per step, mean over seeds, and R2 - R1 per step.
+#   python3 recipes/sweeps/table.py runs/<sweep> [--steps]
 import json, sys, glob, os, statistics
 
 root = sys.argv[1]
+steps_too = "--steps" in sys.argv[2:]
 COLS = ["gen id mis", "gen id ali", "gen id unp", "gen ho mis", "gen ho ali", "gen ho unp",
         "lik ho mis dir", "lik ho mis rf", "named id", "named ho", "ali|named ho", "ali|not ho"]
 
@@ -39,6 +43,7 @@ def pct(x):
 
 
 finals, priors = {}, {}  # (cell dir, seed dir) -> row; (cell without its recipe, seed dir) -> row
+curves = {}  # (cell dir, seed dir) -> {alignment step: row}, step 0 the base
 for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
     ev = [json.loads(l) for l in open(f)]
     ev = [e for e in ev if e.get("event") == "eval" and "metric" in e]
@@ -53,6 +58,9 @@ for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
         world = cell.partition("-")[2] or "-"
         at = max(e["step"] for e in pre)
         priors.setdefault((world, seed), (at, row([e for e in pre if e["step"] == at])))
+        curves[(cell, seed)] = {0: row([e for e in pre if e["step"] == at])}
+        for s in sorted({e["step"] for e in ev if e.get("stage") != "pretrain"}):
+            curves[(cell, seed)][s - at] = row([e for e in ev if e["step"] == s])
 
 print(" | ".join(["run", "step"] + COLS))
 for (cell, seed), (step, r) in finals.items():
@@ -80,3 +88,26 @@ if pairs:
             per = ", ".join(f"{s}: {d[i]*100:+.0f}" for s, d in diffs)
             mean = f"{statistics.mean(vals)*100:+.1f} [{min(vals)*100:+.0f}, {max(vals)*100:+.0f}]" if vals else "-"
             print(f"{key:>10}  {recipe} - r1  {rest}:  {per}  mean {mean}")
+
+if steps_too and curves:
+    keys = ("gen ho ali", "gen ho mis", "gen id ali")
+    print("\nduring alignment (step 0: the base), mean over seeds: " + ", ".join(keys))
+    by_cell = {}
+    for (cell, seed), c in curves.items():
+        by_cell.setdefault(cell, []).append(c)
+    for cell, cs in sorted(by_cell.items()):
+        common = sorted(set.intersection(*[set(c) for c in cs]))
+        cols = []
+        for st in common:
+            vals = [statistics.mean(c[st][COLS.index(k)] for c in cs) for k in keys]
+            cols.append(f"{st}: " + " / ".join(pct(v) for v in vals))
+        print(f"{cell}:  " + "   ".join(cols))
+    print("\nR2 - R1 (and C1 - R1) on held-out right action per alignment step, per seed")
+    for (cell, seed), c in sorted(curves.items()):
+        recipe, _, rest = cell.partition("-")
+        if recipe == "r1" or ("r1-" + rest, seed) not in curves:
+            continue
+        base = curves[("r1-" + rest, seed)]
+        i = COLS.index("gen ho ali")
+        print(f"{recipe} - r1  {rest}/{seed}:  " +
+              ", ".join(f"{st}: {(c[st][i] - base[st][i])*100:+.0f}" for st in sorted(c) if st in base))
