@@ -297,7 +297,7 @@ CATCH_TEST_CASE("report: after a pre-training stage, curves run over alignment t
     CATCH_CHECK(std::count(titles.begin(), titles.end(), "r1") == 2);
     CATCH_CHECK(std::count(titles.begin(), titles.end(), "r2") == 2);
     const std::string gp = read_file(out + "/gnuplot/" + name + ".gp");
-    CATCH_CHECK_THAT(gp, Contains("alignment tokens, thousands (0: the pre-trained base"));
+    CATCH_CHECK_THAT(gp, Contains("alignment tokens, thousands (0: the base)"));
     const size_t at = gp.find("$d0 << EOD\n");
     CATCH_REQUIRE(at != std::string::npos);
     std::istringstream block(gp.substr(at + 11, gp.find("EOD\n", at + 11) - at - 11));

@@ -190,7 +190,7 @@ void curve_panels(const ReportData& d, const Aggregator& agg, const std::vector<
                 " items); filled points: the whole suite.";
 }
 
-const char* kTokensAxis = "alignment tokens, thousands (0: the pre-trained base, before alignment)";
+const char* kTokensAxis = "alignment tokens, thousands (0: the base)";  // short: a two-panel chart clips a longer one
 
 Chart misaligned_vs_step(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs, const Terminals& t) {
   // With a pre-training stage the x-axis is alignment tokens: the phase the recipes differ in.
