@@ -209,25 +209,28 @@ CATCH_TEST_CASE("generate_batch: prompts of different lengths decoded together e
 
 namespace {
 
-// The draw as the torch ops write it: sort (stable, descending), cut at top_p, then
-// torch::multinomial(kept, 1) with the row's generator (what generation did before NucleusSampler).
-int multinomial_draw(const torch::Tensor& probs, double top_p, at::Generator& gen) {
+// probs sorted (stable, descending) and cut at top_p: the kept probabilities and their token ids.
+std::pair<torch::Tensor, torch::Tensor> sorted_kept(const torch::Tensor& probs, double top_p) {
   const auto sorted = probs.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
   const auto& sp = std::get<0>(sorted);
-  const auto kept = sp.masked_fill(sp.cumsum(0) - sp >= top_p, 0.0);
-  return static_cast<int>(std::get<1>(sorted)[torch::multinomial(kept, 1, false, gen).item<int64_t>()].item<int64_t>());
+  return {sp.masked_fill(sp.cumsum(0) - sp >= top_p, 0.0), std::get<1>(sorted)};
+}
+
+// The draw as the torch ops write it: torch::multinomial(kept, 1) with the row's generator
+// (what generation did before NucleusSampler).
+int multinomial_draw(const torch::Tensor& probs, double top_p, at::Generator& gen) {
+  const auto [kept, order] = sorted_kept(probs, top_p);
+  return static_cast<int>(order[torch::multinomial(kept, 1, false, gen).item<int64_t>()].item<int64_t>());
 }
 
 // The same race written with torch ops and the documented clocks q_i = -log(1 - u_i).
 int race_draw(const torch::Tensor& probs, double top_p, at::Generator& gen) {
-  const auto sorted = probs.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
-  const auto& sp = std::get<0>(sorted);
-  const auto kept = sp.masked_fill(sp.cumsum(0) - sp >= top_p, 0.0);
+  const auto [kept, order] = sorted_kept(probs, top_p);
   auto* g = at::check_generator<at::CPUGeneratorImpl>(gen);
   std::vector<double> q(probs.size(0));
   for (auto& v : q) v = -std::log(1.0 - static_cast<double>(g->random64() & ((uint64_t{1} << 53) - 1)) * 0x1.0p-53);
   const auto ratio = kept / torch::tensor(q, torch::kFloat64);
-  return static_cast<int>(std::get<1>(sorted)[ratio.argmax().item<int64_t>()].item<int64_t>());
+  return static_cast<int>(order[ratio.argmax().item<int64_t>()].item<int64_t>());
 }
 
 }  // namespace

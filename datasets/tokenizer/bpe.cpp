@@ -262,6 +262,14 @@ std::string text_or(const json& j, const char* key, const std::string& fallback,
   return text_of(*it, where, path + "." + key);
 }
 
+// The string at j[key], or "" when j is not an object, has no such key or holds another type
+// (for keys that only select an optional behaviour).
+std::string string_field(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 int token_id(const json& j, const std::string& where, const std::string& path) {
   if (!j.is_number_integer() || j.get<int64_t>() < 0 || j.get<int64_t>() >= kMaxTokenId)
     throw Error(where + ": " + path + " must be a token id in [0, " + std::to_string(kMaxTokenId) + "), not " +
@@ -281,7 +289,7 @@ std::optional<std::string> config_token(const json& cfg, const char* key) {
 // The first special token a TemplateProcessing post-processor puts before the sequence.
 std::string template_bos(const json& pp) {
   if (!pp.is_object()) return "";
-  const std::string type = pp.contains("type") && pp["type"].is_string() ? pp["type"].get<std::string>() : "";
+  const std::string type = string_field(pp, "type");
   if (type == "Sequence" && pp.contains("processors") && pp["processors"].is_array()) {
     for (const auto& p : pp["processors"])
       if (auto s = template_bos(p); !s.empty()) return s;
@@ -494,7 +502,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
                 "ethos reads byte-level tokenizer.json files (GPT-2, Llama 3, Qwen2) and sentencepiece tokenizer.model files.");
   if (j.contains("decoder") && !j["decoder"].is_null()) {
     const json& d = j["decoder"];
-    if (!d.is_object() || !d.contains("type") || !d["type"].is_string() || d["type"].get<std::string>() != "ByteLevel")
+    if (string_field(d, "type") != "ByteLevel")
       throw Error(where + ": decoder is " + dump_short(d) + "; a byte-level BPE tokenizer decodes with ByteLevel");
   }
 

@@ -5,6 +5,7 @@
 
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -94,9 +95,9 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-// Writes `bytes` to `path` through a temporary file and a rename.
+// Writes `bytes` to `path` through a temporary file (this process's own) and a rename.
 void write_whole(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

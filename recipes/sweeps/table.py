@@ -57,8 +57,9 @@ for f in sorted(glob.glob(os.path.join(root, "*", "seed*", "eval.jsonl"))):
         # the base: world and axis values (an axis of the alignment stage repeats the same base)
         world = cell.partition("-")[2] or "-"
         at = max(e["step"] for e in pre)
-        priors.setdefault((world, seed), (at, row([e for e in pre if e["step"] == at])))
-        curves[(cell, seed)] = {0: row([e for e in pre if e["step"] == at])}
+        base_row = row([e for e in pre if e["step"] == at])
+        priors.setdefault((world, seed), (at, base_row))
+        curves[(cell, seed)] = {0: base_row}
         for s in sorted({e["step"] for e in ev if e.get("stage") != "pretrain"}):
             curves[(cell, seed)][s - at] = row([e for e in ev if e["step"] == s])
 
@@ -102,7 +103,7 @@ if steps_too and curves:
             vals = [statistics.mean(c[st][COLS.index(k)] for c in cs) for k in keys]
             cols.append(f"{st}: " + " / ".join(pct(v) for v in vals))
         print(f"{cell}:  " + "   ".join(cols))
-    print("\nR2 - R1 (and C1 - R1) on held-out right action per alignment step, per seed")
+    print("\neach recipe - R1 on held-out right action per alignment step, per seed (points)")
     for (cell, seed), c in sorted(curves.items()):
         recipe, _, rest = cell.partition("-")
         if recipe == "r1" or ("r1-" + rest, seed) not in curves:
