@@ -130,16 +130,17 @@ bool dir_safe(const std::string& s) {
 std::vector<AblationCell> ablation_cells(const AblationMatrix& m) {
   std::vector<AblationCell> cells;
   const std::vector<int64_t> bases = m.base_seeds.empty() ? std::vector<int64_t>{-1} : m.base_seeds;
-  std::vector<std::string> worlds;
-  for (const auto& w : m.worlds) worlds.push_back(w.name);
-  if (worlds.empty()) worlds.push_back("");
+  std::vector<const MatrixWorld*> worlds;
+  for (const auto& w : m.worlds) worlds.push_back(&w);
+  if (worlds.empty()) worlds.push_back(nullptr);
   const auto combos = axis_combinations(m.axes);
   std::map<std::string, std::vector<size_t>> shared;  // recipe -> its shared stages
   for (int64_t base : bases)
     for (int64_t seed : m.seeds)
-      for (const auto& world : worlds)
+      for (const MatrixWorld* w : worlds)
         for (const auto& combo : combos)
           for (const auto& recipe : m.recipes) {
+            const std::string world = w ? w->name : "";
             AblationCell c;
             c.recipe = recipe;
             c.seed = seed;
@@ -148,6 +149,7 @@ std::vector<AblationCell> ablation_cells(const AblationMatrix& m) {
             c.stem = fs::path(recipe).stem().string();
             if (!world.empty()) c.stem += "-world=" + world;
             c.overrides = m.overrides;
+            if (w) c.overrides.insert(c.overrides.end(), w->overrides.begin(), w->overrides.end());
             for (size_t a = 0; a < m.axes.size(); ++a) {
               const std::string& v = m.axes[a].values[combo[a]];
               c.axis_values.emplace_back(m.axes[a].name, v);
@@ -282,7 +284,7 @@ void read_worlds(const YAML::Node& y, const std::string& path, AblationMatrix& m
       problems.push_back(at + "a map {name: N, world: FILE, set: {knob: value}}");
       continue;
     }
-    unknown_keys(e, {"name", "world", "set"}, path, "worlds.list[" + std::to_string(i) + "].", problems);
+    unknown_keys(e, {"name", "world", "set", "overrides"}, path, "worlds.list[" + std::to_string(i) + "].", problems);
     MatrixWorld w;
     if (e["name"]) w.name = e["name"].as<std::string>();
     if (!dir_safe(w.name)) problems.push_back(at + "name: \"" + w.name + "\" must name a directory (letters, digits, . _ + - only)");
@@ -303,6 +305,17 @@ void read_worlds(const YAML::Node& y, const std::string& path, AblationMatrix& m
           }
           w.set.push_back(kv.first.as<std::string>() + "=" + kv.second.Scalar());
         }
+    }
+    if (e["overrides"]) {
+      const YAML::Node o = e["overrides"];
+      bool ok = o.IsSequence();
+      for (size_t k = 0; ok && k < o.size(); ++k) {
+        ok = o[k].IsScalar() && o[k].Scalar().find('=') != std::string::npos;
+        if (ok) w.overrides.push_back(o[k].Scalar());
+      }
+      if (!ok)
+        problems.push_back(at + "overrides: a list of recipe key=value for this world's runs, e.g. "
+                                "[\"stages.1.data.sources.0.weight=0.25\"]");
     }
     m.worlds.push_back(std::move(w));
   }

@@ -14,6 +14,8 @@
 //     list:
 //       - {name: stories, world: ../datasets/world/default.yaml}
 //       - {name: no_stories, world: ../datasets/world/default.yaml, set: {pretrain.principle_stories: false}}
+//       - {name: rs25, world: ..., set: {alignment.rationale_share: 0.25},
+//          overrides: ["stages.1.data.sources.0.weight=0.25"]}   # recipe keys for this world's runs only
 //   overrides: ["train.steps=100"]    # optional, applied to every run (key=value, as on `ethos train`)
 // A cell is one recipe with one value of every axis and one world; its directory name is the
 // recipe's file stem followed by "-name=value" per world and axis (r0-world=stories-hidden_size=64),
@@ -44,6 +46,7 @@ struct MatrixWorld {
   std::string name;
   std::string config;               // the world YAML (resolved path)
   std::vector<std::string> set;     // knob overrides "pretrain.fiction_share=0.5"
+  std::vector<std::string> overrides;  // recipe overrides for this world's cells (after the matrix's)
 };
 
 struct AblationMatrix {
@@ -68,7 +71,7 @@ struct AblationCell {
   std::string world;       // "" without worlds
   std::vector<std::pair<std::string, std::string>> axis_values;  // name -> value
   std::string dir;     // <out>/<stem>/<unit()>
-  std::vector<std::string> overrides;  // the matrix's, the axes', the world's, then seeds and out_dir=
+  std::vector<std::string> overrides;  // the matrix's, the world's own, the axes', the world's data, then seeds and out_dir=
   std::string unit() const;  // "seed<k>" or "base<b>-seed<k>": the pairing unit in the report
 };
 // Every cell; base seeds outermost, then seeds, worlds, axis values, recipes (the order --local

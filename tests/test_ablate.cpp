@@ -224,7 +224,8 @@ CATCH_TEST_CASE("ethos ablate: bad axes, base seeds and worlds are clear errors"
              "recipes: [t.yaml]\nseeds: [0]\nbase_seeds: [-2]\n"
              "axes:\n  model.arch.hiden_size: [16, 32]\n  stages.1.train.steps: [a/b]\n  train.steps: [4]\n"
              "worlds: {data_dir: data/w, list: [{name: x, world: nowhere.yaml}, {world: " + source_dir() +
-                 "/datasets/world/tiny.yaml, name: y, set: {pretrain.fiction_shar: 0.5}}]}\n");
+                 "/datasets/world/tiny.yaml, name: y, set: {pretrain.fiction_shar: 0.5}},\n"
+             "  {name: z, world: " + source_dir() + "/datasets/world/tiny.yaml, overrides: [train.steps]}]}\n");
   auto r = run(ethos_bin() + " ablate " + root + "/m.yaml --dry-run 2>&1");
   CATCH_CHECK(r.status == 1);
   CATCH_CHECK_THAT(r.output, Contains("base_seeds: -2 is negative"));
@@ -234,6 +235,7 @@ CATCH_TEST_CASE("ethos ablate: bad axes, base seeds and worlds are clear errors"
   CATCH_CHECK_THAT(r.output, Contains("worlds: y: "));
   CATCH_CHECK_THAT(r.output, Contains("fiction_shar"));
   CATCH_CHECK_THAT(r.output, Contains("tiny.yaml (world y)"));
+  CATCH_CHECK_THAT(r.output, Contains("worlds.list[2]: overrides: a list of recipe key=value"));
   // A key the recipe does not have is the recipe loader's error, naming the cell.
   write_text(root + "/m2.yaml", "recipes: [t.yaml]\nseeds: [0]\naxes: {model.arch.hiden_size: [16]}\n");
   auto k = run(ethos_bin() + " ablate " + root + "/m2.yaml --dry-run 2>&1");
@@ -251,7 +253,8 @@ CATCH_TEST_CASE("ethos ablate: each world is generated once into <out>/worlds/<n
              "name: w\nout: runs\nrecipes: [" + src + "/recipes/world/tiny/r0.yaml]\nseeds: [0]\n"
              "worlds:\n  data_dir: data/world-tiny\n  seed: 3\n  list:\n"
              "    - {name: full, world: " + src + "/datasets/world/tiny.yaml}\n"
-             "    - {name: small, world: " + src + "/datasets/world/tiny.yaml, set: {pretrain.words: 20000, pretrain.principle_stories: false}}\n"
+             "    - {name: small, world: " + src + "/datasets/world/tiny.yaml, set: {pretrain.words: 20000, pretrain.principle_stories: false},\n"
+             "       overrides: [\"train.steps=3\", \"train.checkpoint_every=3\"]}\n"
              "overrides: [\"train.steps=2\", \"train.warmup_steps=0\", \"train.checkpoint_every=2\", \"eval.suites=[]\", \"cache_dir=cache\"]\n");
   auto first = run("cd " + root + " && " + ethos_bin() + " ablate matrix.yaml --no-report 2>&1");
   CATCH_REQUIRE(first.status == 0);
@@ -265,7 +268,8 @@ CATCH_TEST_CASE("ethos ablate: each world is generated once into <out>/worlds/<n
   CATCH_CHECK(read_file(root + "/runs/worlds/small/world.yaml").find("principle_stories: false") != std::string::npos);
   for (const char* w : {"full", "small"}) {
     const std::string run_dir = root + "/runs/r0-world=" + w + "/seed0";
-    CATCH_CHECK(latest(run_dir) == "step_000002");
+    // The small world's own overrides come after the matrix's: its run trains 3 steps, the other 2.
+    CATCH_CHECK(latest(run_dir) == (std::string(w) == "small" ? "step_000003" : "step_000002"));
     const std::string config = read_file(run_dir + "/config.yaml");
     CATCH_CHECK(config.find("runs/worlds/" + std::string(w) + "/data/pretrain/corpus.jsonl") != std::string::npos);
     CATCH_CHECK(config.find("data/world-tiny/") == std::string::npos);
