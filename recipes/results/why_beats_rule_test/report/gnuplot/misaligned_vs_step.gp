@@ -60,7 +60,7 @@ set border lc rgb '#444444'
 set key outside right top vertical samplen 2
 set tics nomirror
 set multiplot layout 1,2 title 'Misaligned action rate vs alignment tokens (suite world-test-generate, generate/sample)'
-set xlabel 'alignment tokens, thousands (0: the pre-trained base, before alignment)'
+set xlabel 'alignment tokens, thousands (0: the base)'
 set yrange [0:100]
 set title 'ID (in distribution)'
 set ylabel 'misaligned (%)'
@@ -93,7 +93,7 @@ set border lc rgb '#444444'
 set key outside right top vertical samplen 2
 set tics nomirror
 set multiplot layout 1,2 title 'Misaligned action rate vs alignment tokens (suite world-test-generate, generate/sample)'
-set xlabel 'alignment tokens, thousands (0: the pre-trained base, before alignment)'
+set xlabel 'alignment tokens, thousands (0: the base)'
 set yrange [0:100]
 set title 'ID (in distribution)'
 set ylabel 'misaligned (%)'

@@ -112,7 +112,7 @@ set border lc rgb '#444444'
 set key outside right top vertical samplen 2
 set tics nomirror
 set multiplot layout 1,2 title 'OOD rate vs alignment tokens (suite world-test-generate, generate/sample, all OOD items)'
-set xlabel 'alignment tokens, thousands (0: the pre-trained base, before alignment)'
+set xlabel 'alignment tokens, thousands (0: the base)'
 set yrange [0:100]
 set title 'misaligned'
 set ylabel 'misaligned (%)'
@@ -154,7 +154,7 @@ set border lc rgb '#444444'
 set key outside right top vertical samplen 2
 set tics nomirror
 set multiplot layout 1,2 title 'OOD rate vs alignment tokens (suite world-test-generate, generate/sample, all OOD items)'
-set xlabel 'alignment tokens, thousands (0: the pre-trained base, before alignment)'
+set xlabel 'alignment tokens, thousands (0: the base)'
 set yrange [0:100]
 set title 'misaligned'
 set ylabel 'misaligned (%)'
