@@ -9,11 +9,9 @@
 #   3. ethos report with the pre-registered criteria (recipes/why_beats_rule_test.criteria.yaml),
 #      each compared with the published study (recipes/results/why_beats_rule_test/): where the
 #      quick study agrees with it and where it does not.
-# About 13 minutes on 2 cores once built (the first build adds about 15). Killed, it resumes where it stopped.
-#   launch/demo.sh                 the quick study (2 bases, a shorter pre-training)
-#   launch/demo.sh --long          the quick study with 600 pre-training steps instead of 300 (about 22
-#                                  minutes): past the budget where the reason's advantage appears
-#                                  (recipes/README.md), it agrees with the published effect in size too
+# About 14 minutes on 2 cores once built (the first build adds about 15). Killed, it resumes where it stopped.
+#   launch/demo.sh                 the quick study (2 bases, a 2-layer model, a shorter pre-training)
+#   launch/demo.sh --long          the quick study with the study's own 4-layer model (about 21 minutes)
 #   launch/demo.sh --full          the pre-registered study itself (recipes/why_beats_rule_test.yaml and
 #                                  its control: 65 runs, about 3 h 20 min)
 #   launch/demo.sh --tiny          the whole study at toy size (every recipe, both controls; 5 minutes, noise)
@@ -31,10 +29,11 @@ for a in "$@"; do
   esac
 done
 runs=runs/why_beats_rule_$study
+[ "$study" = quick ] && runs=runs/quick_study
 if [ "$long" = 1 ]; then
-  [ "$study" = quick ] || { echo "demo.sh: --long lengthens the quick study's pre-training; not with --full or --tiny" >&2; exit 64; }
-  runs=runs/why_beats_rule_quick_long
-  args+=(--out "$runs" stages.0.train.steps=600 stages.0.train.checkpoint_every=600)
+  [ "$study" = quick ] || { echo "demo.sh: --long gives the quick study the study's 4-layer model; not with --full or --tiny" >&2; exit 64; }
+  runs=runs/quick_study_long
+  args+=(--out "$runs" model.arch.num_hidden_layers=4)
 fi
 launch/install.sh build
 build/ethos ablate "recipes/why_beats_rule_$study.yaml" --no-report ${args[@]+"${args[@]}"}

@@ -8,7 +8,7 @@
 #
 # Usage: tests/bench/bench_async_eval.sh RECIPE [override ...]
 #   e.g. (after launch/demo.sh) the quick study's R1 alignment, scored every 10 steps:
-#   tests/bench/bench_async_eval.sh 'runs/why_beats_rule_quick/r1-world=linked/seed0/config.yaml' \
+#   tests/bench/bench_async_eval.sh 'runs/quick_study/r1-world=linked/seed0/config.yaml' \
 #       stages.1.train.checkpoint_every=10
 # Environment: BUILD (default build). Each run gets a fresh run directory and eval cache; a
 # shared stage already in the recipe's stage cache is reused by all three (linked, not copied).
