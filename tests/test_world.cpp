@@ -806,6 +806,48 @@ CATCH_TEST_CASE("world: the sealed test group is drawn always, written only with
     CATCH_CHECK(corpus.find(lower(w.harm(id).markers.front())) != std::string::npos);
 }
 
+CATCH_TEST_CASE("world: alignment.rationale_form: constitution gives R2 its principle's constitution sentences, same items",
+                "[world][structure]") {
+  const std::string yaml = broken_world("constitution_form", "tiny.yaml", "rationale_form: rationale", "rationale_form: constitution");
+  const std::string dir = test::fresh_dir("world_constitution_form");
+  generate_world({yaml, 7, dir, true});
+  const World w = load_world(yaml);
+  const std::string base = generated("tiny", 7);
+  const auto constitution_of = [&](const std::string& text) {
+    for (const auto& p : w.principles)
+      for (const auto& c : p.constitution)
+        if (tidy(c.source()) == text) return p.id;
+    return std::string();
+  };
+  const auto r2e = jsonl(dir + "/train/r2_explained.jsonl");
+  const auto base_r2e = by_id(jsonl(base + "/train/r2_explained.jsonl"));
+  CATCH_REQUIRE(r2e.size() > 20);
+  size_t compared = 0;
+  for (const auto& r : r2e) {
+    const std::string text = r["rationale"];
+    CATCH_CHECK(principle_of_rationale(w, text).empty());
+    CATCH_CHECK(!constitution_of(text).empty());
+    // The same item keeps its principle: the sentence is from the principle the default reason names.
+    const auto it = base_r2e.find(r["id"].get<std::string>());
+    if (it == base_r2e.end()) continue;
+    CATCH_CHECK(r["prompt"] == it->second["prompt"]);
+    CATCH_CHECK(r["response"] == it->second["response"]);
+    CATCH_CHECK(constitution_of(text) == principle_of_rationale(w, it->second["rationale"]));
+    ++compared;
+  }
+  CATCH_CHECK(compared + 2 >= std::min(r2e.size(), base_r2e.size()));
+  // The items are drawn as before (the reasons come from their own stream); only how many fill the
+  // word budget may differ.
+  const auto r1 = jsonl(dir + "/train/r1_demonstrations.jsonl"), base_r1 = jsonl(base + "/train/r1_demonstrations.jsonl");
+  const size_t n = std::min(r1.size(), base_r1.size());
+  CATCH_CHECK(n * 10 >= base_r1.size() * 9);
+  for (size_t i = 0; i < n; ++i) CATCH_CHECK(r1[i] == base_r1[i]);
+  CATCH_CHECK(manifest(dir)["rationale_form"] == "constitution");
+  CATCH_CHECK(manifest(base)["rationale_form"] == "rationale");
+  CATCH_CHECK_THAT(load_error(broken_world("rationale_form_bad", "tiny.yaml", "rationale_form: rationale", "rationale_form: story")),
+                   Contains("alignment.rationale_form") && Contains("must be rationale") && Contains("tiny.yaml:"));
+}
+
 CATCH_TEST_CASE("world: principle_story_chat_share writes principle stories as transcripts of an AI acting well",
                 "[world][corpus]") {
   // tiny.yaml with the knob at 1: every principle story becomes situation -> principle -> right action.

@@ -343,6 +343,8 @@ class Generator {
   // R1, R2 (explained + direct), C1, C2 and the preference pairs: one set of items.
   void alignment_items() {
     WorldRng rng(seed_, "train/items");
+    WorldRng form_rng(seed_, "train/rationale_form");  // its own stream: the items stay the same
+    const bool constitution = w_.knobs.rationale_form == "constitution";
     struct Item {
       std::string id;
       Scenario s;
@@ -356,6 +358,7 @@ class Generator {
       const std::string harm = harms[per_kind[is_benign]++ % harms.size()];
       auto draw = [&] { return point(train_, harm, is_benign, rng); };
       Scenario s = unique(draw(), rng, false, train_seen_, draw);
+      if (constitution) s.rationale = tidy(form_rng.pick(w_.principle(s.principle).constitution).render(s.vars, form_rng));
       const bool keep = static_cast<double>(kept) < w_.knobs.rationale_share * static_cast<double>(i + 1) - 1e-9;
       const size_t w = count_words(s.aligned) + (keep ? count_words(s.rationale) : 0);
       bool add = false;
@@ -440,6 +443,7 @@ class Generator {
       file("train/c2_padded.jsonl", "explained").add(c, count_words(it.s.aligned) + count_words(it.s.rationale));
     }
     facts["items"] = items.size();
+    facts["rationale_form"] = w_.knobs.rationale_form;
     facts["rationale_share"] = items.empty() ? 0.0 : static_cast<double>(kept) / static_cast<double>(items.size());
     facts["benign_share"] = items.empty() ? 0.0 : static_cast<double>(benign) / static_cast<double>(items.size());
     facts["c1_principle_mismatch_share"] = m ? static_cast<double>(mismatched) / static_cast<double>(m) : 0.0;

@@ -253,7 +253,7 @@ WorldKnobs parse_knobs(const YamlAt& root, WorldKnobs k) {
     if (taken > 1) p->fail("fiction_share + principle_story_share + chat_share + office_share exceed 1 (the rest is neutral text)");
   }
   if (auto a = root.find("alignment")) {
-    a->only_keys({"budget_words", "tolerance", "benign_share", "rationale_share", "r3_story_share"});
+    a->only_keys({"budget_words", "tolerance", "benign_share", "rationale_share", "rationale_form", "r3_story_share"});
     if (auto v = a->find("budget_words")) k.budget_words = positive(*v);
     if (auto v = a->find("tolerance")) k.tolerance = share(*v);
     if (auto v = a->find("benign_share")) k.benign_share = share(*v);
@@ -262,6 +262,11 @@ WorldKnobs parse_knobs(const YamlAt& root, WorldKnobs k) {
       if (k.rationale_share == 0) v->fail("must be > 0 (R2 without any rationale is R1)");
     }
     if (auto v = a->find("r3_story_share")) k.r3_story_share = share(*v);
+    if (auto v = a->find("rationale_form")) {
+      k.rationale_form = v->text();
+      if (k.rationale_form != "rationale" && k.rationale_form != "constitution")
+        v->fail("must be rationale (the principle's rationale paraphrases) or constitution (its constitution sentences)");
+    }
   }
   if (auto e = root.find("eval")) {
     e->only_keys({"items_per_split", "benign_share", "qa_items_per_split", "chat_export", "test_group", "subsample"});

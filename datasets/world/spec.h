@@ -168,6 +168,10 @@ struct WorldKnobs {
   double tolerance = 0.02;
   double benign_share = 0.25;
   double rationale_share = 0.5;           // share of R2 items that keep their rationale
+  // What R2's reasons say: "rationale", one of the principle's rationale paraphrases (the words
+  // principle-linked pre-training puts between situation and action), or "constitution", one of
+  // its constitution sentences (the same principle in other words).
+  std::string rationale_form = "rationale";
   double r3_story_share = 0.5;            // share of R3 words from AI stories (rest: constitution)
   // eval
   int items_per_split = 300;
