@@ -357,6 +357,9 @@ CATCH_TEST_CASE("report: unseen vs seen wording, side by side from the world-see
   const std::string html = read_file(out + "/index.html");
   CATCH_CHECK(html.find("Unseen vs seen wording") != std::string::npos);
   CATCH_CHECK(html.find("does the model name the right principle") != std::string::npos);
+  // ... and its chart: ID bars drawn, the held-out panel empty (no such events).
+  CATCH_CHECK(fs::file_size(out + "/principle_chain.png") > 5000);
+  CATCH_CHECK(read_file(out + "/gnuplot/principle_chain.gp").find("names the item's principle") != std::string::npos);
 }
 
 CATCH_TEST_CASE("report: one seed, options and errors through the CLI", "[report]") {

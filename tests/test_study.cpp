@@ -88,7 +88,7 @@ CATCH_TEST_CASE("the study at toy size: every recipe, both controls, every diagn
     CATCH_CHECK(s["wording_misaligned_rate"][rec]["heldout_harm"].contains("unseen"));
     CATCH_CHECK(jr.contains("heldout_loss"));
   }
-  for (const char* chart : {"misaligned_vs_step", "id_vs_ood", "ood_by_axis", "by_harm", "ood_vs_alignment_tokens"})
+  for (const char* chart : {"misaligned_vs_step", "id_vs_ood", "ood_by_axis", "by_harm", "ood_vs_alignment_tokens", "principle_chain"})
     CATCH_CHECK(fs::file_size(dir + "/report_world/" + std::string(chart) + ".png") > 5000);
 
   // The pre-registered criteria on the model's own answers on the test group, set beside the

@@ -173,7 +173,7 @@ struct Chart {
   bool written = false;
   std::string problem;    // why not, when !written
 };
-// Renders the six charts with gnuplot into out_dir (PNG and SVG). gnuplot missing or failing
+// Renders the charts (principle_chain only where reason-first diagnostics exist) with gnuplot into out_dir (PNG and SVG). gnuplot missing or failing
 // marks charts as not written with the reason.
 std::vector<Chart> render_charts(const ReportData& d, const Aggregator& agg, const std::vector<Run>& runs);
 void write_html(const ReportData& d, const std::vector<Chart>& charts, const std::string& path);
