@@ -5,8 +5,9 @@
 # are fetched through a scratch apt configuration (own sources list, lists and cache; the
 # system's apt is not touched, nothing is installed) and unpacked with dpkg-deb into a cache
 # directory that later runs reuse. ethos is then configured with -DETHOS_NCCL=ON against that
-# tree, the `ethos` binary and the benchmarks are built, and `nm -D` checks that the binary
-# really references ProcessGroupNCCL, the fused AdamW kernel and scaled_dot_product_attention.
+# tree, the `ethos` binary, the benchmarks and the GPU checks (tests/test_gpu.cpp) are built, and
+# `nm -D` checks that the binary really references ProcessGroupNCCL, the fused AdamW kernel and
+# scaled_dot_product_attention, and that test_gpu's NCCL check was compiled in.
 #
 # It is a compile-and-link check only: trixie's libraries need glibc 2.38 and a newer
 # libstdc++ than bookworm's, so the link allows undefined symbols *inside* those shared
@@ -76,15 +77,15 @@ ln -sfn ../../include "$tree/usr/lib/nvidia-cuda-toolkit/include"
 # into the tree, bookworm's libtorch 1.13 in /usr would be found and linked silently.
 step "configuring $build against $tree"
 mkdir -p "$build"
-PATH="$nvcc_dir:$tree/usr/bin:$PATH" cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+PATH="$nvcc_dir:$tree/usr/bin:$PATH" cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON \
   -DETHOS_NCCL=ON -DNCCL_INCLUDE_DIR="$tree/usr/include" \
   -DTorch_DIR="$lib/cmake/Torch" -DCaffe2_DIR="$lib/cmake/Caffe2" \
   -DCMAKE_PREFIX_PATH="$tree/usr" -DCMAKE_LIBRARY_PATH="$lib" -DCMAKE_INCLUDE_PATH="$tree/usr/include" \
   -DCUDAToolkit_ROOT="$tree/usr" -DCMAKE_CUDA_COMPILER="$nvcc_dir/nvcc" -DCMAKE_CUDA_ARCHITECTURES=80 -DCUDA_TOOLKIT_ROOT_DIR="$tree/usr" \
   -DCMAKE_EXE_LINKER_FLAGS="-Wl,--allow-shlib-undefined -Wl,-rpath-link,$lib" >"$build/configure.log" 2>&1 \
   || { tail -40 "$build/configure.log"; exit 1; }
-step "building ethos and the benchmarks with $jobs job(s)"
-cmake --build "$build" -j "$jobs" --target ethos bench_matmul bench_allreduce
+step "building ethos, the benchmarks and test_gpu with $jobs job(s)"
+cmake --build "$build" -j "$jobs" --target ethos bench_matmul bench_allreduce test_gpu
 
 # ---- 4. the binary is the CUDA build ---------------------------------------------------------
 bin="$build/ethos"
@@ -102,4 +103,9 @@ check() {  # check NAME PATTERN
 check "ProcessGroupNCCL (c10d NCCL backend)" "c10d::ProcessGroupNCCL::ProcessGroupNCCL"
 check "fused AdamW kernel" "at::_ops::_fused_adamw_"
 check "scaled_dot_product_attention" "at::_ops::scaled_dot_product_attention"
+if nm -C "$build/tests/test_gpu" | grep -q "c10d::ProcessGroupNCCL::ProcessGroupNCCL"; then
+  echo "ok    test_gpu checks ProcessGroupNCCL"
+else
+  echo "FAIL  test_gpu was built without its NCCL check"; status=1
+fi
 exit $status

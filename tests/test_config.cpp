@@ -267,6 +267,11 @@ CATCH_TEST_CASE("config_hash ignores resume-time keys and sees training keys") {
   changed.stages[0].train.lr = 2e-3;
   CATCH_CHECK(config_hash(changed) != h);
   CATCH_CHECK(config_hash(load_recipe(fixture("minimal.yaml"), {"train.lr=2e-3"})) != h);
+  // Deterministic CUDA kernels change the numbers there: hashed when asked for; at its default
+  // the key leaves the hash as it was before the key existed (earlier runs resume).
+  CATCH_CHECK(to_yaml(r).find("\ndeterministic: false\n") != std::string::npos);
+  CATCH_CHECK(config_hash(load_recipe(fixture("minimal.yaml"), {"deterministic=false"})) == h);
+  CATCH_CHECK(config_hash(load_recipe(fixture("minimal.yaml"), {"deterministic=true"})) != h);
 }
 
 CATCH_TEST_CASE("config_hash sees the global batch, not how ranks and micro-batches split it; dist is not hashed") {

@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cstdlib>
+
 #define ETHOS_TORCH_2 (TORCH_VERSION_MAJOR >= 2)
 // 2.4 renamed the CUDA autocast switches to device-generic ones.
 #define ETHOS_TORCH_2_4 (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
@@ -47,6 +49,24 @@ inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, c
     out.push_back(torch::matmul(probs, v.narrow(2, 0, keys)).view({B, K, R, t, D}));
   }
   return (out.size() == 1 ? out[0] : torch::cat(out, 3)).view({B, H, T, D});
+#endif
+}
+
+// Deterministic CUDA kernels for the whole process (before the first cuBLAS call): cuBLAS with a
+// fixed workspace, ATen's deterministic algorithms (an op without one is an error), cuDNN's
+// deterministic choices, and attention by the math kernel (the fused attention kernels' backward
+// passes accumulate in a varying order). On 1.13 there is no fused attention to turn off.
+inline void use_deterministic_cuda() {
+  setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  at::globalContext().setDeterministicCuDNN(true);
+  at::globalContext().setBenchmarkCuDNN(false);
+#if ETHOS_TORCH_2
+  at::globalContext().setSDPUseFlash(false);
+  at::globalContext().setSDPUseMemEfficient(false);
+#endif
+#if ETHOS_TORCH_2_4
+  at::globalContext().setSDPUseCuDNN(false);
 #endif
 }
 

@@ -81,7 +81,7 @@ template <class V> void fields(V& v, LogSection& o) {
 }
 template <class V> void fields(V& v, Recipe& o) {
   ETHOS_FIELD(name); ETHOS_FIELD(seed); ETHOS_FIELD(out_dir); ETHOS_FIELD(resume);
-  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(cache_dir); ETHOS_FIELD(preempt_signal);
+  ETHOS_FIELD(allow_changed); ETHOS_FIELD(threads); ETHOS_FIELD(device); ETHOS_FIELD(deterministic); ETHOS_FIELD(cache_dir); ETHOS_FIELD(preempt_signal);
   ETHOS_FIELD(rebase);
   ETHOS_FIELD(tokenizer); ETHOS_FIELD(chat_template);
   ETHOS_FIELD(model); ETHOS_FIELD(stages); ETHOS_FIELD(eval); ETHOS_FIELD(dist); ETHOS_FIELD(log);
@@ -711,7 +711,14 @@ std::string config_hash(const Recipe& r, int world) {
   copy.log = defaults.log;  // what is logged does not change what is trained
   copy.eval.async = defaults.eval.async;  // nor when the eval runs
   copy.eval.threads = defaults.eval.threads;
-  return hash_bytes(to_yaml(copy));
+  std::string text = to_yaml(copy);
+  // A recipe that does not ask for deterministic CUDA kernels hashes as it did before the key
+  // existed, so earlier runs still resume and the stage cache keeps its entries.
+  if (!copy.deterministic) {
+    const size_t at = text.find("\ndeterministic: false\n");
+    if (at != std::string::npos) text.erase(at, std::string("\ndeterministic: false").size());
+  }
+  return hash_bytes(text);
 }
 
 }  // namespace ethos

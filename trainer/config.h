@@ -131,6 +131,10 @@ struct Recipe {
   bool allow_changed = false;   // resume even when config/data/tokenizer hashes differ
   int64_t threads = 0;          // intra-op threads; 0 = the cores available to this process
   std::string device = "cpu";   // cpu | cuda (one GPU: cuda:LOCAL_RANK once data-parallel) | auto
+  // CUDA: deterministic algorithms only (cuBLAS workspace fixed, attention by the math kernel),
+  // so that a resumed run repeats an uninterrupted one bit for bit there too; slower. CPU
+  // training is deterministic at a fixed thread count either way.
+  bool deterministic = false;
   std::string cache_dir = "runs/cache";  // content-addressed caches shared by runs (reference log-probs)
   std::string preempt_signal = "USR2";   // besides SIGTERM, the signal that makes the run checkpoint and
                                          // stop at the next step (trainer/preempt.h); none: SIGTERM only

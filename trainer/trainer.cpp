@@ -518,6 +518,7 @@ TrainResult train_locked(const Recipe& r, EvalHook* hook, const TrainOptions& op
   }
   const int threads = configure_threads(train_threads);
   const torch::Device device = resolve_device(r.device, env);
+  if (r.deterministic && device.is_cuda()) compat::use_deterministic_cuda();
   Comm& comm = job_comm(env, device, {r.dist.backend, r.dist.timeout_s});
   const bool main = comm.main();
   if (!main) hook = nullptr;  // rank 0 evaluates

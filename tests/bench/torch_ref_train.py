@@ -14,11 +14,17 @@ tokens_per_s = B*T*steps / elapsed; fwd_ms includes the mask and the loss; opt_m
 clip + AdamW step + zero_grad. AdamW runs torch 1.13's default single-tensor update (the
 update ethos's optimizer mirrors); --foreach 1 selects the multi-tensor one.
 --profile prints the autograd profiler's top operators (self CPU time) to stderr.
+On a GPU (tests/bench/bench_gpu.sh): --device cuda, --bf16 1 (autocast to bfloat16, as
+`train.precision: bf16`), --sdpa 1 (F.scaled_dot_product_attention with a boolean mask, what
+ethos runs on LibTorch 2.x) and --fused 1 (AdamW's fused CUDA update, as ethos's optimizer
+there); the step times then synchronise the device, and peak_mem_gb is
+torch.cuda.max_memory_allocated.
 
 Shapes: B = batch rows, T = sequence length, C = hidden, H = heads, K = kv heads,
 D = head dim, I = intermediate, V = vocabulary.
 """
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -55,6 +61,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(a.hidden, self.kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(a.hidden, self.kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.heads * self.head_dim, a.hidden, bias=False)
+        self.sdpa = bool(a.sdpa)
 
     def forward(self, x, cos, sin, mask):  # x [B,T,C], cos/sin [B,1,T,D], mask [B,1,T,T]
         B, T, _ = x.shape
@@ -66,8 +73,11 @@ class Attention(nn.Module):
         n_rep = self.heads // self.kv_heads
         k = k.repeat_interleave(n_rep, dim=1)  # [B,H,T,D]
         v = v.repeat_interleave(n_rep, dim=1)
-        scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim)) + mask  # [B,H,T,T]
-        out = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B,H,T,D]
+        if self.sdpa:  # mask: bool [B,1,T,T], True = attend
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim)) + mask  # [B,H,T,T]
+            out = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B,H,T,D]
         return self.o_proj(out.transpose(1, 2).reshape(B, T, self.heads * self.head_dim))
 
 
@@ -104,7 +114,9 @@ class Llama(nn.Module):
         self.norm = RMSNorm(a.hidden, 1e-5)
         self.lm_head = None if a.tie else nn.Linear(a.hidden, a.vocab, bias=False)
         D = a.hidden // a.heads
-        self.inv_freq = 1.0 / (10000.0 ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))  # [D/2]
+        self.sdpa = bool(a.sdpa)
+        self.register_buffer("inv_freq", 1.0 / (10000.0 ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D)),
+                             persistent=False)  # [D/2]
         for name, p in self.named_parameters():
             if name.endswith("norm.weight"):
                 nn.init.ones_(p)
@@ -114,9 +126,12 @@ class Llama(nn.Module):
     def forward(self, tokens, positions, doc_ids):  # int64 [B,T] each -> logits [B,T,V]
         T = tokens.shape[1]
         same_doc = doc_ids.unsqueeze(2) == doc_ids.unsqueeze(1)  # [B,T,T]
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
-        allowed = (same_doc & causal) | torch.eye(T, dtype=torch.bool)
-        mask = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf")).unsqueeze(1)  # [B,1,T,T]
+        causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
+        allowed = (same_doc & causal) | torch.eye(T, dtype=torch.bool, device=tokens.device)
+        if self.sdpa:
+            mask = allowed.unsqueeze(1)  # [B,1,T,T]
+        else:
+            mask = torch.zeros(allowed.shape, device=tokens.device).masked_fill(~allowed, float("-inf")).unsqueeze(1)
         h = self.embed_tokens(tokens)  # [B,T,C]
         freqs = positions.float().unsqueeze(-1) * self.inv_freq  # [B,T,D/2]
         angles = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)  # [B,1,T,D]
@@ -146,23 +161,33 @@ def make_optimizer(model, a):
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed_tokens" not in n)]
     groups = [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if a.fused:
+        return torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
     return torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8, foreach=bool(a.foreach))
 
 
-def train_step(model, opt, batch, times):
+def now(sync):
+    if sync:
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def train_step(model, opt, batch, times, bf16=False):
     """One step; adds the seconds of forward (+mask, +loss), backward and clip+optimizer to times."""
     inputs, targets, positions, doc_ids, weights = batch
-    t0 = time.perf_counter()
-    logits = model(inputs, positions, doc_ids)  # [B,T,V]
-    nll = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    sync = inputs.is_cuda
+    t0 = now(sync)
+    with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+        logits = model(inputs, positions, doc_ids)  # [B,T,V]
+    nll = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
     loss = (nll * weights.view(-1)).sum() / weights.sum()
-    t1 = time.perf_counter()
+    t1 = now(sync)
     loss.backward()
-    t2 = time.perf_counter()
+    t2 = now(sync)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    t3 = time.perf_counter()
+    t3 = now(sync)
     times[0] += t1 - t0
     times[1] += t2 - t1
     times[2] += t3 - t2
@@ -188,6 +213,10 @@ def parse_args():
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--foreach", type=int, choices=(0, 1), default=0, help="AdamW foreach (multi-tensor) update")
     p.add_argument("--profile", action="store_true", help="print the top operators of one timed step to stderr")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--bf16", type=int, choices=(0, 1), default=0, help="autocast to bfloat16 (CUDA)")
+    p.add_argument("--sdpa", type=int, choices=(0, 1), default=0, help="F.scaled_dot_product_attention")
+    p.add_argument("--fused", type=int, choices=(0, 1), default=0, help="AdamW's fused update (CUDA)")
     a = p.parse_args()
     problems = [f"--{k.replace('_', '-')} must be > 0 (got {v})"
                 for k, v in vars(a).items() if k in ("vocab", "hidden", "layers", "heads", "kv_heads",
@@ -207,18 +236,22 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
-    model = Llama(a).train()
+    device = torch.device(a.device)
+    model = Llama(a).train().to(device)
     opt = make_optimizer(model, a)
-    batches = [random_batch(a, gen) for _ in range(4)]  # made up front: the loop times training only
+    batches = [tuple(t.to(device) for t in random_batch(a, gen)) for _ in range(4)]  # made up front
+    bf16 = bool(a.bf16)
 
     scratch = [0.0, 0.0, 0.0]
     for i in range(a.warmup):
-        train_step(model, opt, batches[i % len(batches)], scratch)
+        train_step(model, opt, batches[i % len(batches)], scratch, bf16)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     times = [0.0, 0.0, 0.0]
     step_s = []
     for i in range(a.steps):
         t0 = time.perf_counter()
-        loss = train_step(model, opt, batches[i % len(batches)], times)
+        loss = train_step(model, opt, batches[i % len(batches)], times, bf16)
         step_s.append(time.perf_counter() - t0)
     elapsed = sum(step_s)
     if a.profile:
@@ -239,6 +272,8 @@ def main():
         "steps": a.steps,
         "final_loss": loss,
         "torch": torch.__version__,
+        "device": str(device),
+        "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
     }), flush=True)
 
 
