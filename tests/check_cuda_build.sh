@@ -103,7 +103,8 @@ check() {  # check NAME PATTERN
 check "ProcessGroupNCCL (c10d NCCL backend)" "c10d::ProcessGroupNCCL::ProcessGroupNCCL"
 check "fused AdamW kernel" "at::_ops::_fused_adamw_"
 check "scaled_dot_product_attention" "at::_ops::scaled_dot_product_attention"
-if nm -C "$build/tests/test_gpu" | grep -q "c10d::ProcessGroupNCCL::ProcessGroupNCCL"; then
+test_gpu_symbols="$(nm -C "$build/tests/test_gpu")"  # (not piped into grep -q: pipefail would see nm killed)
+if grep -q "c10d::ProcessGroupNCCL::ProcessGroupNCCL" <<<"$test_gpu_symbols"; then
   echo "ok    test_gpu checks ProcessGroupNCCL"
 else
   echo "FAIL  test_gpu was built without its NCCL check"; status=1
