@@ -41,8 +41,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                              ", kind: demonstration}]\n";
 // batch_size and grad_accum are set per run; eps 1e-6: see the header.
 const std::string kTrain = "  {steps: 20, lr: 3.0e-3, warmup_steps: 2, eps: 1.0e-6, checkpoint_every: 10, keep_last: 0}\n";
 // Small buckets: the test model (~90k parameters) is split into several.
@@ -152,7 +150,7 @@ int child_with_rank(int parent, int rank) {
 
 CATCH_TEST_CASE("2 ranks x batch b == 1 rank x batch 2b, also with gradient accumulation and ZeRO-1 (1e-6)", "[dist]") {
   const std::string dir = fresh_dir("dist_equal");
-  const std::string recipe = write_recipe(dir, kDemoData, kTrain);
+  const std::string recipe = write_recipe(dir, demo_data_yaml(), kTrain);
   must_run(train1(recipe + " out_dir=" + dir + "/one train.batch_size=8"));
   const auto two = must_run(launch2(recipe + " out_dir=" + dir + "/two train.batch_size=4" + kBuckets));
   must_run(launch2(recipe + " out_dir=" + dir + "/accum train.batch_size=2 train.grad_accum=2" + kBuckets));
@@ -205,7 +203,7 @@ CATCH_TEST_CASE("DPO: 2 ranks x 2 pairs == 1 rank x 4 pairs, metrics summed over
 
 CATCH_TEST_CASE("ZeRO-1 == plain data parallel; full and sharded checkpoints hold the same optimizer state", "[dist]") {
   const std::string dir = fresh_dir("dist_zero");
-  const std::string recipe = write_recipe(dir, kDemoData, kTrain);
+  const std::string recipe = write_recipe(dir, demo_data_yaml(), kTrain);
   const std::string base = recipe + " train.batch_size=4" + kBuckets;
   must_run(launch2(base + " out_dir=" + dir + "/plain"));
   must_run(launch2(base + " out_dir=" + dir + "/zero dist.zero=1"));
@@ -252,7 +250,7 @@ CATCH_TEST_CASE("resume of a 2-rank run after SIGKILL of both ranks is exact (pl
   for (const std::string mode : {"plain", "zero"}) {
     CATCH_INFO(mode);
     const std::string dir = fresh_dir("dist_resume_" + mode);
-    const std::string recipe = write_recipe(dir, kDemoData, kTrain);
+    const std::string recipe = write_recipe(dir, demo_data_yaml(), kTrain);
     const std::string extra = mode == "zero" ? " dist.zero=1 dist.checkpoint=sharded" : "";
     const std::string args = " train.batch_size=4 train.steps=40" + extra + kBuckets;
     must_run(launch2(recipe + args + " out_dir=" + dir + "/straight"));
@@ -279,7 +277,7 @@ CATCH_TEST_CASE("resume of a 2-rank run after SIGKILL of both ranks is exact (pl
 
 CATCH_TEST_CASE("a checkpoint of 2 ranks (full, or ZeRO-1 shards) resumes on 1 rank with the global order kept", "[dist]") {
   const std::string dir = fresh_dir("dist_reshard");
-  const std::string recipe = write_recipe(dir, kDemoData, kTrain);
+  const std::string recipe = write_recipe(dir, demo_data_yaml(), kTrain);
   must_run(train1(recipe + " train.steps=40 train.batch_size=8 out_dir=" + dir + "/one"));
   for (const std::string mode : {"full", "sharded"}) {
     CATCH_INFO(mode);
@@ -308,7 +306,7 @@ CATCH_TEST_CASE("a checkpoint of 2 ranks (full, or ZeRO-1 shards) resumes on 1 r
 
 CATCH_TEST_CASE("SIGKILL of one rank: the job stops within 60 s, naming the dead rank", "[dist]") {
   const std::string dir = fresh_dir("dist_kill");
-  const std::string recipe = write_recipe(dir, kDemoData, kTrain);
+  const std::string recipe = write_recipe(dir, demo_data_yaml(), kTrain);
   const std::vector<std::string> slow{"ETHOS_DEBUG_STEP_SLEEP_MS=100"};
 
   CATCH_SECTION("through ethos launch") {
@@ -350,7 +348,7 @@ CATCH_TEST_CASE("SIGKILL of one rank: the job stops within 60 s, naming the dead
 
 CATCH_TEST_CASE("joining a job: a rendezvous nobody serves times out with a clear error", "[dist]") {
   const std::string dir = fresh_dir("dist_join");
-  const std::string recipe = write_recipe(dir, kDemoData, kTrain);
+  const std::string recipe = write_recipe(dir, demo_data_yaml(), kTrain);
   const int port = free_port();
   const auto t0 = std::chrono::steady_clock::now();
   auto r = run("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " +

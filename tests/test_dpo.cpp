@@ -198,8 +198,7 @@ CATCH_TEST_CASE("one reference, many runs: seeds share the cache; changed data m
   const std::string dir = fresh_dir("dpo_cache_runs");
   const std::string pairs = first_pairs(dir, 8);
   // A reference model every run starts from (and compares against).
-  const std::string base = write_recipe(dir, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                                                 ", kind: demonstration}]\n",
+  const std::string base = write_recipe(dir, demo_data_yaml(),
                                         "  {steps: 3, batch_size: 4}\n");
   const TrainResult sft = train(load_recipe(base, {"out_dir=" + dir + "/sft"}));
   auto dpo = [&](int seed, const std::string& data) {
@@ -228,7 +227,7 @@ CATCH_TEST_CASE("exact resume inside a DPO stage after SIGKILL (SFT stage first;
   auto recipe = [&](const std::string& dir) {
     const std::string pairs = first_pairs(dir, 24);
     return write_recipe(
-        dir, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n",
+        dir, demo_data_yaml(),
         "  {steps: 6, batch_size: 4, checkpoint_every: 6, keep_last: 1}\n",
         cache_yaml(dir) + "stages:\n  - {name: sft}\n  - name: dpo\n    data: {sources: [{path: " + pairs +
             ", kind: preference}]}\n    train: {objective: dpo, steps: 20, checkpoint_every: 10, lr: 1.0e-3}\n");

@@ -79,8 +79,7 @@ std::string write_suite(const std::string& dir, int n, const std::string& answer
 // dir/recipe.yaml: SFT on the tiny demonstrations, `suite` scored after every checkpoint.
 std::string recipe_with_suite(const std::string& dir, const std::string& suite, const std::string& train_yaml) {
   return write_recipe(dir,
-                      "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                          ", kind: demonstration}]\n",
+                      demo_data_yaml(),
                       train_yaml, "eval: {suites: [" + suite + "]}\n");
 }
 
@@ -286,8 +285,7 @@ CATCH_TEST_CASE("eval cache: the same weights read the cached result; a damaged 
   const auto train_in = [&](const std::string& name) {
     fs::create_directories(dir + "/" + name);
     const std::string recipe =
-        write_recipe(dir + "/" + name, "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                                           ", kind: demonstration}]\n",
+        write_recipe(dir + "/" + name, demo_data_yaml(),
                      "  {steps: 4, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n",
                      "eval: {suites: [" + suite + "]}\ncache_dir: " + dir + "/cache\n");
     return run(ethos_bin() + " train " + recipe + " 2>&1");
@@ -409,7 +407,7 @@ namespace {
 std::string async_recipe(const std::string& dir, const std::string& name, const std::string& suite) {
   fs::create_directories(dir + "/" + name);
   return write_recipe(dir + "/" + name,
-                      "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n",
+                      demo_data_yaml(),
                       "  {steps: 6, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n",
                       "eval: {suites: [" + suite + "], heldout: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
                           ", kind: demonstration}]}\ncache_dir: " + dir + "/" + name + "/cache\n");

@@ -94,8 +94,6 @@ torch::Tensor flat_grads(Llama& m) {
   return torch::cat(g);
 }
 
-const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                              ", kind: demonstration}]\n";
 const std::string kTrain40 = "  {steps: 40, batch_size: 8, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 20, keep_last: 0}\n";
 const std::string kOnGpu = " device=cuda deterministic=true";
 
@@ -193,7 +191,7 @@ CATCH_TEST_CASE("gpu: NCCL comes up on this GPU; a launched 1-rank job equals on
   CATCH_WARN("built without NCCL (configure with -DETHOS_NCCL=ON): ProcessGroupNCCL not checked");
 #endif
   const std::string dir = fresh_dir("gpu_nccl");
-  const std::string recipe = write_recipe(dir, kDemoData, kTrain40);
+  const std::string recipe = write_recipe(dir, demo_data_yaml(), kTrain40);
   auto one = run(ethos_bin() + " train " + recipe + kOnGpu + " out_dir=" + dir + "/one");
   CATCH_INFO(one.output);
   CATCH_REQUIRE(one.status == 0);
@@ -221,7 +219,7 @@ CATCH_TEST_CASE("gpu: exact resume in fp32 with deterministic kernels: 40 steps 
                 "[gpu]") {
   if (!have_cuda()) return;
   const std::string a = fresh_dir("gpu_resume_straight"), b = fresh_dir("gpu_resume_killed");
-  const std::string ra = write_recipe(a, kDemoData, kTrain40), rb = write_recipe(b, kDemoData, kTrain40);
+  const std::string ra = write_recipe(a, demo_data_yaml(), kTrain40), rb = write_recipe(b, demo_data_yaml(), kTrain40);
   auto straight = run(ethos_bin() + " train " + ra + kOnGpu);
   CATCH_INFO(straight.output);
   CATCH_REQUIRE(straight.status == 0);

@@ -50,8 +50,6 @@ std::string yaml_bomb(const std::string& key) {
   return y + key + ": *a9\n";
 }
 
-const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                              ", kind: demonstration}]\n";
 
 void check_clean_error(const RunResult& r, const std::string& expected) {
   CATCH_INFO(r.output);
@@ -64,7 +62,7 @@ void check_clean_error(const RunResult& r, const std::string& expected) {
 
 CATCH_TEST_CASE("the binary starts and trains under the memory limit the hostile cases use") {
   const std::string d = fresh_dir("hostile_baseline");
-  const std::string recipe = write_recipe(d, kDemoData, "  {steps: 2, batch_size: 2}\n");
+  const std::string recipe = write_recipe(d, demo_data_yaml(), "  {steps: 2, batch_size: 2}\n");
   const auto r = run_limited("train " + recipe);
   CATCH_INFO(r.output);
   CATCH_CHECK(r.status == 0);
@@ -83,7 +81,7 @@ CATCH_TEST_CASE("YAML whose aliases expand into a billion nodes: a recipe, a wor
   check_clean_error(run_limited("ablate " + d + "/matrix.yaml"), "expands to more than");
 
   // A command-line value is YAML too.
-  const std::string recipe = write_recipe(d, kDemoData, "  {steps: 2, batch_size: 2}\n");
+  const std::string recipe = write_recipe(d, demo_data_yaml(), "  {steps: 2, batch_size: 2}\n");
   check_clean_error(run_limited("train " + recipe + " 'tags=&a [*a, *a]'"), "override \"tags\"");
 }
 
@@ -160,7 +158,7 @@ CATCH_TEST_CASE("a full disk during a checkpoint save: error names the path and 
   const std::string train = "  {steps: 4, batch_size: 4, lr: 3.0e-3, warmup_steps: 1, checkpoint_every: 2, keep_last: 0}\n";
   // The straight run, and the size of one checkpoint.
   const std::string a = fresh_dir("hostile_enospc_straight");
-  CATCH_REQUIRE(run(ethos_bin() + " train " + write_recipe(a, kDemoData, train)).status == 0);
+  CATCH_REQUIRE(run(ethos_bin() + " train " + write_recipe(a, demo_data_yaml(), train)).status == 0);
   uint64_t ckpt = 0;
   for (const auto& f : fs::directory_iterator(a + "/run/checkpoints/step_000002")) ckpt += fs::file_size(f.path());
 
@@ -175,7 +173,7 @@ CATCH_TEST_CASE("a full disk during a checkpoint save: error names the path and 
     ~Unmount() { run("umount " + at); }
   } unmount{mnt};
   const std::string recipe = b + "/recipe.yaml";
-  write_text(recipe, read_file(write_recipe(mnt, kDemoData, train)));
+  write_text(recipe, read_file(write_recipe(mnt, demo_data_yaml(), train)));
   fs::remove(mnt + "/recipe.yaml");
 
   const auto full = run(ethos_bin() + " train " + recipe);
@@ -205,7 +203,7 @@ CATCH_TEST_CASE("a full disk during a checkpoint save: error names the path and 
 
 CATCH_TEST_CASE("a flipped bit in any file of a checkpoint, trainer_state.json included, is found and skipped") {
   const std::string d = fresh_dir("hostile_bitflip");
-  const std::string recipe = write_recipe(d, kDemoData, "  {steps: 4, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n");
+  const std::string recipe = write_recipe(d, demo_data_yaml(), "  {steps: 4, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n");
   CATCH_REQUIRE(run(ethos_bin() + " train " + recipe).status == 0);
   const std::string step2 = d + "/run/checkpoints/step_000002", step4 = d + "/run/checkpoints/step_000004";
   CATCH_REQUIRE(checkpoint_problems(step4).empty());
@@ -243,7 +241,7 @@ CATCH_TEST_CASE("a flipped bit in any file of a checkpoint, trainer_state.json i
 CATCH_TEST_CASE("read side: a checkpoint missing a file, a truncated shard, an index naming a missing shard") {
   const std::string d = fresh_dir("hostile_missing");
   const std::string train = "  {steps: 4, batch_size: 4, checkpoint_every: 2, keep_last: 0}\n";
-  const std::string recipe = write_recipe(d, kDemoData, train);
+  const std::string recipe = write_recipe(d, demo_data_yaml(), train);
   CATCH_REQUIRE(run(ethos_bin() + " train " + recipe).status == 0);
   const std::string step4 = d + "/run/checkpoints/step_000004";
   fs::remove(step4 + "/optimizer.safetensors");

@@ -91,14 +91,12 @@ std::map<std::string, torch::Tensor> params_of(Llama& m) {
   return out;
 }
 
-const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                              ", kind: demonstration}]\n";
 
 // A base the tiny recipes can start from: 30 steps of full fine-tuning on the demonstrations,
 // exported as a plain model directory (ethos export without --merge).
 std::string base_model_dir(const std::string& dir) {
   const std::string recipe =
-      write_recipe(dir, kDemoData, "  {steps: 30, batch_size: 4, lr: 1.0e-2, warmup_steps: 2, checkpoint_every: 30}\n");
+      write_recipe(dir, demo_data_yaml(), "  {steps: 30, batch_size: 4, lr: 1.0e-2, warmup_steps: 2, checkpoint_every: 30}\n");
   CATCH_REQUIRE(run(ethos_bin() + " train " + recipe).status == 0);
   const auto exported = run(ethos_bin() + " export " + dir + "/run/checkpoints/step_000030 --out " + dir + "/model 2>&1");
   CATCH_REQUIRE(exported.status == 0);
@@ -534,7 +532,7 @@ CATCH_TEST_CASE("LoRA through the binary: adapters-only checkpoints, exact resum
   CATCH_CHECK((adapted->forward(t) - merged->forward(t)).abs().max().item<double>() < 1e-4);
 
   // A recipe with adapters and no base on disk is refused before anything runs.
-  auto no_base = run(ethos_bin() + " train " + lora_recipe(fresh_dir("lora_nobase"), "", kDemoData, train) + " 2>&1");
+  auto no_base = run(ethos_bin() + " train " + lora_recipe(fresh_dir("lora_nobase"), "", demo_data_yaml(), train) + " 2>&1");
   CATCH_CHECK(no_base.status == 1);
   CATCH_CHECK_THAT(no_base.output, Contains("model.lora") && Contains("model.from"));
   auto bad_target = run(ethos_bin() + " train " + ra + " 'model.lora.targets=[q_proj, qkv]' 2>&1");
@@ -650,7 +648,7 @@ CATCH_TEST_CASE("LoRA data-parallel: 2 ranks x batch 4 == 1 process x batch 8, a
   // are small (A's scale with B, which starts at zero): with eps 1e-6 such elements differed by
   // 4e-6 after 8 steps, with 1e-4 by 1e-7 (measured).
   const std::string recipe =
-      lora_recipe(dir, base, kDemoData, "  {steps: 8, lr: 1.0e-2, eps: 1.0e-4, checkpoint_every: 8, keep_last: 0}\n");
+      lora_recipe(dir, base, demo_data_yaml(), "  {steps: 8, lr: 1.0e-2, eps: 1.0e-4, checkpoint_every: 8, keep_last: 0}\n");
   const std::string common = " model.lora.dropout=0 dist.bucket_mb=0.001";
   CATCH_REQUIRE(run(ethos_bin() + " train " + recipe + common + " out_dir=" + dir + "/one train.batch_size=8").status == 0);
   const auto two = run(ethos_bin() + " launch --nproc 2 -- train " + recipe + common + " out_dir=" + dir +

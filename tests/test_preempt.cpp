@@ -25,8 +25,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                              ", kind: demonstration}]\n";
 const std::string kTrain24 = "  {steps: 24, batch_size: 4, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 8, keep_last: 0}\n";
 
 nlohmann::json status_of(const std::string& run_dir) {
@@ -57,7 +55,7 @@ std::vector<std::string> checkpoint_names(const std::string& run_dir) {
 
 CATCH_TEST_CASE("run lock: a second writer is refused naming the first; a SIGKILLed writer's lock does not block a resume") {
   const std::string d = fresh_dir("lock");
-  const std::string recipe = write_recipe(d, kDemoData, kTrain24);
+  const std::string recipe = write_recipe(d, demo_data_yaml(), kTrain24);
   const int pid = spawn({ethos_bin(), "train", recipe}, {"ETHOS_DEBUG_STEP_SLEEP_MS=150"}, d + "/first.log");
   CATCH_REQUIRE(pid > 0);
   CATCH_REQUIRE(wait_until([&] { return train_events(d + "/run") >= 10; }, 120));  // past checkpoint 8
@@ -85,7 +83,7 @@ CATCH_TEST_CASE("run lock: a second writer is refused naming the first; a SIGKIL
 CATCH_TEST_CASE("preemption: SIGUSR2 checkpoints at the next step and exits 75; the resumed run equals an uninterrupted one") {
   const std::string a = fresh_dir("preempt_straight"), b = fresh_dir("preempt_signalled");
   const std::string eval = "eval: {heldout: [{path: " + tiny_data("tiny_heldout.jsonl") + ", kind: demonstration}]}\n";
-  const std::string ra = write_recipe(a, kDemoData, kTrain24, eval), rb = write_recipe(b, kDemoData, kTrain24, eval);
+  const std::string ra = write_recipe(a, demo_data_yaml(), kTrain24, eval), rb = write_recipe(b, demo_data_yaml(), kTrain24, eval);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
 
   for (const int sig : {SIGUSR2, SIGTERM}) {
@@ -129,7 +127,7 @@ CATCH_TEST_CASE("preemption: SIGUSR2 checkpoints at the next step and exits 75; 
 
 CATCH_TEST_CASE("preemption across ranks: a signal to one rank stops both at the same step") {
   const std::string d = fresh_dir("preempt_ranks");
-  const std::string recipe = write_recipe(d, kDemoData, kTrain24);
+  const std::string recipe = write_recipe(d, demo_data_yaml(), kTrain24);
   const int launcher = spawn({ethos_bin(), "launch", "--nproc", "2", "--", "train", recipe},
                              {"ETHOS_DEBUG_STEP_SLEEP_MS=150"}, d + "/launch.log");
   CATCH_REQUIRE(launcher > 0);
@@ -155,7 +153,7 @@ CATCH_TEST_CASE("preemption across ranks: a signal to one rank stops both at the
 
 CATCH_TEST_CASE("preempt_signal: an unknown signal name is a config error listing the choices") {
   const std::string d = fresh_dir("preempt_config");
-  const std::string recipe = write_recipe(d, kDemoData, kTrain24);
+  const std::string recipe = write_recipe(d, demo_data_yaml(), kTrain24);
   CATCH_CHECK_THROWS_WITH(load_recipe(recipe, {"preempt_signal=USR3"}),
                           Contains("preempt_signal: unknown signal \"USR3\"") && Contains("USR2 (the default)"));
   CATCH_CHECK(load_recipe(recipe, {"preempt_signal=SIGUSR1"}).preempt_signal == "SIGUSR1");

@@ -25,8 +25,6 @@ using namespace ethos::test;
 
 namespace {
 
-const std::string kDemoData = "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") +
-                              ", kind: demonstration}]\n";
 const std::string kTrain40 = "  {steps: 40, batch_size: 4, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 20, keep_last: 0}\n";
 
 // eval.jsonl's (step, value) pairs.
@@ -64,7 +62,7 @@ CATCH_TEST_CASE("overfit: a tiny model drives the loss below 0.05 on 8 short seq
 CATCH_TEST_CASE("exact resume with eval on: 40 steps straight == 20 steps, SIGKILL, resume, 20 more (bitwise)") {
   const std::string a = fresh_dir("train_resume_straight"), b = fresh_dir("train_resume_killed");
   const std::string eval = "eval: {heldout: [{path: " + tiny_data("tiny_heldout.jsonl") + ", kind: demonstration}]}\n";
-  const std::string ra = write_recipe(a, kDemoData, kTrain40, eval), rb = write_recipe(b, kDemoData, kTrain40, eval);
+  const std::string ra = write_recipe(a, demo_data_yaml(), kTrain40, eval), rb = write_recipe(b, demo_data_yaml(), kTrain40, eval);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
 
   // Slow each step down so the kill lands after checkpoint 20 and before step 40.
@@ -101,7 +99,7 @@ CATCH_TEST_CASE("exact resume with eval on: 40 steps straight == 20 steps, SIGKI
 
 CATCH_TEST_CASE("atomic checkpoint: SIGKILL during a save leaves the previous one loadable and resume works") {
   const std::string a = fresh_dir("train_atomic_straight"), b = fresh_dir("train_atomic_killed");
-  const std::string ra = write_recipe(a, kDemoData, kTrain40), rb = write_recipe(b, kDemoData, kTrain40);
+  const std::string ra = write_recipe(a, demo_data_yaml(), kTrain40), rb = write_recipe(b, demo_data_yaml(), kTrain40);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
 
   int pid = spawn({ethos_bin(), "train", rb}, {"ETHOS_DEBUG_SAVE_SLEEP_MS=3000"}, b + "/first.log");
@@ -120,7 +118,7 @@ CATCH_TEST_CASE("atomic checkpoint: SIGKILL during a save leaves the previous on
 
 CATCH_TEST_CASE("resume: a truncated newest checkpoint is skipped; an explicit one is refused") {
   const std::string a = fresh_dir("train_truncated");
-  const std::string ra = write_recipe(a, kDemoData, kTrain40);
+  const std::string ra = write_recipe(a, demo_data_yaml(), kTrain40);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10").status == 0);
   const std::string ck = a + "/run/checkpoints/step_000020/model.safetensors";
   fs::resize_file(ck, fs::file_size(ck) / 2);
@@ -136,7 +134,7 @@ CATCH_TEST_CASE("resume: a truncated newest checkpoint is skipped; an explicit o
 
 CATCH_TEST_CASE("resume refuses a changed config or data, naming which, unless allow_changed") {
   const std::string a = fresh_dir("train_hash");
-  const std::string ra = write_recipe(a, kDemoData, kTrain40);
+  const std::string ra = write_recipe(a, demo_data_yaml(), kTrain40);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10").status == 0);
   auto changed = run(ethos_bin() + " train " + ra + " train.steps=30 train.checkpoint_every=10 train.lr=1.0e-3");
   CATCH_CHECK(changed.status == 1);
@@ -154,7 +152,7 @@ CATCH_TEST_CASE("resume refuses a changed config or data, naming which, unless a
 CATCH_TEST_CASE("rationale weight 0 trains exactly like the demonstrations of the same items") {
   const std::string a = fresh_dir("train_rationale0_demo"), b = fresh_dir("train_rationale0_explained");
   const std::string train6 = "  {steps: 6, batch_size: 4, lr: 3.0e-3, checkpoint_every: 6}\n";
-  const std::string ra = write_recipe(a, kDemoData, train6);
+  const std::string ra = write_recipe(a, demo_data_yaml(), train6);
   const std::string rb = write_recipe(
       b, "  seq_len: 256\n  rationale_weight: 0.0\n  sources: [{path: " + tiny_data("tiny_explained.jsonl") + ", kind: explained}]\n",
       train6);
@@ -168,7 +166,7 @@ CATCH_TEST_CASE("rationale weight 0 trains exactly like the demonstrations of th
 
 CATCH_TEST_CASE("stages: pre-train on documents, then SFT from the first stage's final weights") {
   const std::string a = fresh_dir("train_stages");
-  std::string recipe = write_recipe(a, kDemoData, "  {steps: 8, batch_size: 4, lr: 3.0e-3, checkpoint_every: 4}\n");
+  std::string recipe = write_recipe(a, demo_data_yaml(), "  {steps: 8, batch_size: 4, lr: 3.0e-3, checkpoint_every: 4}\n");
   std::string text = read_file(recipe);
   text += "stages:\n"
           "  - {name: pretrain, data: {sources: [{path: " + tiny_data("tiny_documents.jsonl") + ", kind: document}]}, train: {steps: 6}}\n"
@@ -198,8 +196,8 @@ CATCH_TEST_CASE("stages: pre-train on documents, then SFT from the first stage's
 
 CATCH_TEST_CASE("gradient accumulation: 2 micro-batches of 4 rows == 1 batch of 8 rows (loss normalised over both)") {
   const std::string a = fresh_dir("train_accum_1x8"), b = fresh_dir("train_accum_2x4");
-  const std::string ra = write_recipe(a, kDemoData, "  {steps: 5, batch_size: 8, grad_accum: 1, checkpoint_every: 5}\n");
-  const std::string rb = write_recipe(b, kDemoData, "  {steps: 5, batch_size: 4, grad_accum: 2, checkpoint_every: 5}\n");
+  const std::string ra = write_recipe(a, demo_data_yaml(), "  {steps: 5, batch_size: 8, grad_accum: 1, checkpoint_every: 5}\n");
+  const std::string rb = write_recipe(b, demo_data_yaml(), "  {steps: 5, batch_size: 4, grad_accum: 2, checkpoint_every: 5}\n");
   TrainResult ta = train(load_recipe(ra)), tb = train(load_recipe(rb));
   const auto la = logged_losses(ta.run_dir), lb = logged_losses(tb.run_dir);
   CATCH_REQUIRE(la.size() == 5);
@@ -216,7 +214,7 @@ CATCH_TEST_CASE("gradient accumulation: 2 micro-batches of 4 rows == 1 batch of 
 
 CATCH_TEST_CASE("keep_last prunes old checkpoints; latest names the newest") {
   const std::string a = fresh_dir("train_keep_last");
-  const std::string ra = write_recipe(a, kDemoData, "  {steps: 8, batch_size: 2, checkpoint_every: 2, keep_last: 2}\n");
+  const std::string ra = write_recipe(a, demo_data_yaml(), "  {steps: 8, batch_size: 2, checkpoint_every: 2, keep_last: 2}\n");
   train(load_recipe(ra));
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(a + "/run/checkpoints")) names.push_back(e.path().filename().string());
@@ -228,7 +226,7 @@ CATCH_TEST_CASE("keep_last prunes old checkpoints; latest names the newest") {
 CATCH_TEST_CASE("a non-finite loss stops the run with a clear error; the last good checkpoint stays intact") {
   const std::string a = fresh_dir("train_nan");
   // An absurd learning rate without clipping blows the weights up after the first update.
-  const std::string ra = write_recipe(a, kDemoData, "  {steps: 6, batch_size: 2, lr: 1.0e+30, grad_clip: 0.0, checkpoint_every: 1}\n");
+  const std::string ra = write_recipe(a, demo_data_yaml(), "  {steps: 6, batch_size: 2, lr: 1.0e+30, grad_clip: 0.0, checkpoint_every: 1}\n");
   auto r = run(ethos_bin() + " train " + ra);
   CATCH_CHECK(r.status == 1);
   CATCH_CHECK_THAT(r.output, Catch::Matchers::Contains("Stopped before updating the weights"));
@@ -241,7 +239,7 @@ CATCH_TEST_CASE("a non-finite loss stops the run with a clear error; the last go
 CATCH_TEST_CASE("a checkpoint whose eval was cut short by a crash is evaluated again on resume") {
   const std::string a = fresh_dir("train_reeval");
   const std::string eval = "eval: {heldout: [{path: " + tiny_data("tiny_heldout.jsonl") + ", kind: demonstration}]}\n";
-  const std::string ra = write_recipe(a, kDemoData, "  {steps: 4, batch_size: 2, checkpoint_every: 2}\n", eval);
+  const std::string ra = write_recipe(a, demo_data_yaml(), "  {steps: 4, batch_size: 2, checkpoint_every: 2}\n", eval);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
   const auto full = eval_values(a + "/run");
   CATCH_REQUIRE(full.size() == 2);
@@ -290,7 +288,7 @@ void flip_byte(const std::string& path, size_t from_end) {
 
 CATCH_TEST_CASE("checksums: a flipped bit in the newest checkpoint is found; resume: auto falls back; ethos checkpoint verify names it") {
   const std::string a = fresh_dir("checksum_straight"), b = fresh_dir("checksum_flipped");
-  const std::string ra = write_recipe(a, kDemoData, kTrain40), rb = write_recipe(b, kDemoData, kTrain40);
+  const std::string ra = write_recipe(a, demo_data_yaml(), kTrain40), rb = write_recipe(b, demo_data_yaml(), kTrain40);
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra).status == 0);
   CATCH_REQUIRE(run(ethos_bin() + " train " + rb).status == 0);
   const auto ok = run(ethos_bin() + " checkpoint verify " + b + "/run 2>&1");

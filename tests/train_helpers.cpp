@@ -14,6 +14,10 @@ namespace ethos::test {
 
 std::string tiny_data(const std::string& file) { return source_dir() + "/datasets/data/tiny/" + file; }
 
+std::string demo_data_yaml() {
+  return "  seq_len: 256\n  sources: [{path: " + tiny_data("tiny_demonstrations.jsonl") + ", kind: demonstration}]\n";
+}
+
 const std::string& shared_tokenizer() {
   static const std::string path = [] {
     const std::string dir = fresh_dir("train_tokenizer_" + std::to_string(::getpid()));

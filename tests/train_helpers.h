@@ -13,6 +13,8 @@ namespace ethos::test {
 std::string tiny_data(const std::string& file);
 // One BPE tokenizer (vocab 1024, chat markers) trained from the tiny data on first use.
 const std::string& shared_tokenizer();
+// The body of a recipe's `data:` that trains on the bundled tiny demonstrations (seq_len 256).
+std::string demo_data_yaml();
 // dir/recipe.yaml: a 2-layer hidden-32 model with the shared tokenizer, its run in dir/run.
 // data_yaml / train_yaml are the bodies of `data:` and `train:`; extra_yaml is appended.
 std::string write_recipe(const std::string& dir, const std::string& data_yaml, const std::string& train_yaml,
