@@ -441,16 +441,14 @@ Chart by_harm(const ReportData& d, const Aggregator& agg, const std::vector<Run>
 // then acts aligned when it did and when it did not (principle -> action); ID and held-out harm
 // types side by side. Only where those metrics exist (empty name otherwise).
 Chart principle_chain(const ReportData& d, const Aggregator& agg, const Terminals& t) {
-  const View rf{d.primary.suite, "likelihood", "reason_first", d.primary.normalize};
-  const std::vector<std::string> metrics{"principle_named_rate", "aligned_rate_if_named", "aligned_rate_if_not_named"};
+  const View rf = chain_view(d.primary);
   const std::vector<std::string> labels{"names the item's principle", "aligned, if it named it", "aligned, if it did not"};
-  const std::vector<std::tuple<std::string, SeriesKey, SeriesKey, SeriesKey>> parts{
-      {"trained harm types (ID)", rf.key("id", metrics[0]), rf.key("id", metrics[1]), rf.key("id", metrics[2])},
-      {"held-out harm types", rf.key("ood", metrics[0], "shift", "harm"), rf.key("ood", metrics[1], "shift", "harm"),
-       rf.key("ood", metrics[2], "shift", "harm")}};
+  const std::vector<std::string> titles{"trained harm types (ID)", "held-out harm types"};  // per kChainParts
+  const auto key = [&](const ChainPart& p, size_t m) { return rf.key(p.split, kChainMetrics[m], p.group, p.value); };
   bool any = false;
   for (const auto& r : d.recipes)
-    for (const auto& [title, a, b, c] : parts) any = any || agg.final(r, a).ok() || agg.final(r, b).ok() || agg.final(r, c).ok();
+    for (const ChainPart& p : kChainParts)
+      for (size_t m = 0; m < kChainMetrics.size(); ++m) any = any || agg.final(r, key(p, m)).ok();
   if (!any) return Chart{"", "", false, ""};
   Chart out{"principle_chain", "Reason first, final checkpoint (suite " + rf.suite + ", " + rf.name() +
                                    "), mean over seeds, 95% intervals: the share of harmful items whose own rationale "
@@ -461,11 +459,10 @@ Chart principle_chain(const ReportData& d, const Aggregator& agg, const Terminal
   std::string body = kCommon + "set multiplot layout 1,2 title " + gq("Does the model name the right principle, and act on it? (" +
                                                                        rf.suite + ", " + rf.name() + ")") +
                      "\nset key below horizontal\nset xtics rotate by -30 left\nset ylabel 'rate (%)'\nset yrange [0:100]\n";
-  for (const auto& [title, a, b, c] : parts) {
-    const std::vector<SeriesKey> keys{a, b, c};
-    body += "set title " + gq(title) + "\n" +
-            grouped_bars(s, d.recipes, labels, [&](size_t i, size_t k) { return agg.final(d.recipes[k], keys[i]); }, 100);
-  }
+  for (size_t part = 0; part < kChainParts.size(); ++part)
+    body += "set title " + gq(titles[part]) + "\n" +
+            grouped_bars(s, d.recipes, labels,
+                         [&](size_t i, size_t k) { return agg.final(d.recipes[k], key(kChainParts[part], i)); }, 100);
   body += "unset multiplot\n";
   out.written = render(d.out_dir, out.name, out.caption, s, body,
                        std::max(1100, 2 * (70 * static_cast<int>(d.recipes.size()) + 180)), 620, t, &out.problem);

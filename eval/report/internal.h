@@ -85,6 +85,17 @@ std::vector<View> rate_views(const std::vector<Run>& runs);  // views with misal
 // Picks the primary view (see ReportConfig); *why says how it was chosen.
 View choose_primary(const std::vector<Run>& runs, const std::string& suite, const std::string& primary, std::string* why);
 
+// The reason-first chain (summary.json's principle_chain and its chart): metrics of the primary
+// suite's likelihood/reason_first view, on trained harm types and on held-out ones.
+inline const std::vector<std::string> kChainMetrics = {"principle_named_rate", "aligned_rate_if_named",
+                                                       "aligned_rate_if_not_named"};
+struct ChainPart {
+  std::string name;                  // summary.json key: id | heldout_harm
+  std::string split, group, value;   // the events' split and group
+};
+inline const std::vector<ChainPart> kChainParts = {{"id", "id", "all", "all"}, {"heldout_harm", "ood", "shift", "harm"}};
+inline View chain_view(const View& primary) { return {primary.suite, "likelihood", "reason_first", primary.normalize}; }
+
 // A value across the seeds of one recipe.
 struct Estimate {
   double mean = kNaN, low = kNaN, high = kNaN;

@@ -220,16 +220,14 @@ json build_summary(ReportData& d, const Aggregator& agg, const std::vector<Run>&
   }
   // The reason-first chain: does the model's own rationale name the item's principle, and does
   // it act on it? (metrics of the primary suite's likelihood/reason_first view)
-  const View rf{d.primary.suite, "likelihood", "reason_first", d.primary.normalize};
+  const View rf = chain_view(d.primary);
   json chain = json::object();
   for (const std::string& r : d.recipes) {
     json jc = json::object();
-    for (const auto& [name, split, group, value] :
-         std::vector<std::tuple<const char*, const char*, const char*, const char*>>{
-             {"id", "id", "all", "all"}, {"heldout_harm", "ood", "shift", "harm"}})
-      for (const char* metric : {"principle_named_rate", "aligned_rate_if_named", "aligned_rate_if_not_named"}) {
-        const report::Estimate e = agg.final(r, rf.key(split, metric, group, value));
-        if (e.ok()) jc[name][metric] = to_json(e);
+    for (const ChainPart& p : kChainParts)
+      for (const std::string& metric : kChainMetrics) {
+        const report::Estimate e = agg.final(r, rf.key(p.split, metric, p.group, p.value));
+        if (e.ok()) jc[p.name][metric] = to_json(e);
       }
     if (!jc.empty()) chain[r] = jc;
   }

@@ -53,6 +53,7 @@ for shape in $SHAPES; do
   esac
   dir=$WORK/$shape
   mkdir -p "$dir"
+  echo "$V $C $L $H $K $I $TIE $B $T" > "$dir/shape.txt"  # the summary below reads the shape from here
   cat > "$dir/recipe.yaml" <<EOF
 # Written by tests/bench/bench_gpu.sh
 name: bench-gpu-$shape
@@ -99,13 +100,12 @@ done
 "$PY" - "$WORK" "$WARMUP" "$PEAK" $SHAPES <<'EOF'
 import json, statistics, sys
 work, warmup, peak, shapes = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
-dims = {"gpt2_124m": (50304, 768, 12, 12, 12, 2048, 1, 16, 1024), "llama_1b": (32000, 2048, 22, 32, 4, 5632, 0, 4, 2048)}
 mm = json.load(open(f"{work}/matmul.json"))
 print(f"GPU {mm['gpu']}; bf16 matmul 8192^3: {mm['tflops']:.0f} TFLOP/s; peak for MFU: {peak:.0f} TFLOP/s")
 print(f"{'shape':<11}{'params':>9}{'ethos tok/s':>13}{'torch tok/s':>13}{'ratio':>7}{'ethos MFU':>11}{'torch MFU':>11}"
       f"{'of matmul':>11}{'ethos GB*':>11}{'torch GB':>10}")
 for shape in shapes:
-    V, C, L, H, K, I, tie, B, T = dims[shape]
+    V, C, L, H, K, I, tie, B, T = map(int, open(f"{work}/{shape}/shape.txt").split())
     D = C // H
     layer_mm = C * H * D + 2 * C * K * D + H * D * C + 3 * C * I
     params = V * C * (1 if tie else 2) + L * (layer_mm + 2 * C) + C
