@@ -1,15 +1,19 @@
 // Generation: the KV-cached path equals re-running the full forward; sampling is seeded,
-// reproducible and leaves the global generator alone; top-p and stop ids behave.
+// reproducible and leaves the global generator alone; top-p and stop ids behave; the CPU
+// attention kernel equals the matmul attention; caches of prompt chunks stack into one.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <set>
 
 #include "datasets/base/util.h"
+#include "trainer/compat.h"
+#include "trainer/model/attention_cpu.h"
 #include "trainer/model/generate.h"
 
 using namespace ethos;
@@ -272,4 +276,80 @@ CATCH_TEST_CASE("NucleusSampler: the same token as the sort-and-multinomial draw
   std::vector<double> bad = {0.5, std::nan(""), 0.5};
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
   CATCH_CHECK_THROWS_WITH(sampler.pick(bad.data(), 3, 1.0, g), Contains("NaN or a negative value (token 1)"));
+}
+
+namespace {
+
+// Additive mask [B,1,T,S] for T new queries after S - T slots: query t (slot S - T + t) sees
+// the slots up to its own that are real in its row (real [B,S]), and always itself.
+torch::Tensor causal_mask(const torch::Tensor& real, int64_t T) {
+  const int64_t S = real.size(1);
+  const auto key = torch::arange(S).view({1, 1, S}), query = torch::arange(S - T, S).view({1, T, 1});
+  const auto allowed = ((key <= query) & real.unsqueeze(1)) | (key == query);
+  return torch::zeros(allowed.sizes()).masked_fill(allowed.logical_not(), -INFINITY).unsqueeze(1);
+}
+
+}  // namespace
+
+CATCH_TEST_CASE("attention_cpu equals the matmul attention: few and many queries, padding, holes, GQA, any head size") {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  double worst = 0;
+  // (rows, query heads, kv heads, new queries, slots, head size): S not a multiple of 8; head
+  // sizes below, at and between multiples of 8; decoding (T <= 4) and prompt-like blocks
+  const std::vector<std::array<int64_t, 6>> shapes = {{3, 4, 2, 1, 13, 16},  {2, 4, 4, 4, 9, 12},   {3, 8, 2, 5, 5, 16},
+                                                      {2, 4, 2, 37, 45, 20}, {4, 2, 1, 100, 131, 64}, {1, 6, 3, 17, 17, 7},
+                                                      {2, 4, 1, 9, 70, 40}};
+  for (const auto& [B, H, K, T, S, D] : shapes) {
+    CATCH_CAPTURE(B, H, K, T, S, D);
+    const auto q = torch::randn({B, H, T, D}) * 2, k = torch::randn({B, K, S, D}) * 2, v = torch::randn({B, K, S, D});
+    // row 0 whole; row 1 left-padded by 3; further rows with holes scattered before the queries
+    auto real = torch::ones({B, S}, torch::kBool);
+    if (B > 1) real[1].narrow(0, 0, std::min<int64_t>(3, S - T)).fill_(false);
+    for (int64_t b = 2; b < B; ++b) real[b] = torch::rand({S}) > 0.3;
+    const auto mask = causal_mask(real, T);
+    CATCH_REQUIRE(attention_cpu_applies(q, k, mask));
+    const auto got = attention_cpu(q, k, v, mask), want = compat::attention(q, k, v, mask);
+    const double diff = (got - want).abs().max().item<double>();
+    worst = std::max(worst, diff);
+    CATCH_CHECK(diff < 1e-5);
+    // a key/value view with strides of a cache store (capacity beyond S), as decoding passes them
+    const auto store_k = torch::randn({B, K, S + 11, D}), store_v = torch::randn({B, K, S + 11, D});
+    store_k.narrow(2, 0, S).copy_(k);
+    store_v.narrow(2, 0, S).copy_(v);
+    CATCH_CHECK((attention_cpu(q, store_k.narrow(2, 0, S), store_v.narrow(2, 0, S), mask) - got).abs().max().item<double>() == 0);
+  }
+  CATCH_WARN("largest difference to the matmul attention: " << worst);
+}
+
+CATCH_TEST_CASE("prompts run in chunks of rows and stacked into one cache decode as one left-padded batch") {
+  torch::NoGradGuard no_grad;
+  Llama m = random_model(21, /*tied=*/true);
+  const std::vector<std::vector<int>> prompts = {{4}, {6, 6, 1}, {1, 5, 9, 2, 7, 3, 8}, {2, 9, 9, 9, 9, 9, 9, 9, 9, 1}, {3, 3}};
+  auto prefill = [&](size_t from, size_t to, KVCache& cache) {
+    std::vector<const std::vector<int>*> rows;
+    for (size_t i = from; i < to; ++i) rows.push_back(&prompts[i]);
+    const LeftPadded in = left_pad_rows(rows);
+    return m->extend(in.tokens, cache, in.real, /*last_only=*/true).select(1, 0);
+  };
+  KVCache whole;
+  const auto last_whole = prefill(0, prompts.size(), whole);
+  std::vector<KVCache> parts(3);
+  const auto last_parts = torch::cat({prefill(0, 2, parts[0]), prefill(2, 4, parts[1]), prefill(4, 5, parts[2])}, 0);
+  KVCache stacked = KVCache::stack_rows(parts);
+  CATCH_CHECK(stacked.rows() == 5);
+  CATCH_CHECK(stacked.length() == 10);  // the longest part's; the others padded with holes
+  CATCH_CHECK(torch::equal(stacked.next_pos, whole.next_pos));
+  CATCH_CHECK((last_parts - last_whole).abs().max().item<double>() < 1e-5);
+  // four more tokens decoded one at a time and then a block of three, on both caches
+  auto next = last_whole.argmax(-1).unsqueeze(1);
+  for (int step = 0; step < 4; ++step) {
+    const auto a = m->extend(next, whole).select(1, 0), b = m->extend(next, stacked).select(1, 0);
+    CATCH_CHECK((a - b).abs().max().item<double>() < 1e-5);
+    next = a.argmax(-1).unsqueeze(1);
+  }
+  const auto block = torch::tensor({7, 1, 2}, torch::kInt64).unsqueeze(0).expand({5, 3}).contiguous();
+  CATCH_CHECK((m->extend(block, whole) - m->extend(block, stacked)).abs().max().item<double>() < 1e-5);
+  CATCH_CHECK_THROWS_WITH(KVCache::stack_rows({}), Contains("no caches"));
+  CATCH_CHECK_THROWS_WITH(KVCache::stack_rows({whole, KVCache()}), Contains("same layer count"));
 }

@@ -25,8 +25,8 @@ namespace ethos::compat {
 // 1.13 (matmuls): (a) the R = H/K query heads of a kv head form one [R*t, D] block, so k
 // and v are never copied; (b) 1/sqrt(D) scales q, T/D times smaller than the scores;
 // (c) queries go in blocks of 64 that only score the keys they can see (causal), which
-// skips about half of the [T,S] scores and their softmax when T is large. (Without gradients,
-// few queries per row go to trainer/model/attention_cpu.h instead.)
+// skips about half of the [T,S] scores and their softmax when T is large. (The KV-cache path
+// without gradients, float32 on the CPU, goes to trainer/model/attention_cpu.h instead.)
 inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), K = k.size(1), S = k.size(2);

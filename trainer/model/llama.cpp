@@ -169,19 +169,21 @@ Tensor additive_mask(const Tensor& allowed, torch::ScalarType dtype) {
   return mask.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity()).unsqueeze(1);
 }
 
-// Appends fresh [B,K,t,D] to a cache layer: `store` [B,K,capacity,D] grows by doubling, so a
-// decoding step copies only its own keys, not the whole cache; `view` is its filled part. A
-// store that another KVCache shares (a copied cache) is copied before it is written. The store is
-// this cache's own when only the cache holds it: its own reference, plus the one its view keeps to
-// its base (LibTorch tracks views under NoGradGuard too; not under InferenceMode). Counting only
-// the first made every decoding step copy the whole cache (half of a sampled eval's time).
+// Appends fresh [B,K,t,D] to a cache layer: `store` [B,K,capacity,D] grows by doubling for a
+// decoding step (t = 1), so a step copies only its own keys, not the whole cache, and exactly
+// for a block of tokens (a prompt, or a candidate continuing a copied cache: no room is left
+// that nothing would fill); `view` is its filled part. A store that another KVCache shares (a
+// copied cache) is copied before it is written. The store is this cache's own when only the
+// cache holds it: its own reference, plus the one its view keeps to its base (LibTorch tracks
+// views under NoGradGuard too; not under InferenceMode). Counting only the first made every
+// decoding step copy the whole cache (half of a sampled eval's time).
 Tensor append_kv(Tensor& view, Tensor& store, const Tensor& fresh) {
   const int64_t used = view.defined() ? view.size(2) : 0, t = fresh.size(2);
   const int64_t refs = 1 + (view.defined() && view.is_view() ? 1 : 0);
   const bool own = store.defined() && static_cast<int64_t>(store.use_count()) == refs && used > 0 && view.data_ptr() == store.data_ptr();
   if (!own || store.size(2) < used + t || store.size(0) != fresh.size(0)) {
     auto sizes = fresh.sizes().vec();
-    sizes[2] = std::max<int64_t>({used + t, 2 * used, 16});
+    sizes[2] = t > 1 ? used + t : std::max<int64_t>({used + 1, 2 * used, 16});  // room to decode; a block, exactly
     Tensor grown = torch::empty(sizes, fresh.options());
     if (used > 0) grown.narrow(2, 0, used).copy_(view);
     store = grown;
@@ -215,7 +217,11 @@ struct AttentionImpl : torch::nn::Module {
       k = append_kv(cache->k[layer], cache->k_store[layer], k);  // [B,K,S,D]
       v = append_kv(cache->v[layer], cache->v_store[layer], v);
     }
-    auto out = attention_cpu_applies(q, k, mask) ? attention_cpu(q, k, v, mask) : compat::attention(q, k, v, mask);  // [B,H,T,D]; kv heads shared by groups of H/K
+    // The CPU inference kernels only on the KV-cache path (decoding, prompts, continuations):
+    // forward() without a cache keeps one attention for training and for the no-grad passes
+    // that must match it to the last bit (a DPO reference equal to the policy gives ln 2).
+    const bool kernel = cache && attention_cpu_applies(q, k, mask);
+    auto out = kernel ? attention_cpu(q, k, v, mask) : compat::attention(q, k, v, mask);  // [B,H,T,D]; kv heads shared by groups of H/K
     return project(o_proj, adapter_of(adapter, "o_proj"), out.transpose(1, 2).reshape({B, T, heads * head_dim}), tr);  // [B,T,C]
   }
 
@@ -514,6 +520,42 @@ KVCache KVCache::select_rows(const Tensor& index) const {
   for (const auto& t : v) out.v.push_back(t.index_select(0, index));
   if (real.defined()) out.real = real.index_select(0, index);
   if (next_pos.defined()) out.next_pos = next_pos.index_select(0, index);
+  return out;
+}
+
+KVCache KVCache::stack_rows(const std::vector<KVCache>& parts) {
+  if (parts.empty()) throw Error("KVCache::stack_rows: no caches to stack");
+  if (parts.size() == 1) return parts[0];
+  int64_t S = 0;
+  const size_t L = parts[0].k.size();
+  for (const auto& p : parts) {
+    if (p.length() == 0 || p.k.size() != L || p.v.size() != L || !p.real.defined())
+      throw Error("KVCache::stack_rows: every part must hold tokens of a model with the same layer count");
+    S = std::max(S, p.length());
+  }
+  auto left_padded = [S](const Tensor& t, int64_t dim) {  // holes on the left up to S slots
+    const int64_t pad = S - t.size(dim);
+    if (pad == 0) return t;
+    auto sizes = t.sizes().vec();
+    sizes[dim] = pad;
+    return torch::cat({torch::zeros(sizes, t.options()), t}, dim);
+  };
+  KVCache out;
+  std::vector<Tensor> pieces;
+  for (size_t l = 0; l < L; ++l) {
+    pieces.clear();
+    for (const auto& p : parts) pieces.push_back(left_padded(p.k[l], 2));
+    out.k.push_back(torch::cat(pieces, 0));
+    pieces.clear();
+    for (const auto& p : parts) pieces.push_back(left_padded(p.v[l], 2));
+    out.v.push_back(torch::cat(pieces, 0));
+  }
+  pieces.clear();
+  for (const auto& p : parts) pieces.push_back(left_padded(p.real, 1));
+  out.real = torch::cat(pieces, 0);
+  pieces.clear();
+  for (const auto& p : parts) pieces.push_back(p.next_pos);
+  out.next_pos = torch::cat(pieces, 0);
   return out;
 }
 

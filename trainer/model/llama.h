@@ -74,6 +74,10 @@ struct KVCache {
   // A cache whose row i is this cache's row index[i] (int64 [N], repeats allowed): e.g. one
   // copy of a prompt's cache per candidate continuation.
   KVCache select_rows(const torch::Tensor& index) const;
+  // The rows of every part, one part after another, in one cache: a part shorter than the
+  // longest gets hole slots on the left (as a shorter prompt's left padding). E.g. prompts run
+  // in small chunks of rows (less memory per forward), then decoded together.
+  static KVCache stack_rows(const std::vector<KVCache>& parts);
 };
 
 struct LlamaImpl : torch::nn::Module {
