@@ -242,38 +242,46 @@ BatchedRequest both_modes(int64_t batch_tokens) {
 
 }  // namespace
 
-CATCH_TEST_CASE("batched scoring: the goldens, and one item at a time, on items of very different lengths") {
+CATCH_TEST_CASE("batched scoring: the goldens, one item at a time, and one-row chunks, on items of very different lengths") {
   Fixture& f = const_cast<Fixture&>(fixture());
   const json golden = json::parse(read_file(source_dir() + "/tests/data/eval_golden.json"));
   const auto prompts = fixture_prompts(f);
   const auto cands = candidate_tokens(f);
   const auto together = score_batched(f.model, *f.tmpl, prompts, cands, both_modes(1 << 20));  // one batch
   const auto alone = score_batched(f.model, *f.tmpl, prompts, cands, both_modes(1));           // one item per batch
+  // one batch whose prompts and candidates each run as rows of their own (chunks of one row)
+  BatchedRequest one_row_chunks = both_modes(1 << 20);
+  one_row_chunks.chunk_tokens = one_row_chunks.cand_slots = 1;
+  const auto chunked = score_batched(f.model, *f.tmpl, prompts, cands, one_row_chunks);
   CATCH_REQUIRE(plan_batches(prompts, cands, both_modes(1 << 20)).size() == 1);
   CATCH_REQUIRE(plan_batches(prompts, cands, both_modes(1)).size() == prompts.size());
   double worst = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     CATCH_CHECK(together[i].rationale == golden["rationales"][i].get<std::vector<int>>());
     CATCH_CHECK(alone[i].rationale == together[i].rationale);
+    CATCH_CHECK(chunked[i].rationale == together[i].rationale);
     for (const std::string mode : {"direct", "reason_first"}) {
       const auto& t = mode == "direct" ? together[i].direct : together[i].reason_first;
       const auto& a = mode == "direct" ? alone[i].direct : alone[i].reason_first;
+      const auto& c = mode == "direct" ? chunked[i].direct : chunked[i].reason_first;
       CATCH_REQUIRE(t.size() == golden[mode][i].size());
       CATCH_REQUIRE(a.size() == t.size());
+      CATCH_REQUIRE(c.size() == t.size());
       for (size_t k = 0; k < t.size(); ++k) {
         // the goldens were summed in float32 (a few ulps of |sum|: 6e-5 each at 512..1024), the
         // batched path sums in double
         const double g = golden[mode][i][k].get<double>();
-        worst = std::max({worst, std::abs(t[k].sum - g), std::abs(a[k].sum - t[k].sum)});
+        worst = std::max({worst, std::abs(t[k].sum - g), std::abs(a[k].sum - t[k].sum), std::abs(c[k].sum - t[k].sum)});
         CATCH_CHECK(std::abs(t[k].sum - g) < 1e-4 + 3e-7 * std::abs(g));
         // float32 resolution: 1e-4, or 2e-7 of the sum for the long candidates (sums to -670 here)
         CATCH_CHECK(std::abs(a[k].sum - t[k].sum) < std::max(1e-4, 2e-7 * std::abs(t[k].sum)));
+        CATCH_CHECK(std::abs(c[k].sum - t[k].sum) < std::max(1e-4, 2e-7 * std::abs(t[k].sum)));
         CATCH_CHECK(t[k].mean == Approx(t[k].sum / double(t[k].tokens)));
         CATCH_CHECK(t[k].tokens == static_cast<int64_t>(cands[i][k].size()));
       }
     }
   }
-  CATCH_WARN("largest log-prob sum difference (to the goldens or one at a time): " << worst);
+  CATCH_WARN("largest log-prob sum difference (to the goldens, one at a time or in one-row chunks): " << worst);
   // The suite's outcomes: the same choices as the goldens and as the plain path, in both modes.
   const auto batched = score_suite(f.model, *f.tmpl, f.suite);
   const auto plain = score_suite(f.model, *f.tmpl, f.suite, ScorerPath::reference);

@@ -24,8 +24,8 @@ using torch::Tensor;
 // token is predicted by that row's logits in last [B,V]. cands: one token list per row. Only
 // the slots that predict a candidate token go through the output projection (no padding, no
 // last slot).
-std::vector<double> continuation_sums(Llama& model, const KVCache& cache, const Tensor& last, const Tensor& item_row,
-                                      const std::vector<const std::vector<int>*>& cands) {
+std::vector<double> continuation_sums_rows(Llama& model, const KVCache& cache, const Tensor& last, const Tensor& item_row,
+                                           const std::vector<const std::vector<int>*>& cands) {
   const int64_t R = static_cast<int64_t>(cands.size());
   size_t C = 1;
   for (const auto* c : cands) C = std::max(C, c->size());
@@ -53,16 +53,46 @@ std::vector<double> continuation_sums(Llama& model, const KVCache& cache, const 
     KVCache rows = cache.select_rows(item_row);
     const auto hidden = model->extend_hidden(torch::tensor(tok, torch::kInt64).view(shape).to(dev), rows,
                                              torch::tensor(real, torch::kInt64).view(shape).to(dev, torch::kBool));  // [R,W,C]
-    if (!slot.empty()) {
-      const auto picked = hidden.reshape({R * W, hidden.size(2)}).index_select(0, torch::tensor(slot, torch::kInt64).to(dev));
-      const auto logits = model->logits_of(picked);  // [N,V]
-      const auto logp = logits.gather(1, torch::tensor(target, torch::kInt64).to(dev).unsqueeze(1)).squeeze(1) -
-                        logits.logsumexp(1);  // [N]
-      sums.index_add_(0, torch::tensor(owner, torch::kInt64).to(dev), logp.to(torch::kDouble));
+    // The output projection in chunks of slots: [N,V] logits at once would be tens of MB per
+    // batch (vocabulary 2048: 8 KB a slot), which glibc maps fresh and faults in again for every
+    // batch on a worker thread; a chunk stays small and in cache. Numbers do not depend on it.
+    const auto flat = hidden.reshape({R * W, hidden.size(2)});
+    const int64_t N = static_cast<int64_t>(slot.size());
+    const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, model->config().vocab_size));
+    const auto slot_t = torch::tensor(slot, torch::kInt64).to(dev), target_t = torch::tensor(target, torch::kInt64).to(dev);
+    const auto owner_t = torch::tensor(owner, torch::kInt64).to(dev);
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+      const int64_t n = std::min(chunk, N - n0);
+      const auto logits = model->logits_of(flat.index_select(0, slot_t.narrow(0, n0, n)));  // [n,V]
+      const auto logp = logits.gather(1, target_t.narrow(0, n0, n).unsqueeze(1)).squeeze(1) - logits.logsumexp(1);  // [n]
+      sums.index_add_(0, owner_t.narrow(0, n0, n), logp.to(torch::kDouble));
     }
   }
   sums = sums.to(torch::kCPU).contiguous();
   return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + R);
+}
+
+// continuation_sums_rows on chunks of candidate rows, each holding at most `slots` cache slots
+// (its rows' copies of their item's cache plus the candidate tokens): memory per forward stays
+// small whatever the batch's size.
+std::vector<double> continuation_sums(Llama& model, const KVCache& cache, const Tensor& last, const Tensor& item_row,
+                                      const std::vector<const std::vector<int>*>& cands, int64_t slots) {
+  const int64_t R = static_cast<int64_t>(cands.size()), S = cache.length();
+  std::vector<double> sums;
+  for (int64_t r0 = 0; r0 < R;) {
+    int64_t r1 = r0, C = 0;
+    while (r1 < R) {
+      const int64_t c2 = std::max(C, static_cast<int64_t>(cands[r1]->size()));
+      if (r1 > r0 && (r1 + 1 - r0) * (S + c2) > slots) break;
+      C = c2;
+      ++r1;
+    }
+    const std::vector<const std::vector<int>*> part(cands.begin() + r0, cands.begin() + r1);
+    const auto got = continuation_sums_rows(model, cache, last, item_row.narrow(0, r0, r1 - r0), part);
+    sums.insert(sums.end(), got.begin(), got.end());
+    r0 = r1;
+  }
+  return sums;
 }
 
 void fill_scores(const std::vector<double>& sums, const std::vector<const std::vector<int>*>& cands,
@@ -76,55 +106,108 @@ void fill_scores(const std::vector<double>& sums, const std::vector<const std::v
   }
 }
 
-// Greedy rationales for every row of `cache` (prompts in it, last [B,V] their final logits).
-// Returns, per row, the logits after its closing <|/rationale|> ([B,V]); the cache ends up
-// holding every row's prompt, <|rationale|>, rationale and <|/rationale|>, with holes after.
-Tensor decode_rationales(Llama& model, const ChatTemplate& tmpl, KVCache& cache, int cap,
-                         std::vector<std::vector<int>>& rationale) {
+// Reason-first scoring of every row of `cache` (its prompts): greedy rationales for all rows
+// together, starting with <|rationale|>; a row that writes <|/rationale|> or <|end|>, or reaches
+// the cap, is closed with <|/rationale|> and its candidates (cands[b]) continue its cache after
+// that. A closed row idles as a hole (a slot that nothing attends to and that takes no position)
+// until half of the rows still decoding are closed: then the closed rows' candidates are scored
+// and those rows leave, the open ones going on in a copy of their part of the cache. So a batch
+// whose rows mostly stop early does not pay for the steps of its longest rationale on every row
+// (in the tiny study, most rationales close within a few tokens and some run to the cap).
+// Results do not depend on when rows leave (holes change no number). Returns per row its
+// rationale (without markers) and one log-prob sum per candidate.
+void reason_first_rows(Llama& model, const ChatTemplate& tmpl, KVCache cache, int cap,
+                       const std::vector<std::vector<const std::vector<int>*>>& cands, int64_t cand_slots,
+                       std::vector<std::vector<int>>& rationale, std::vector<std::vector<double>>& sums) {
   const int64_t B = cache.rows();
   const auto dev = cache.k[0].device();
   const int open_id = tmpl.rationale_id(), close_id = tmpl.rationale_end_id(), end_id = tmpl.end_id();
+  rationale.assign(B, {});
+  sums.assign(B, {});
+  std::vector<int64_t> row(B);  // the batch row of each row of `cache`
+  std::iota(row.begin(), row.end(), int64_t{0});
   std::vector<int64_t> pending(B, open_id);  // the token each row is fed next
   std::vector<int> picks(B, 0);
   std::vector<uint8_t> closed(B, 0);
-  rationale.assign(B, {});
-  Tensor after_close;  // [B,V]
-  for (int64_t open = B; open > 0;) {
-    std::vector<int64_t> live(B);
-    for (int64_t r = 0; r < B; ++r) live[r] = closed[r] ? 0 : 1;
-    const auto shape = std::vector<int64_t>{B, 1};
-    const auto logits = model->extend(torch::tensor(pending, torch::kInt64).view(shape).to(dev), cache,
-                                      torch::tensor(live, torch::kInt64).view(shape).to(dev, torch::kBool)).select(1, 0);
-    if (!after_close.defined()) after_close = torch::zeros_like(logits);
+  Tensor after_close;  // [n,V]: a closed row's logits after its <|/rationale|>
+  int64_t n_closed = 0;
+  while (!row.empty()) {
+    const int64_t n = static_cast<int64_t>(row.size());
+    std::vector<int64_t> live(n), open;  // open: the rows still decoding, whose logits are read
+    for (int64_t i = 0; i < n; ++i) {
+      live[i] = closed[i] ? 0 : 1;
+      if (!closed[i]) open.push_back(i);
+    }
+    const auto shape = std::vector<int64_t>{n, 1};
+    const auto hidden = model->extend_hidden(torch::tensor(pending, torch::kInt64).view(shape).to(dev), cache,
+                                             torch::tensor(live, torch::kInt64).view(shape).to(dev, torch::kBool)).select(1, 0);
+    const auto open_t = torch::tensor(open, torch::kInt64).to(dev);
+    // the output projection (most of a step's arithmetic at small sizes) only for open rows
+    const auto logits = model->logits_of(static_cast<int64_t>(open.size()) == n ? hidden : hidden.index_select(0, open_t));
+    if (!after_close.defined()) after_close = torch::zeros({n, logits.size(1)}, logits.options());
     const auto best = logits.argmax(-1).to(torch::kCPU).contiguous();
     const auto best_at = best.accessor<int64_t, 1>();
-    std::vector<int64_t> just_closed;
-    for (int64_t r = 0; r < B; ++r) {
-      if (closed[r]) continue;
-      if (pending[r] == close_id) {  // its <|/rationale|> is in the cache now
-        closed[r] = 1;
-        --open;
-        just_closed.push_back(r);
-        pending[r] = 0;
-      } else if (picks[r] == cap) {
-        pending[r] = close_id;  // at the cap: closed for the model
+    std::vector<int64_t> just_closed, closed_at;  // rows of `cache`, and of `logits`
+    for (int64_t j = 0; j < static_cast<int64_t>(open.size()); ++j) {
+      const int64_t i = open[j];
+      if (pending[i] == close_id) {  // its <|/rationale|> is in the cache now
+        closed[i] = 1;
+        ++n_closed;
+        just_closed.push_back(i);
+        closed_at.push_back(j);
+        pending[i] = 0;
+      } else if (picks[i] == cap) {
+        pending[i] = close_id;  // at the cap: closed for the model
       } else {
-        const int t = static_cast<int>(best_at[r]);
-        ++picks[r];
+        const int t = static_cast<int>(best_at[j]);
+        ++picks[i];
         if (t == close_id || t == end_id) {
-          pending[r] = close_id;
+          pending[i] = close_id;
         } else {
-          rationale[r].push_back(t);
-          pending[r] = t;
+          rationale[row[i]].push_back(t);
+          pending[i] = t;
         }
       }
     }
-    if (!just_closed.empty()) {
-      const auto rows = torch::tensor(just_closed, torch::kInt64).to(dev);
-      after_close.index_copy_(0, rows, logits.index_select(0, rows));
+    if (!just_closed.empty())
+      after_close.index_copy_(0, torch::tensor(just_closed, torch::kInt64).to(dev),
+                              logits.index_select(0, torch::tensor(closed_at, torch::kInt64).to(dev)));
+    if (n_closed == 0 || (2 * n_closed < n && n_closed < n)) continue;
+    // the closed rows' candidates, then the open rows on their own
+    std::vector<int64_t> cand_row, owner, keep;
+    std::vector<const std::vector<int>*> cand_tokens;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!closed[i]) {
+        keep.push_back(i);
+        continue;
+      }
+      for (const auto* c : cands[row[i]]) {
+        cand_row.push_back(i);
+        owner.push_back(row[i]);
+        cand_tokens.push_back(c);
+      }
     }
+    if (!cand_tokens.empty()) {
+      const auto got = continuation_sums(model, cache, after_close, torch::tensor(cand_row, torch::kInt64).to(dev),
+                                         cand_tokens, cand_slots);
+      for (size_t r = 0; r < got.size(); ++r) sums[owner[r]].push_back(got[r]);
+    }
+    if (keep.empty()) break;
+    cache = cache.select_rows(torch::tensor(keep, torch::kInt64).to(dev));
+    after_close = Tensor();
+    std::vector<int64_t> row2, pending2;
+    std::vector<int> picks2;
+    for (int64_t i : keep) {
+      row2.push_back(row[i]);
+      pending2.push_back(pending[i]);
+      picks2.push_back(picks[i]);
+    }
+    row.swap(row2);
+    pending.swap(pending2);
+    picks.swap(picks2);
+    closed.assign(row.size(), 0);
+    n_closed = 0;
   }
-  return after_close;
 }
 
 // This thread's OpenMP thread count (LibTorch's intra-op pool is OpenMP's; looked up at run
@@ -222,11 +305,23 @@ std::vector<ItemScores> score_batched(Llama& model, const ChatTemplate& tmpl, co
   // One batch; items of different batches are distinct, so batches may run on any thread.
   auto score_batch = [&](const std::vector<size_t>& batch) {
     const int64_t B = static_cast<int64_t>(batch.size());
-    std::vector<const std::vector<int>*> rows;
-    for (size_t i : batch) rows.push_back(&prompts[i]);
-    const LeftPadded in = left_pad_rows(rows);
-    KVCache cache;
-    const auto last = model->extend(in.tokens.to(dev), cache, in.real.to(dev), /*last_only=*/true).select(1, 0);  // [B,V]
+    // the prompts in chunks of rows of at most req.chunk_tokens slots (the batch is in order of
+    // length), stacked into one cache
+    std::vector<KVCache> parts;
+    std::vector<Tensor> lasts;
+    for (int64_t b0 = 0; b0 < B;) {
+      int64_t b1 = b0 + 1;
+      while (b1 < B && (b1 + 1 - b0) * static_cast<int64_t>(prompts[batch[b1]].size()) <= req.chunk_tokens) ++b1;
+      std::vector<const std::vector<int>*> rows;
+      for (int64_t b = b0; b < b1; ++b) rows.push_back(&prompts[batch[b]]);
+      const LeftPadded in = left_pad_rows(rows);
+      parts.emplace_back();
+      lasts.push_back(model->extend(in.tokens.to(dev), parts.back(), in.real.to(dev), /*last_only=*/true).select(1, 0));
+      b0 = b1;
+    }
+    KVCache cache = KVCache::stack_rows(parts);
+    parts.clear();
+    const auto last = lasts.size() == 1 ? lasts[0] : torch::cat(lasts, 0);  // [B,V]
     // candidate rows of the batch: (item, candidate), in item order
     std::vector<int64_t> cand_row;
     std::vector<size_t> cand_owner;
@@ -239,7 +334,7 @@ std::vector<ItemScores> score_batched(Llama& model, const ChatTemplate& tmpl, co
       }
     const auto cand_index = torch::tensor(cand_row, torch::kInt64).to(dev);
     if (req.direct && !cand_tokens.empty())
-      fill_scores(continuation_sums(model, cache, last, cand_index, cand_tokens), cand_tokens, cand_owner, out, false);
+      fill_scores(continuation_sums(model, cache, last, cand_index, cand_tokens, req.cand_slots), cand_tokens, cand_owner, out, false);
     if (req.samples > 0) {
       std::vector<int64_t> sample_row;
       std::vector<uint64_t> seeds;
@@ -254,18 +349,25 @@ std::vector<ItemScores> score_batched(Llama& model, const ChatTemplate& tmpl, co
       for (size_t r = 0; r < generated.size(); ++r) out[batch[sample_row[r]]].samples.push_back(generated[r]);
     }
     if (req.reason_first) {
+      std::vector<std::vector<const std::vector<int>*>> row_cands(B);
+      for (int64_t b = 0; b < B; ++b)
+        for (const auto& c : candidates[batch[b]]) row_cands[b].push_back(&c);
       std::vector<std::vector<int>> rationale;
-      const auto after = decode_rationales(model, tmpl, cache, req.max_rationale_tokens, rationale);
-      for (int64_t b = 0; b < B; ++b) out[batch[b]].rationale = rationale[b];
-      if (!cand_tokens.empty())
-        fill_scores(continuation_sums(model, cache, after, cand_index, cand_tokens), cand_tokens, cand_owner, out, true);
+      std::vector<std::vector<double>> sums;
+      reason_first_rows(model, tmpl, std::move(cache), req.max_rationale_tokens, row_cands, req.cand_slots, rationale, sums);
+      std::vector<double> flat;
+      for (int64_t b = 0; b < B; ++b) {
+        out[batch[b]].rationale = rationale[b];
+        flat.insert(flat.end(), sums[b].begin(), sums[b].end());
+      }
+      fill_scores(flat, cand_tokens, cand_owner, out, true);
     }
   };
   const auto batches = plan_batches(prompts, candidates, req);
   const int workers = static_cast<int>(std::min<size_t>(
       batches.size(), static_cast<size_t>(req.workers > 0 ? req.workers : at::get_num_threads())));
   if (workers <= 1 || !dev.is_cpu()) {
-    torch::NoGradGuard no_grad;
+    c10::InferenceMode inference;
     for (const auto& batch : batches) score_batch(batch);
     return out;
   }
@@ -279,8 +381,9 @@ std::vector<ItemScores> score_batched(Llama& model, const ChatTemplate& tmpl, co
       try {
         at::internal::lazy_init_num_threads();  // then this thread's own count: one
         set_omp_threads(1);
-        torch::NoGradGuard no_grad;
-        for (size_t i; (i = next++) < batches.size();) score_batch(batches[i]);
+        c10::InferenceMode inference;
+        // the batches of longest prompts first: the last to finish is a short one
+        for (size_t i; (i = next++) < batches.size();) score_batch(batches[batches.size() - 1 - i]);
       } catch (...) {
         std::lock_guard<std::mutex> lock(failure_mutex);
         if (!failure) failure = std::current_exception();

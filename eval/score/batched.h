@@ -2,14 +2,16 @@
 //
 // Items are sorted by prompt length and cut into batches by a token budget, so rows of a batch
 // need little padding. For each batch:
-//   1. the prompts run once (left-padded; the output projection only at the last slot);
+//   1. the prompts run once (left-padded, in chunks of rows stacked into one cache; the output
+//      projection only at the last slot);
 //   2. direct: every candidate continues a copy of its item's prompt cache;
 //   3. generate: every sample continues a copy of its item's prompt cache (its own seed);
 //   4. reason_first: the same cache goes on with <|rationale|> and greedy decoding of all rows
 //      together; a row that writes <|/rationale|> or <|end|>, or reaches the cap, is closed with
-//      <|/rationale|> and from then on idles as a hole (a slot that nothing attends to and that
-//      takes no position), and its candidates continue its cache at once: the prompt and the
-//      rationale are never run twice.
+//      <|/rationale|> and idles as a hole (a slot that nothing attends to and that takes no
+//      position) until half of the rows still decoding are closed; then the closed rows'
+//      candidates continue their caches and those rows leave the decoding batch. The prompt and
+//      the rationale are never run twice, and rows that stop early do not wait for the longest.
 // A row's numbers do not depend on the other rows of its batch (up to float rounding of the
 // batched shapes), so results equal scoring one item at a time. Batches run on worker threads
 // (BatchedRequest::workers), one intra-op thread each.
@@ -33,6 +35,11 @@ struct BatchedRequest {
   SampleOptions sample;
   uint64_t base_seed = 0;
   int64_t batch_tokens = 16384;  // the token budget of one batch (see plan_batches)
+  // Within a batch, the prompts run in chunks of rows of at most chunk_tokens slots, and the
+  // candidates in chunks of rows holding at most cand_slots cache slots: a forward's memory
+  // stays small (fewer fresh pages for glibc to fault in, data in cache) while decoding still
+  // steps all of the batch's rows together. Results do not depend on either.
+  int64_t chunk_tokens = 2048, cand_slots = 8192;
   // Threads that score whole batches side by side, each with one intra-op thread (0: as many as
   // the process's intra-op threads). At small model sizes a batch's operations are too small
   // to split across cores, so this uses them far better. Results do not depend on it: every

@@ -1,5 +1,6 @@
 #include "eval/score/scorers.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -132,12 +133,20 @@ std::vector<std::vector<int>> reason_first_prefixes(Llama& model, const ChatTemp
 
 namespace {
 
+// Items are tokenized on the intra-op threads (encoding is const and thread-safe): for the tiny
+// world's 600 items and 2,400 candidates that was a tenth of a likelihood eval's time.
+template <typename Fn>
+void for_each_item(const Suite& suite, const Fn& fn) {
+  at::parallel_for(0, static_cast<int64_t>(suite.items.size()), 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) fn(static_cast<size_t>(i));
+  });
+}
+
 std::vector<std::vector<std::vector<int>>> candidate_tokens(const ChatTemplate& tmpl, const Suite& suite) {
   std::vector<std::vector<std::vector<int>>> out(suite.items.size());
-  for (size_t i = 0; i < suite.items.size(); ++i)
-    for (const auto& c : suite.items[i].candidates) {
-      out[i].push_back(tmpl.render_answer(c.text));
-    }
+  for_each_item(suite, [&](size_t i) {
+    for (const auto& c : suite.items[i].candidates) out[i].push_back(tmpl.render_answer(c.text));
+  });
   return out;
 }
 
@@ -169,8 +178,8 @@ void check_mode(const std::string& mode) {
 }
 
 std::vector<std::vector<int>> suite_prompts(const ChatTemplate& tmpl, const Suite& suite) {
-  std::vector<std::vector<int>> prompts;
-  for (const auto& item : suite.items) prompts.push_back(item_prompt(tmpl, item));
+  std::vector<std::vector<int>> prompts(suite.items.size());
+  for_each_item(suite, [&](size_t i) { prompts[i] = item_prompt(tmpl, suite.items[i]); });
   return prompts;
 }
 
