@@ -141,9 +141,9 @@ void reason_first_rows(Llama& model, const ChatTemplate& tmpl, KVCache cache, in
     const auto shape = std::vector<int64_t>{n, 1};
     const auto hidden = model->extend_hidden(torch::tensor(pending, torch::kInt64).view(shape).to(dev), cache,
                                              torch::tensor(live, torch::kInt64).view(shape).to(dev, torch::kBool)).select(1, 0);
-    const auto open_t = torch::tensor(open, torch::kInt64).to(dev);
     // the output projection (most of a step's arithmetic at small sizes) only for open rows
-    const auto logits = model->logits_of(static_cast<int64_t>(open.size()) == n ? hidden : hidden.index_select(0, open_t));
+    const bool all_open = static_cast<int64_t>(open.size()) == n;
+    const auto logits = model->logits_of(all_open ? hidden : hidden.index_select(0, torch::tensor(open, torch::kInt64).to(dev)));
     if (!after_close.defined()) after_close = torch::zeros({n, logits.size(1)}, logits.options());
     const auto best = logits.argmax(-1).to(torch::kCPU).contiguous();
     const auto best_at = best.accessor<int64_t, 1>();

@@ -48,6 +48,11 @@ __attribute__((always_inline)) inline float hsum8(F8 v) {  // by halves: 3 adds,
   x += __builtin_shufflevector(x, x, 1, 0, 3, 2);
   return x[0];
 }
+__attribute__((always_inline)) inline float hmax8(F8 v) {
+  float m = v[0];
+  for (int i = 1; i < 8; ++i) m = std::max(m, v[i]);
+  return m;
+}
 
 // e^x for lanes x <= 0: 2^n * e^r with n = round(x / ln 2) and |r| <= ln(2) / 2, e^r by the
 // degree-7 polynomial of the Cephes library's expf (relative error ~1e-7, as std::exp's float).
@@ -70,6 +75,7 @@ __attribute__((always_inline)) inline F8 exp8_nonpositive(F8 x) {
 }
 
 constexpr int64_t kLanes = 8;
+constexpr int64_t kFewQueries = 4;  // up to this many new queries per row: the decoding kernel
 int64_t round_up8(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 __attribute__((always_inline)) inline float dot(const float* x, const float* y, int64_t D) {
@@ -152,15 +158,10 @@ __attribute__((always_inline)) inline void attend(const Args& a, int64_t begin, 
 }
 
 // ---- many queries per row (a prompt's forward, a candidate continuing its cache) ----------
-// There compat::attention would write [B,H,T,S] scores, add the mask, and softmax them: passes
-// over memory of that size (about 36 MB per layer for a batch of the tiny world's prompts) that
-// made attention more than half of a likelihood eval's time. Here a task is one (row, kv head):
-// its keys are copied once into scratch blocked as [S/8][D][8], so the scores of one query come
-// 8 keys at a time in one register, and its values transposed to [D][S], so each output
-// component is a dot product in the same lanes; a query only touches the blocks between its
-// first and last visible key (its mask row), and the softmax's exp runs in 8 lanes as well.
-// Nothing of size [T,S] is written.
-
+// A task is one (row, kv head): its keys are copied once into scratch blocked as [S/8][D][8], so
+// the scores of one query come 8 keys at a time in one register, and its values transposed to
+// [D][S], so each output component is a dot product in the same lanes; a query only touches the
+// blocks between its first and last visible key (its mask row).
 
 // Tasks [begin, end) of (row, kv head); scratch: keys S8 * D, values D * S8, weights S8, mask S8
 // floats, S8 = S rounded up to 8.
@@ -222,8 +223,7 @@ __attribute__((always_inline)) inline void attend_many(const Args& a, int64_t be
           store8(w + j * kLanes, score);
           top = select8(score > top, score, top);
         }
-        float largest = kNegInf;
-        for (int i = 0; i < 8; ++i) largest = std::max(largest, top[i]);
+        const float largest = hmax8(top);
         F8 total{};
         for (j = j0; j < j1; ++j) {
           const F8 e = exp8_nonpositive(load8(w + j * kLanes) - largest);
@@ -294,7 +294,7 @@ torch::Tensor attention_cpu(const torch::Tensor& q_in, const torch::Tensor& k_in
   const Args a{q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), mask.data_ptr<float>(), out.data_ptr<float>(),
                H, T, D, H / K, S, k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
                mask.stride(0), mask.stride(2), mask.stride(3), 1.0f / std::sqrt(static_cast<float>(D))};
-  if (T <= kAttentionCpuMaxQueries) {
+  if (T <= kFewQueries) {
     at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> w(static_cast<size_t>(round_up8(S)));
       attend_any(a, begin, end, w.data());

@@ -5,8 +5,8 @@
 // cost far more than the arithmetic (attention was more than half of a likelihood eval's time). Two
 // kernels instead, parallel over rows and heads, computing in vectors of 8 floats (AVX2+FMA
 // where the CPU has them):
-//   - few new queries per row (decoding, T <= kAttentionCpuMaxQueries): each query reads its
-//     row's keys and values in place;
+//   - few new queries per row (decoding, T <= 4): each query reads its row's keys and values
+//     in place;
 //   - more (a prompt's forward, a candidate continuing a cache): one (row, kv head) at a time,
 //     its keys and values copied once into scratch laid out for vector loads, and each query
 //     touching only the keys between its first and last visible one. Nothing of size [T,S] is
@@ -19,8 +19,6 @@
 #include <torch/torch.h>
 
 namespace ethos {
-
-constexpr int64_t kAttentionCpuMaxQueries = 4;  // the decoding kernel's limit
 
 // True when attention_cpu handles the call: CPU float32 tensors, no gradient recording.
 bool attention_cpu_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& mask);
