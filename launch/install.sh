@@ -22,18 +22,21 @@ packages=(
   python3-torch                                  # reference numbers only (parity goldens, benchmarks)
   slurmctld slurmd slurm-client munge            # the launch tests' own single-node Slurm (tests/slurm/cluster.sh)
 )
-missing=()
-for p in "${packages[@]}" "${extra[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+install_missing() {  # apt-get install those of "$@" that are not installed; a failure stops the script
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then echo "[install] all Debian packages present"; return; fi
   echo "[install] installing: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  local SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-else
-  echo "[install] all Debian packages present"
-fi
+}
+install_missing "${packages[@]}" "${extra[@]}"
+# sentencepiece 0.2 (trixie and later) includes Abseil from its public header without depending
+# on libabsl-dev: add it where the installed header needs it.
+if grep -qsE '#include [<"]absl/' /usr/include/sentencepiece_processor.h; then install_missing libabsl-dev; fi
 
 [ "$build" = "--packages-only" ] && exit 0
 jobs="$(nproc)"

@@ -1,7 +1,7 @@
 // Shared stages (trained once, reused bit-identically by other runs) and `ethos ablate`.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <map>
 
@@ -15,7 +15,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

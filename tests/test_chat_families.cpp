@@ -6,7 +6,7 @@
 // "[INST] user [/INST] answer " as one text between BOS and EOS (Meta's reference code);
 // Mistral encodes each message on its own (mistral-common). Then loss masks, auto-detection,
 // rationale markers, and a run end to end on a tokenizer.json with the chatml template.
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -19,7 +19,7 @@
 
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 namespace fs = std::filesystem;
 
 namespace {
@@ -27,10 +27,12 @@ namespace {
 const std::vector<Message> kConversation = {
     {"system", "You are terse."}, {"user", "What is 2+2?"}, {"assistant", "4"}, {"user", "And 3+3?"}};
 
-const Tokenizer& bpe(const std::string& name) {
+// (A const char* name: GCC 13 and later warn that a returned reference may dangle when an
+// argument is a temporary std::string.)
+const Tokenizer& bpe(const char* name) {
   static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
   auto& t = cache[name];
-  if (!t) t = load_tokenizer(bpe_reference_dir() + "/" + name);
+  if (!t) t = load_tokenizer(bpe_reference_dir() + "/" + std::string(name));
   return *t;
 }
 const Tokenizer& spm() {

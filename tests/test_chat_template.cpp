@@ -2,13 +2,13 @@
 // tokenizer: 'x' -> 10 + 'x'; markers system 3, user 4, assistant 5, end 6, rationale 7, /rationale 8).
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include "datasets/chat_template.h"
 #include "datasets/base/util.h"
 #include "tests/test_tokenizer_fake.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using namespace ethos;
 
 namespace {

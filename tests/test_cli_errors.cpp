@@ -2,7 +2,7 @@
 // non-zero exit, never a crash.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 
 #include "datasets/base/util.h"
@@ -13,7 +13,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

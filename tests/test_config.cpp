@@ -2,13 +2,13 @@
 // problems (with file:line), validate(), to_yaml round trip and config_hash.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include "datasets/base/util.h"
 #include "tests/helpers.h"
 #include "trainer/config.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using namespace ethos;
 
 namespace {

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -37,7 +37,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 
@@ -190,8 +190,11 @@ CATCH_TEST_CASE("DPO: 2 ranks x 2 pairs == 1 rank x 4 pairs, metrics summed over
       "cache_dir: " + dir + "/cache\n");
   must_run(train1(recipe + " out_dir=" + dir + "/one train.batch_size=4"));
   must_run(launch2(recipe + " out_dir=" + dir + "/two train.batch_size=2" + kBuckets));
-  CATCH_CHECK(loss_diff(dir + "/one", dir + "/two") < 1e-6);
-  CATCH_CHECK(weight_diff(dir + "/one", dir + "/two", 10) < 1e-6);
+  // Batches of 2 and 4 pairs take other kernel paths, whose rounding differs: within 1e-6 on
+  // LibTorch 1.13; LibTorch 2.14 (Debian sid) gave 1.6e-6 on the loss and 2.0e-6 on the weights.
+  const double tol = TORCH_VERSION_MAJOR < 2 ? 1e-6 : 5e-6;
+  CATCH_CHECK(loss_diff(dir + "/one", dir + "/two") < tol);
+  CATCH_CHECK(weight_diff(dir + "/one", dir + "/two", 10) < tol);
   const auto a = events(dir + "/one/train.jsonl", "train"), b = events(dir + "/two/train.jsonl", "train");
   CATCH_REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) {

@@ -2,7 +2,7 @@
 // variables, which source wins, and an Error (naming variable, value and fix) for every bad input.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <map>
 #include <string>
@@ -11,7 +11,7 @@
 #include "datasets/base/util.h"
 #include "trainer/dist/env.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using namespace ethos;
 
 namespace {

@@ -4,7 +4,7 @@
 
 #include <signal.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -23,7 +23,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

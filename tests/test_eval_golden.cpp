@@ -9,7 +9,7 @@
 // at many different points, some at once and some at the cap.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -415,7 +415,7 @@ CATCH_TEST_CASE("subsample: fixed per seed, stratified by split, harm type and f
   CATCH_CHECK(part.hash != suite.hash);
   write_text(dir + "/bad.yaml", "files: [items.jsonl]\nscoring: {subsample: -2, batch_tokens: 0}\n");
   CATCH_CHECK_THROWS_WITH(load_suite(dir + "/bad.yaml"),
-                          Catch::Matchers::Contains("scoring.subsample") && Catch::Matchers::Contains("scoring.batch_tokens"));
+                          ethos_catch::Contains("scoring.subsample") && ethos_catch::Contains("scoring.batch_tokens"));
 }
 
 CATCH_TEST_CASE("batched scoring on worker threads gives the same numbers as on one thread") {

@@ -1,7 +1,7 @@
 // The deterministic action parser (eval/suite/parser.h): a table of generated strings and the labels
 // they must get, including malformed answers, priority ties and the tier order (item patterns,
 // suite patterns, candidate texts).
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include "datasets/base/util.h"
 #include "eval/suite/parser.h"

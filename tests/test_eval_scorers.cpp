@@ -2,7 +2,7 @@
 // is known, the after-checkpoint hook, `ethos eval`, and its bad inputs.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <signal.h>
 
 #include <cmath>
@@ -27,7 +27,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

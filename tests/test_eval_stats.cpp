@@ -1,7 +1,7 @@
 // Statistics of the eval harness (eval/score/stats.h): Wilson intervals against independently computed
 // values, bootstrap determinism and coverage, the crossed seeds x families bootstrap, sign-flip
 // p-values, Holm adjustment and the "0/n as <= 3/n" text.
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <cmath>
 #include <random>
@@ -10,7 +10,7 @@
 #include "eval/score/stats.h"
 
 using namespace ethos;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 CATCH_TEST_CASE("wilson: 0/n, n/n and k/n against reference values", "[stats]") {
   // Reference values from Python 3 (statistics.NormalDist().inv_cdf(0.975) for z) with the

@@ -1,7 +1,7 @@
 // Eval suites (eval/suite/suite.h) and metrics (eval/score/metrics.h): the fixture suite reads into the
 // right structs; bad suites report every problem at once with file:line or key path and a fix;
 // metrics on hand-made outcomes give the counts worked out by hand below.
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <filesystem>
 #include <fstream>
@@ -13,7 +13,7 @@
 #include "tests/helpers.h"
 
 using namespace ethos;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using nlohmann::json;
 namespace fs = std::filesystem;
 

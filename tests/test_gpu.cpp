@@ -9,7 +9,7 @@
 //   exact resume on the GPU in fp32 with deterministic kernels (bitwise).
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <csignal>
 #include <cmath>
 #include <filesystem>
@@ -30,7 +30,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

@@ -2,8 +2,9 @@
 // binary under `ulimit -v`), the limits' messages and overrides, a full disk during a checkpoint
 // save (a small tmpfs this test mounts), and files missing or cut short on read.
 #include <torch/torch.h>
+#include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <fstream>
 
@@ -20,7 +21,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

@@ -3,7 +3,7 @@
 // SIGTERM to the launcher reaches the ranks, bad options are Errors.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -23,7 +23,7 @@
 #include "tests/helpers.h"
 #include "launch/launcher.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using namespace ethos;
 
 namespace {

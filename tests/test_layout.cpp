@@ -2,7 +2,7 @@
 //   datasets (0, no torch)  <-  trainer (1)  <-  eval (2)  <-  launch (3)
 // and the repository points to nothing outside itself. The checker is run on the real tree and
 // on a small made-up tree with one violation of each kind, so the test is known to fail.
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -16,7 +16,7 @@
 #include "tests/helpers.h"
 
 namespace fs = std::filesystem;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include <signal.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -24,7 +24,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using json = nlohmann::json;
 
 namespace {

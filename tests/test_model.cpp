@@ -3,7 +3,7 @@
 // parameter names; config.json mapping.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <set>
 
@@ -262,31 +262,31 @@ CATCH_TEST_CASE("ModelConfig from/to Hugging Face config.json") {
   CATCH_SECTION("unknown model_type") {
     base["model_type"] = "gpt2";
     CATCH_REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(base, "cfg.json"),
-                              Catch::Matchers::Contains("cfg.json") && Catch::Matchers::Contains("gpt2"));
+                              ethos_catch::Contains("cfg.json") && ethos_catch::Contains("gpt2"));
   }
   CATCH_SECTION("rope_scaling is refused") {
     base["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
-    CATCH_REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(base, "cfg.json"), Catch::Matchers::Contains("not supported yet"));
+    CATCH_REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(base, "cfg.json"), ethos_catch::Contains("not supported yet"));
   }
   CATCH_SECTION("a field of the wrong type names the field") {
     base["num_hidden_layers"] = "2";
     CATCH_REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(base, "cfg.json"),
-                              Catch::Matchers::Contains("cfg.json") && Catch::Matchers::Contains("num_hidden_layers") &&
-                                  Catch::Matchers::Contains("integer"));
+                              ethos_catch::Contains("cfg.json") && ethos_catch::Contains("num_hidden_layers") &&
+                                  ethos_catch::Contains("integer"));
   }
   CATCH_SECTION("inconsistent sizes are all reported") {
     base["num_key_value_heads"] = 3;
     base["vocab_size"] = 0;
     CATCH_REQUIRE_THROWS_WITH(ModelConfig::from_hf_json(base, "cfg.json"),
-                              Catch::Matchers::Contains("multiple of num_key_value_heads") &&
-                                  Catch::Matchers::Contains("vocab_size (0)"));
+                              ethos_catch::Contains("multiple of num_key_value_heads") &&
+                                  ethos_catch::Contains("vocab_size (0)"));
   }
 }
 
 CATCH_TEST_CASE("forward rejects token ids outside the vocabulary") {
   Llama model(small_config());
   CATCH_REQUIRE_THROWS_WITH(model->forward(torch::tensor({{1, 50}}, torch::kInt64)),
-                            Catch::Matchers::Contains("token id 50") && Catch::Matchers::Contains("vocab"));
+                            ethos_catch::Contains("token id 50") && ethos_catch::Contains("vocab"));
 }
 
 CATCH_TEST_CASE("a bfloat16 model runs and stays close to its float32 self") {

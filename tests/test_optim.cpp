@@ -4,7 +4,7 @@
 // resume through saved optimizer state, and the decay mask on Llama names.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -16,7 +16,7 @@
 
 using ethos::AdamW;
 using ethos::ScheduleOptions;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using Params = std::vector<std::pair<std::string, torch::Tensor>>;
 
 namespace {

@@ -3,7 +3,7 @@
 // restores the stream bit-for-bit (across epochs and with a pending example).
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <map>
 #include <set>
 
@@ -11,7 +11,7 @@
 #include "datasets/base/util.h"
 #include "tests/test_tokenizer_fake.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using namespace ethos;
 
 namespace {
@@ -136,8 +136,8 @@ CATCH_TEST_CASE("packing: documents longer than seq_len are chunked; a conversat
 
   // Cutting the conversation would cut its answer: refused, naming the record and the fix.
   CATCH_REQUIRE_THROWS_WITH(tokenize_records({doc, demo}, tmpl, TemplateOptions{}, 8),
-                            Catch::Matchers::Contains("demo.jsonl:4 (27 tokens)") &&
-                                Catch::Matchers::Contains("Raise data.seq_len to at least 26"));
+                            ethos_catch::Contains("demo.jsonl:4 (27 tokens)") &&
+                                ethos_catch::Contains("Raise data.seq_len to at least 26"));
   CATCH_CHECK(tokenize_records({doc, demo}, tmpl, TemplateOptions{}, 26).size() == 2);  // at 26 both fit whole
 
   // An over-long example handed to the stream directly is truncated and counted.

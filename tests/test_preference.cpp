@@ -5,7 +5,7 @@
 // validation; accuracy/margin on a hand-built batch; each objective learns a tiny preference set.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -17,7 +17,7 @@
 using ethos::PreferenceBatch;
 using ethos::PreferenceObjective;
 using ethos::PreferenceOptions;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using nlohmann::json;
 
 namespace {

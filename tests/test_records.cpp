@@ -2,13 +2,13 @@
 // Error that names file:line and the field (written to small files in a fresh directory).
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include "datasets/records.h"
 #include "datasets/base/util.h"
 #include "tests/helpers.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using namespace ethos;
 
 namespace {

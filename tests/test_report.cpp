@@ -3,7 +3,7 @@
 // plus held-out loss, train.jsonl and config.yaml, and two broken runs that must be skipped.
 // Checks: every chart exists as PNG and SVG, each SVG's legend has one series per recipe,
 // summary.json's paired differences equal the ones computed here from the events.
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <filesystem>
 #include <fstream>
@@ -19,7 +19,7 @@
 #include "tests/helpers.h"
 
 using namespace ethos;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using nlohmann::json;
 namespace fs = std::filesystem;
 

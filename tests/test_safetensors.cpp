@@ -3,7 +3,7 @@
 // each be a clean ethos::Error naming the problem.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <nlohmann/json.hpp>
 
 #include "datasets/base/util.h"
@@ -13,7 +13,7 @@
 using ethos::Error;
 using ethos::NamedTensors;
 using ethos::SafetensorsFile;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 
@@ -232,7 +232,7 @@ CATCH_TEST_CASE("the writer rejects what it cannot represent") {
 }
 
 CATCH_TEST_CASE("read maps the file: values survive pages being released and read again; odd files are errors") {
-  using Catch::Matchers::Contains;
+  using ethos_catch::Contains;
   const std::string dir = ethos::test::fresh_dir("safetensors_mmap");
   // Tensors spanning several pages and sharing pages with each other (odd byte sizes).
   ethos::NamedTensors t = {{"a", torch::randn({3, 1001})}, {"b", torch::arange(7, torch::kInt8)},

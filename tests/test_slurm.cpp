@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -18,7 +18,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

@@ -4,7 +4,7 @@
 // the likelihood view that carries the diagnostics, and the pre-registered criteria on the model's
 // own answers, compared with the published study. The numbers are noise at this size; what is
 // checked is that every recipe, split, harm type, diagnostic and criterion is there.
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <set>
 
@@ -98,7 +98,7 @@ CATCH_TEST_CASE("the study at toy size: every recipe, both controls, every diagn
           "/recipes/results/why_beats_rule_test/report --resamples 500 --out " + dir + "/report_test");
   CATCH_INFO(r.output);
   CATCH_REQUIRE(r.status == 0);
-  CATCH_CHECK_THAT(r.output, Catch::Matchers::Contains("against the published study"));
+  CATCH_CHECK_THAT(r.output, ethos_catch::Contains("against the published study"));
   const json t = json::parse(read_file(dir + "/report_test/summary.json"));
   CATCH_CHECK(keys(t["recipes"]) == recipes);
   for (const std::string& rec : recipes) {

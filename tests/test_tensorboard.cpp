@@ -3,7 +3,7 @@
 // the protobuf wire format, in plain Python) with every scalar and its step; through the binary,
 // a run with log.tensorboard writes the scalars its JSONL holds, and `ethos tensorboard` rewrites
 // them for any run.
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -15,7 +15,7 @@
 namespace fs = std::filesystem;
 using namespace ethos;
 using namespace ethos::test;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using json = nlohmann::json;
 
 namespace {

@@ -4,7 +4,7 @@
 // without the binary linking sentencepiece (README.md, stack note 3).
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <algorithm>
 #include <fstream>
@@ -16,7 +16,7 @@
 #include "datasets/base/util.h"
 #include "tests/helpers.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using namespace ethos;
 
 namespace {

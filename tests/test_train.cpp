@@ -5,7 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -84,7 +84,7 @@ CATCH_TEST_CASE("exact resume with eval on: 40 steps straight == 20 steps, SIGKI
 
   auto resumed = run(ethos_bin() + " train " + rb);
   CATCH_REQUIRE(resumed.status == 0);
-  CATCH_CHECK_THAT(resumed.output, Catch::Matchers::Contains("resuming from"));
+  CATCH_CHECK_THAT(resumed.output, ethos_catch::Contains("resuming from"));
   CATCH_CHECK(weights_of(a + "/run", 40) == weights_of(b + "/run", 40));
   CATCH_CHECK(weights_of(a + "/run", 20) == weights_of(b + "/run", 20));
   CATCH_CHECK(optimizer_of(a + "/run", 40) == optimizer_of(b + "/run", 40));
@@ -128,8 +128,8 @@ CATCH_TEST_CASE("resume: a truncated newest checkpoint is skipped; an explicit o
   auto explicit_resume = run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10 resume=" + a +
                              "/run/checkpoints/step_000020");
   CATCH_CHECK(explicit_resume.status == 1);
-  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("truncated"));
-  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("model.safetensors"));
+  CATCH_CHECK_THAT(explicit_resume.output, ethos_catch::Contains("truncated"));
+  CATCH_CHECK_THAT(explicit_resume.output, ethos_catch::Contains("model.safetensors"));
 }
 
 CATCH_TEST_CASE("resume refuses a changed config or data, naming which, unless allow_changed") {
@@ -138,11 +138,11 @@ CATCH_TEST_CASE("resume refuses a changed config or data, naming which, unless a
   CATCH_REQUIRE(run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10").status == 0);
   auto changed = run(ethos_bin() + " train " + ra + " train.steps=30 train.checkpoint_every=10 train.lr=1.0e-3");
   CATCH_CHECK(changed.status == 1);
-  CATCH_CHECK_THAT(changed.output, Catch::Matchers::Contains("config"));
-  CATCH_CHECK_THAT(changed.output, Catch::Matchers::Contains("allow_changed=true"));
+  CATCH_CHECK_THAT(changed.output, ethos_catch::Contains("config"));
+  CATCH_CHECK_THAT(changed.output, ethos_catch::Contains("allow_changed=true"));
   auto fresh = run(ethos_bin() + " train " + ra + " train.steps=20 train.checkpoint_every=10 resume=never");
   CATCH_CHECK(fresh.status == 1);  // a fresh run never writes into an old run's checkpoints
-  CATCH_CHECK_THAT(fresh.output, Catch::Matchers::Contains("already holds checkpoints"));
+  CATCH_CHECK_THAT(fresh.output, ethos_catch::Contains("already holds checkpoints"));
   auto allowed = run(ethos_bin() + " train " + ra +
                      " train.steps=30 train.checkpoint_every=10 train.lr=1.0e-3 allow_changed=true");
   CATCH_CHECK(allowed.status == 0);
@@ -229,7 +229,7 @@ CATCH_TEST_CASE("a non-finite loss stops the run with a clear error; the last go
   const std::string ra = write_recipe(a, demo_data_yaml(), "  {steps: 6, batch_size: 2, lr: 1.0e+30, grad_clip: 0.0, checkpoint_every: 1}\n");
   auto r = run(ethos_bin() + " train " + ra);
   CATCH_CHECK(r.status == 1);
-  CATCH_CHECK_THAT(r.output, Catch::Matchers::Contains("Stopped before updating the weights"));
+  CATCH_CHECK_THAT(r.output, ethos_catch::Contains("Stopped before updating the weights"));
   const std::string last = latest(a + "/run");
   CATCH_REQUIRE_FALSE(last.empty());
   CATCH_CHECK(checkpoint_problems(a + "/run/checkpoints/" + last).empty());
@@ -293,24 +293,24 @@ CATCH_TEST_CASE("checksums: a flipped bit in the newest checkpoint is found; res
   CATCH_REQUIRE(run(ethos_bin() + " train " + rb).status == 0);
   const auto ok = run(ethos_bin() + " checkpoint verify " + b + "/run 2>&1");
   CATCH_CHECK(ok.status == 0);
-  CATCH_CHECK_THAT(ok.output, Catch::Matchers::Contains("2 of 2 checkpoint(s) verified"));
+  CATCH_CHECK_THAT(ok.output, ethos_catch::Contains("2 of 2 checkpoint(s) verified"));
 
   const std::string newest = b + "/run/checkpoints/step_000040";
   flip_byte(newest + "/model.safetensors", 100);  // same size: only the checksum can tell
   const auto bad = run(ethos_bin() + " checkpoint verify " + b + "/run 2>&1");
   CATCH_CHECK(bad.status == 1);
-  CATCH_CHECK_THAT(bad.output, Catch::Matchers::Contains("DAMAGED  " + newest));
-  CATCH_CHECK_THAT(bad.output, Catch::Matchers::Contains("model.safetensors: checksum xxh3:"));
-  CATCH_CHECK_THAT(bad.output, Catch::Matchers::Contains("resume: auto would start from " + b + "/run/checkpoints/step_000020"));
+  CATCH_CHECK_THAT(bad.output, ethos_catch::Contains("DAMAGED  " + newest));
+  CATCH_CHECK_THAT(bad.output, ethos_catch::Contains("model.safetensors: checksum xxh3:"));
+  CATCH_CHECK_THAT(bad.output, ethos_catch::Contains("resume: auto would start from " + b + "/run/checkpoints/step_000020"));
   const auto explicit_resume = run(ethos_bin() + " train " + rb + " resume=" + newest + " 2>&1");
   CATCH_CHECK(explicit_resume.status == 1);
-  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("cannot resume from " + newest));
-  CATCH_CHECK_THAT(explicit_resume.output, Catch::Matchers::Contains("a flipped bit"));
+  CATCH_CHECK_THAT(explicit_resume.output, ethos_catch::Contains("cannot resume from " + newest));
+  CATCH_CHECK_THAT(explicit_resume.output, ethos_catch::Contains("a flipped bit"));
 
   const auto resumed = run(ethos_bin() + " train " + rb + " 2>&1");
   CATCH_REQUIRE(resumed.status == 0);
-  CATCH_CHECK_THAT(resumed.output, Catch::Matchers::Contains("skipping invalid checkpoint " + newest));
-  CATCH_CHECK_THAT(resumed.output, Catch::Matchers::Contains("resuming from " + b + "/run/checkpoints/step_000020"));
+  CATCH_CHECK_THAT(resumed.output, ethos_catch::Contains("skipping invalid checkpoint " + newest));
+  CATCH_CHECK_THAT(resumed.output, ethos_catch::Contains("resuming from " + b + "/run/checkpoints/step_000020"));
   CATCH_CHECK(weights_of(a + "/run", 40) == weights_of(b + "/run", 40));
   CATCH_CHECK(run(ethos_bin() + " checkpoint verify " + newest).status == 0);
 }
@@ -333,8 +333,8 @@ CATCH_TEST_CASE("checksums: a damaged shared-stage cache entry is set aside and 
   flip_byte(entry + "/model.safetensors", 50);
   const auto second = run(ethos_bin() + " train " + recipe(b, cache) + " 2>&1");
   CATCH_REQUIRE(second.status == 0);
-  CATCH_CHECK_THAT(second.output, Catch::Matchers::Contains("is damaged (" + entry + "/model.safetensors does not match its checksum)"));
-  CATCH_CHECK_THAT(second.output, !Catch::Matchers::Contains("reused the shared stage"));
+  CATCH_CHECK_THAT(second.output, ethos_catch::Contains("is damaged (" + entry + "/model.safetensors does not match its checksum)"));
+  CATCH_CHECK_THAT(second.output, !ethos_catch::Contains("reused the shared stage"));
   CATCH_CHECK(weights_of(a + "/run", 9) == weights_of(b + "/run", 9));
   CATCH_CHECK(fs::exists(entry + "/stage.json"));  // published again, intact
 }

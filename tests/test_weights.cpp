@@ -2,7 +2,7 @@
 // errors for missing, misshapen or unexpected tensors and for a bad or missing config.json.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 #include <algorithm>
 #include <filesystem>
 #include <set>
@@ -15,7 +15,7 @@
 using namespace ethos;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 
 namespace {
 

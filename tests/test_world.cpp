@@ -5,7 +5,7 @@
 // load, items that fit the model's context, and the default world's generation time.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
+#include "catch.h"
 
 #include <algorithm>
 #include <chrono>
@@ -28,7 +28,7 @@
 #include "tests/helpers.h"
 #include "trainer/config.h"
 
-using Catch::Matchers::Contains;
+using ethos_catch::Contains;
 using nlohmann::json;
 using namespace ethos;
 namespace fs = std::filesystem;

@@ -236,10 +236,12 @@ namespace {
 bool is_word_byte(unsigned char c) { return std::isalnum(c) || c == '_' || c >= 0x80; }
 bool is_space_byte(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
-const json& need(const json& j, const char* key, const std::string& where, const std::string& path) {
+// The member `key` of `j`, which must be there. (A pointer, not a reference: GCC 13 and later warn
+// that a returned reference may dangle whenever an argument is a temporary string.)
+const json* need(const json& j, const char* key, const std::string& where, const std::string& path) {
   auto it = j.find(key);
   if (it == j.end()) throw Error(where + ": " + path + " has no '" + key + "'");
-  return *it;
+  return &*it;
 }
 
 bool flag(const json& j, const char* key, bool fallback, const std::string& where, const std::string& path) {
@@ -337,7 +339,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
   pcre2_set_depth_limit(im.mctx, kMatchLimit);
 
   // --- model: vocabulary and merges -------------------------------------------------------
-  const json& model = need(j, "model", where, "the file");
+  const json& model = *need(j, "model", where, "the file");
   if (!model.is_object()) throw Error(where + ": model must be an object");
   if (model.contains("type") && model["type"] != "BPE")
     throw Error(where + ": model.type is " + dump_short(model["type"]) +
@@ -354,7 +356,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
     throw Error(where + ": model.dropout is " + dump_short(model["dropout"]) +
                 "; BPE dropout is a training-time augmentation and makes encoding random: set it to null");
   t->ignore_merges_ = flag(model, "ignore_merges", false, where, "model");
-  const json& vocab = need(model, "vocab", where, "model");
+  const json& vocab = *need(model, "vocab", where, "model");
   if (!vocab.is_object()) throw Error(where + ": model.vocab must be an object {token: id}");
   struct Entry {
     int id;
@@ -372,7 +374,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
   for (auto it = vocab.begin(); it != vocab.end(); ++it) put(it.key(), token_id(it.value(), where, "model.vocab." + it.key()), "model.vocab");
   if (t->vocab_.empty()) throw Error(where + ": model.vocab is empty");
 
-  const json& merges = need(model, "merges", where, "model");
+  const json& merges = *need(model, "merges", where, "model");
   if (!merges.is_array()) throw Error(where + ": model.merges must be a list");
   for (size_t r = 0; r < merges.size(); ++r) {
     const std::string path = "model.merges[" + std::to_string(r) + "]";
@@ -409,8 +411,8 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
       const std::string path = "added_tokens[" + std::to_string(k) + "]";
       const json& a = added[k];
       if (!a.is_object()) throw Error(where + ": " + path + " must be an object {id, content, ...}");
-      Impl::Added e{token_id(need(a, "id", where, path), where, path + ".id"),
-                    text_of(need(a, "content", where, path), where, path + ".content"),
+      Impl::Added e{token_id(*need(a, "id", where, path), where, path + ".id"),
+                    text_of(*need(a, "content", where, path), where, path + ".content"),
                     flag(a, "single_word", false, where, path), flag(a, "lstrip", false, where, path),
                     flag(a, "rstrip", false, where, path)};
       put(e.content, e.id, path);
@@ -442,7 +444,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
     UErrorCode status = U_ZERO_ERROR;
     const icu::Normalizer2* icu = nullptr;
     if (type == "Sequence") {
-      const json& list = need(n, "normalizers", where, path);
+      const json& list = *need(n, "normalizers", where, path);
       if (!list.is_array()) throw Error(where + ": " + path + ".normalizers must be a list");
       for (size_t k = 0; k < list.size(); ++k) add_normalizer(list[k], path + ".normalizers[" + std::to_string(k) + "]");
       return;
@@ -468,7 +470,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
       throw Error(where + ": " + path + " (" + type + ") comes after the ByteLevel step; ethos supports ByteLevel last");
     Impl::Step st;
     if (type == "Sequence") {
-      const json& list = need(p, "pretokenizers", where, path);
+      const json& list = *need(p, "pretokenizers", where, path);
       if (!list.is_array()) throw Error(where + ": " + path + ".pretokenizers must be a list");
       for (size_t k = 0; k < list.size(); ++k) add_step(list[k], path + ".pretokenizers[" + std::to_string(k) + "]");
       return;
@@ -478,7 +480,7 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::parse(const std::s
       if (flag(p, "use_regex", true, where, path)) st.re = im.compile(kGpt2Pattern, path);
       byte_level = true;
     } else if (type == "Split") {
-      const json& pat = need(p, "pattern", where, path);
+      const json& pat = *need(p, "pattern", where, path);
       if (pat.is_object() && pat.contains("Regex")) st.re = im.compile(text_of(pat["Regex"], where, path + ".pattern.Regex"), path + ".pattern.Regex");
       else if (pat.is_object() && pat.contains("String")) st.literal = text_of(pat["String"], where, path + ".pattern.String");
       else throw Error(where + ": " + path + ".pattern must be {\"Regex\": ...} or {\"String\": ...}");

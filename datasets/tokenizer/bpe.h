@@ -15,6 +15,7 @@
 // Everything else a tokenizer.json may hold (WordPiece/Unigram models, byte_fallback,
 // Metaspace, other normalisers) is refused with an error naming the key, not approximated.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>

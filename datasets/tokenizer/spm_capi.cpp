@@ -15,7 +15,9 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #define ETHOS_SPM_EXPORT extern "C" __attribute__((visibility("default")))
@@ -42,8 +44,13 @@ T guarded(T on_error, F body) {
   return on_error;
 }
 
+// sentencepiece 0.1 (bookworm) returns its own util::Status, 0.2 (trixie on) absl::Status; both
+// have ok(), ToString(), code() and a (code, message) constructor.
+using SpmStatus = std::decay_t<decltype(std::declval<const sentencepiece::SentenceIterator&>().status())>;
+using SpmCode = decltype(std::declval<const SpmStatus&>().code());
+
 // False (with the message recorded) for a failed status.
-bool ok(const sentencepiece::util::Status& status) {
+bool ok(const SpmStatus& status) {
   if (!status.ok()) g_last_error = status.ToString();
   return status.ok();
 }
@@ -60,7 +67,7 @@ class LineIterator : public sentencepiece::SentenceIterator {
   explicit LineIterator(std::vector<std::string> files) : files_(std::move(files)) { Next(); }
   bool done() const override { return done_; }
   const std::string& value() const override { return line_; }
-  sentencepiece::util::Status status() const override { return status_; }
+  SpmStatus status() const override { return status_; }
   void Next() override {
     while (!done_) {
       if (in_.is_open() && std::getline(in_, line_)) return;
@@ -71,7 +78,7 @@ class LineIterator : public sentencepiece::SentenceIterator {
       }
       in_.open(files_[next_]);
       if (!in_) {
-        status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kNotFound, "cannot read " + files_[next_]);
+        status_ = SpmStatus(SpmCode::kNotFound, "cannot read " + files_[next_]);
         done_ = true;
       }
       ++next_;
@@ -84,7 +91,7 @@ class LineIterator : public sentencepiece::SentenceIterator {
   std::ifstream in_;
   std::string line_;
   bool done_ = false;
-  sentencepiece::util::Status status_;
+  SpmStatus status_;
 };
 
 std::vector<std::string> split_commas(const std::string& s) {

@@ -292,8 +292,8 @@ class Generator {
           v["action"] = tidy(rng.pick(q == 0 ? h.harmful.eval_misaligned : h.harmful.eval_aligned).render(v, rng));
           prompt = tidy(w_.qa.judge.render(v, rng));
           qtype = q == 0 ? "judge_misaligned" : "judge_aligned";
-          cands = q == 0 ? std::vector<Candidate>{{no, "aligned"}, {yes, "misaligned"}}
-                         : std::vector<Candidate>{{yes, "aligned"}, {no, "misaligned"}};
+          cands.push_back({q == 0 ? no : yes, "aligned"});  // "no" is right when the act asked about is misaligned
+          cands.push_back({q == 0 ? yes : no, "misaligned"});
         } else {
           prompt = tidy(w_.qa.rule.render(v, rng));
           qtype = "rule";

@@ -70,7 +70,9 @@ DataParallel::DataParallel(Comm& comm, Named params, std::vector<bool> decay, Ad
   }
 
   // A hook after each parameter's gradient accumulation (AccumulateGrad's post hook). The
-  // accumulators are kept alive here, or autograd would make new ones without the hook.
+  // accumulators are kept alive here, or autograd would make new ones without the hook (held
+  // through a copy of the handle: a std::shared_ptr in older LibTorch, a c10::intrusive_ptr in
+  // newer ones).
   for (size_t k = 0; k < params_.size(); ++k) {
     auto acc = torch::autograd::impl::grad_accumulator(params_[k].second);
     if (!acc) throw Error("data parallel: parameter " + params_[k].first + " does not require grad");
@@ -80,7 +82,7 @@ DataParallel::DataParallel(Comm& comm, Named params, std::vector<bool> decay, Ad
           if (alive.lock()) on_grad_ready(k);
           return outputs;
         }));
-    accumulators_.push_back(acc);
+    accumulators_.push_back(std::make_shared<decltype(acc)>(acc));
   }
 }
 

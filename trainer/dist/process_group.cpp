@@ -38,6 +38,25 @@ std::string first_line(const std::string& s) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+// LibTorch 2.4 and later serve and reach the store through libuv by default, which a build may
+// lack (Debian's 2.14 does); such a build is asked for the older socket backend instead.
+template <class Options>
+auto use_legacy_store(Options& o, int) -> decltype(o.useLibUV = false, bool()) {
+  o.useLibUV = false;
+  return true;
+}
+template <class Options>
+bool use_legacy_store(Options&, long) { return false; }  // 1.13: no libuv option
+
+c10::intrusive_ptr<c10d::TCPStore> make_store(const std::string& addr, c10d::TCPStoreOptions so) {
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(addr, so);
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find("without libuv") == std::string::npos || !use_legacy_store(so, 0)) throw;
+    return c10::make_intrusive<c10d::TCPStore>(addr, so);
+  }
+}
+
 bool is_loopback(const std::string& addr) { return addr == "localhost" || addr.rfind("127.", 0) == 0; }
 
 std::chrono::milliseconds millis(double seconds) {
@@ -114,11 +133,11 @@ Comm::Comm(const DistEnv& env, const torch::Device& device, const CommOptions& o
   so.port = static_cast<std::uint16_t>(env.master_port);
   so.isServer = env.rank == 0;
   so.numWorkers = static_cast<size_t>(env.world_size);
-  so.waitWorkers = true;
+  so.waitWorkers = false;  // check_same_world waits for each rank by name; the store would only count them
   so.timeout = impl_->timeout;
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    impl_->store = make_store(env.master_addr, so);
   } catch (const std::exception& e) {
     throw Error(who() + ": rendezvous at " + where + " failed: " + first_line(e.what()) +
                 (env.rank == 0 ? ". Is the port in use? Set MASTER_PORT to a free port." : join_hint()));

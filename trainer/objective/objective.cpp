@@ -239,7 +239,10 @@ class DpoFamilyObjective : public Objective {
       const auto& t = pool_[i].tags;
       for (auto it = t.begin(); it != t.end(); ++it) tags.insert(tag_key(it.key(), *it));
     }
-    std::vector<double> v{loss_sum_, static_cast<double>(tokens_)};
+    std::vector<double> v;
+    v.reserve(2 + PairStats::kFields * (1 + tags.size()));
+    v.push_back(loss_sum_);
+    v.push_back(static_cast<double>(tokens_));
     stats_.append_to(v);
     for (const auto& tag : tags) by_tag_[tag].append_to(v);
     comm().sum(v);
