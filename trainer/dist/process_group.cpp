@@ -182,15 +182,21 @@ std::string Comm::join_hint() const {
 }
 
 // Every rank must have been started with the same world size; a mismatch would otherwise
-// surface as a process group that never forms.
+// surface as a process group that never forms. Rank 0 serves the store and stops at the first
+// mismatch, so the others read its entry before they publish their own: once rank 0 can see
+// theirs, they no longer need its store.
 void Comm::check_same_world() {
   auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  auto get = [&](int r) {
+    const auto v = impl_->store->get("ethos/world/" + std::to_string(r));
+    return std::string(v.begin(), v.end());
+  };
   int r = 0;
   try {
+    const std::string rank0 = rank() != 0 ? get(0) : "";
     impl_->store->set("ethos/world/" + std::to_string(rank()), bytes(std::to_string(world())));
     for (r = 0; r < world(); ++r) {
-      const auto v = impl_->store->get("ethos/world/" + std::to_string(r));
-      const std::string theirs(v.begin(), v.end());
+      const std::string theirs = r == 0 && rank() != 0 ? rank0 : get(r);
       if (theirs != std::to_string(world()))
         throw Error(who() + ": rank " + std::to_string(r) + " was started with a world size of " + theirs + ", this rank with " +
                     std::to_string(world()) + " (" + env_.source + " variables). Start every rank of the job with the same "
