@@ -38,22 +38,27 @@ fi
 # The host's name servers and certificate authorities (the tests' npm reference packages come
 # over HTTPS, and a host behind a TLS-inspecting proxy trusts more than Debian's bundle).
 cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
+mkdir -p "$chroot_dir/etc/ssl"
 cp /etc/ssl/certs/ca-certificates.crt "$chroot_dir/etc/ssl/host-ca-certificates.crt" 2>/dev/null || true
 
 # ---- 2. mounts, undone on exit ---------------------------------------------------------------
+# /sys and /dev recursively (slurmd needs /sys/fs/cgroup, the tests /dev/shm and /dev/pts), made
+# slaves so that undoing them cannot unmount anything of the host's.
 mounted=()
 cleanup() {
   local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -R -l "${mounted[i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-for m in proc sys dev dev/pts dev/shm; do
+for m in proc sys dev; do
   mkdir -p "$chroot_dir/$m"
   mountpoint -q "$chroot_dir/$m" && continue
-  case $m in
-    proc) mount -t proc proc "$chroot_dir/proc" ;;
-    *) mount --bind "/$m" "$chroot_dir/$m" ;;
-  esac
+  if [ "$m" = proc ]; then
+    mount -t proc proc "$chroot_dir/proc"
+  else
+    mount --rbind "/$m" "$chroot_dir/$m"
+    mount --make-rslave "$chroot_dir/$m"
+  fi
   mounted+=("$chroot_dir/$m")
 done
 
